@@ -1,0 +1,1 @@
+"""Analyses on top of hrnet_core: complexity, diagrams, feature maps, the fusion ablation, and the CLI."""

@@ -1,0 +1,85 @@
+"""A model's structure at a glance: the data behind ``hrnet-explorer inspect`` and the UI's Build page."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import pandas as pd
+
+from hrnet_core import HRNetConfig, count_params, named_fusion
+from hrnet_core.shapes import output_shapes
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """Family, head, params, fusing modules, output shapes at ``input_hw`` (H, W), stage table."""
+
+    name: str
+    family: str
+    head: str
+    params: int
+    fusions: int
+    modules: int
+    fusion_schedule: str
+    input_hw: tuple[int, int]
+    output_shapes: tuple[tuple[int, ...], ...]
+    stages: tuple[dict, ...]
+
+    def table(self) -> pd.DataFrame:
+        """One row per stage and branch: resolution (fraction of the input), channels, blocks, modules."""
+        return pd.DataFrame(list(self.stages))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["input_hw"] = list(self.input_hw)
+        d["output_shapes"] = [list(s) for s in self.output_shapes]
+        d["stages"] = [dict(r) for r in self.stages]
+        return d
+
+    def to_text(self) -> str:
+        shapes = ", ".join("x".join(map(str, s)) for s in self.output_shapes)
+        lines = [
+            f"model: {self.name}",
+            f"family: {self.family}   head: {self.head}",
+            f"params: {self.params:,} ({self.params / 1e6:.1f}M)",
+            f"fusion: {self.fusions} of {self.modules} modules fuse ({self.fusion_schedule})",
+            f"input: {self.input_hw[0]}x{self.input_hw[1]} (H x W)   output: {shapes}",
+            "",
+            self.table().to_string(index=False),
+        ]
+        return "\n".join(lines)
+
+
+def stage_rows(cfg: HRNetConfig) -> list[dict]:
+    h, w = cfg.input_hw
+    rows = [{
+        "stage": "stage1", "branch": 0, "resolution": "1/4", "size_hw": f"{-(-h // 4)}x{-(-w // 4)}",
+        "block": cfg.stage1.block, "blocks": cfg.stage1.blocks, "channels": cfg.stage1.out_channels,
+        "modules": 1, "fusing_modules": 0,
+    }]
+    for s, st in enumerate(cfg.stages):
+        for b in range(st.branches):
+            f = 4 * 2**b
+            rows.append({
+                "stage": f"stage{s + 2}", "branch": b, "resolution": f"1/{f}", "size_hw": f"{-(-h // f)}x{-(-w // f)}",
+                "block": st.block, "blocks": st.blocks[b], "channels": st.out_channels[b],
+                "modules": st.modules, "fusing_modules": sum(st.fuse),
+            })
+    return rows
+
+
+def model_summary(cfg: HRNetConfig, input_hw: tuple[int, int] | None = None) -> ModelSummary:
+    """Summary of ``cfg`` (no weights allocated: params and shapes come from the meta device)."""
+    hw = tuple(input_hw or cfg.input_hw)
+    return ModelSummary(
+        name=cfg.name,
+        family=cfg.family,
+        head=cfg.head.kind,
+        params=count_params(cfg),
+        fusions=cfg.num_fusions,
+        modules=cfg.num_modules,
+        fusion_schedule=named_fusion(cfg) or "custom",
+        input_hw=hw,
+        output_shapes=tuple(output_shapes(cfg, hw)),
+        stages=tuple(stage_rows(cfg)),
+    )

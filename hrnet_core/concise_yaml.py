@@ -1,0 +1,231 @@
+"""The project's concise YAML schema: read (``parse_concise``) and write (``dump_concise``).
+
+Shorthand form::
+
+    family: pose            # pose | cls | seg | face | det (state_dict naming, defaults)
+    input_size: [256, 192]  # H, W
+    width: 32               # branch channels 32/64/128/256
+    modules: [1, 4, 3]      # modules of stages 2, 3, 4 (default)
+    blocks: 4               # residual units per branch: one int, or one per stage
+    fusion: all             # all | across_stage | final_only | none | [[true], [false, ...], ...]
+    head: {kind: v1, outputs: 17}
+
+Explicit form (what ``dump_concise`` writes): ``stages`` as a list of
+``{modules, block, blocks: [...], channels: [...], fusion: [...]}``; ``stage1``, ``stem``, ``upsample``
+and ``head`` spelled out. Unknown keys are errors (a typo must not silently build another model).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from .config import (
+    DEFAULT_HEAD,
+    FAMILIES,
+    ConfigError,
+    HeadConfig,
+    HRNetConfig,
+    Stage1Config,
+    StageConfig,
+    StemConfig,
+    UpsampleConfig,
+    apply_fusion,
+    named_fusion,
+)
+from .fields import boolean, hw_pair, int_list, integer
+
+TOP_KEYS = {"name", "family", "input_size", "width", "modules", "blocks", "block", "stages", "stage1", "stem",
+            "fusion", "upsample", "head", "description"}
+DEFAULT_INPUT_HW = {"pose": (256, 192), "cls": (224, 224), "seg": (512, 1024), "face": (256, 256), "det": (512, 512)}
+DEFAULT_OUTPUTS = {"pose": 17, "cls": 1000, "seg": 19, "face": 98, "det": 80}
+DEFAULT_UPSAMPLE = {
+    "pose": UpsampleConfig("nearest", False),
+    "cls": UpsampleConfig("nearest", False),
+    "seg": UpsampleConfig("bilinear", True),
+    "face": UpsampleConfig("bilinear", False),
+    "det": UpsampleConfig("bilinear", False),
+}
+
+
+def _check_keys(mapping: Mapping, allowed: set[str], path: str) -> None:
+    unknown = sorted(set(mapping) - allowed)
+    if unknown:
+        where = f"{path}." if path else ""
+        raise ConfigError(f"{where}{unknown[0]}", f"unknown key; allowed: {', '.join(sorted(allowed))}")
+
+
+def _mapping(value: Any, path: str) -> Mapping:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(path, f"must be a mapping, got {type(value).__name__}")
+    return value
+
+
+def _block(value: Any, path: str) -> str:
+    if value not in ("BASIC", "BOTTLENECK"):
+        raise ConfigError(path, f"unknown block {value!r}; expected BASIC or BOTTLENECK")
+    return value
+
+
+def _explicit_stages(raw: Any) -> tuple[StageConfig, ...]:
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("stages", "must be a non-empty list of stages")
+    stages = []
+    for i, st in enumerate(raw):
+        path = f"stages[{i}]"
+        st = _mapping(st, path)
+        _check_keys(st, {"modules", "block", "blocks", "channels", "fusion"}, path)
+        channels = int_list(st.get("channels"), f"{path}.channels")
+        if len(channels) != i + 2:
+            raise ConfigError(f"{path}.channels", f"stage {i + 2} has {i + 2} branches, got {len(channels)} channels")
+        modules = integer(st, "modules", f"{path}.modules", 1)
+        blocks_raw = st.get("blocks", 4)
+        blocks = (blocks_raw,) * len(channels) if isinstance(blocks_raw, int) and not isinstance(blocks_raw, bool) \
+            else int_list(blocks_raw, f"{path}.blocks")
+        if len(blocks) != len(channels):
+            raise ConfigError(f"{path}.blocks", f"has {len(blocks)} entries for {len(channels)} branches")
+        fusion = st.get("fusion")
+        fuse: tuple[bool, ...] = ()
+        if fusion is not None:
+            if not isinstance(fusion, list) or len(fusion) != modules:
+                raise ConfigError(f"{path}.fusion", f"needs one true/false per module ({modules})")
+            fuse = tuple(boolean(f, f"{path}.fusion[{j}]") for j, f in enumerate(fusion))
+        stages.append(StageConfig(modules, _block(st.get("block", "BASIC"), f"{path}.block"), blocks, channels,
+                                  fuse, name=f"stage{i + 2}"))
+    return tuple(stages)
+
+
+def _shorthand_stages(data: Mapping) -> tuple[StageConfig, ...]:
+    if "width" not in data:
+        raise ConfigError("width", "is missing (give width, or an explicit stages list)")
+    width = integer(data, "width", "width")
+    modules = int_list(data.get("modules", [1, 4, 3]), "modules")
+    block = _block(data.get("block", "BASIC"), "block")
+    blocks_raw = data.get("blocks", 4)
+    if isinstance(blocks_raw, int) and not isinstance(blocks_raw, bool):
+        per_stage = (integer(data, "blocks", "blocks"),) * len(modules)
+    else:
+        per_stage = int_list(blocks_raw, "blocks")
+        if len(per_stage) != len(modules):
+            raise ConfigError("blocks", f"has {len(per_stage)} entries but modules has {len(modules)} stages")
+    return tuple(
+        StageConfig(m, block, (b,) * (i + 2), tuple(width * 2**k for k in range(i + 2)), name=f"stage{i + 2}")
+        for i, (m, b) in enumerate(zip(modules, per_stage))
+    )
+
+
+def _fusion(value: Any, stages: tuple[StageConfig, ...]) -> tuple[StageConfig, ...]:
+    if isinstance(value, str):
+        return apply_fusion(stages, value)
+    if not isinstance(value, list) or len(value) != len(stages):
+        raise ConfigError("fusion", f"must be a preset name or one list of true/false per stage ({len(stages)})")
+    flags = []
+    for s, (row, st) in enumerate(zip(value, stages)):
+        if not isinstance(row, list) or len(row) != st.modules:
+            raise ConfigError(f"fusion[{s}]", f"needs one true/false per module ({st.modules})")
+        flags.append(tuple(boolean(f, f"fusion[{s}][{m}]") for m, f in enumerate(row)))
+    return apply_fusion(stages, flags)
+
+
+def parse_concise(data: Mapping, name: str = "hrnet") -> HRNetConfig:
+    """An ``HRNetConfig`` from the concise schema (module docstring). Raises ``ConfigError``."""
+    _check_keys(data, TOP_KEYS, "")
+    family = data.get("family", "pose")
+    if family not in FAMILIES:
+        raise ConfigError("family", f"unknown family {family!r}; expected one of {', '.join(FAMILIES)}")
+    if "stages" in data:
+        clash = sorted({"width", "modules", "blocks", "block"} & set(data))
+        if clash:
+            raise ConfigError(clash[0], "cannot be combined with an explicit stages list")
+        stages = _explicit_stages(data["stages"])
+    else:
+        stages = _shorthand_stages(data)
+    if "fusion" in data:
+        if any("fusion" in _mapping(s, "stages") for s in data.get("stages") or []):
+            raise ConfigError("fusion", "give the fusion schedule either at the top or per stage, not both")
+        stages = _fusion(data["fusion"], stages)
+
+    stem = data.get("stem", 64)
+    stem_ch = stem.get("channels", 64) if isinstance(stem, Mapping) else stem
+    s1 = _mapping(data.get("stage1"), "stage1")
+    _check_keys(s1, {"block", "blocks", "planes"}, "stage1")
+    stage1 = Stage1Config(
+        _block(s1.get("block", "BOTTLENECK"), "stage1.block"),
+        integer(s1, "blocks", "stage1.blocks", 4),
+        integer(s1, "planes", "stage1.planes", 64),
+    )
+
+    up = data.get("upsample", None)
+    if up is None:
+        upsample = DEFAULT_UPSAMPLE[family]
+    else:
+        up = {"mode": up} if isinstance(up, str) else _mapping(up, "upsample")
+        _check_keys(up, {"mode", "align_corners"}, "upsample")
+        mode = up.get("mode", "nearest")
+        if mode not in ("nearest", "bilinear"):
+            raise ConfigError("upsample.mode", f"unknown mode {mode!r}; expected nearest or bilinear")
+        upsample = UpsampleConfig(mode, boolean(up.get("align_corners", False), "upsample.align_corners"))
+
+    h = _mapping(data.get("head"), "head")
+    _check_keys(h, {"kind", "outputs", "final_conv_kernel", "channels", "levels"}, "head")
+    kind = h.get("kind", DEFAULT_HEAD[family])
+    head = HeadConfig(
+        kind=kind,
+        outputs=integer(h, "outputs", "head.outputs", DEFAULT_OUTPUTS[family]),
+        final_conv_kernel=h.get("final_conv_kernel", 1),
+        channels=integer(h, "channels", "head.channels", 256),
+        levels=integer(h, "levels", "head.levels", 5),
+    )
+    input_hw = hw_pair(data.get("input_size", DEFAULT_INPUT_HW[family]), "input_size", order="hw")
+    cfg_name = data.get("name", name)
+    description = data.get("description", "")
+    for key, value in (("name", cfg_name), ("description", description)):
+        if not isinstance(value, str):
+            raise ConfigError(key, "must be a string")
+    return HRNetConfig(
+        family=family,
+        stages=stages,
+        head=head,
+        input_hw=input_hw,
+        stem=StemConfig(integer({"c": stem_ch}, "c", "stem.channels")),
+        stage1=stage1,
+        upsample=upsample,
+        name=cfg_name,
+        description=description,
+    )
+
+
+def to_concise_dict(cfg: HRNetConfig) -> dict:
+    """The explicit concise form of ``cfg`` as plain Python data (``parse_concise`` inverts it)."""
+    out: dict[str, Any] = {"name": cfg.name}
+    if cfg.description:
+        out["description"] = cfg.description
+    out |= {
+        "family": cfg.family,
+        "input_size": list(cfg.input_hw),
+        "stem": cfg.stem.channels,
+        "stage1": {"block": cfg.stage1.block, "blocks": cfg.stage1.blocks, "planes": cfg.stage1.planes},
+        "stages": [
+            {"modules": st.modules, "block": st.block, "blocks": list(st.blocks), "channels": list(st.channels)}
+            for st in cfg.stages
+        ],
+        "upsample": {"mode": cfg.upsample.mode, "align_corners": cfg.upsample.align_corners},
+        "head": {"kind": cfg.head.kind, "outputs": cfg.head.outputs, "final_conv_kernel": cfg.head.final_conv_kernel},
+    }
+    if cfg.head.kind == "v2p":
+        out["head"].update(channels=cfg.head.channels, levels=cfg.head.levels)
+    preset = named_fusion(cfg)
+    if preset is not None:
+        out["fusion"] = preset
+    else:
+        out["fusion"] = [list(st.fuse) for st in cfg.stages]
+    return out
+
+
+def dump_concise(cfg: HRNetConfig) -> str:
+    """``cfg`` as concise YAML text; ``load_config(dump_config(cfg)) == cfg``."""
+    return yaml.safe_dump(to_concise_dict(cfg), sort_keys=False, default_flow_style=None)

@@ -1,0 +1,298 @@
+"""Typed, frozen configuration of an HRNet model.
+
+Everything the builder needs is here, validated once in ``__post_init__``; YAML and dicts are
+parsed at the edge (``hrnet_core.official_yaml``, ``hrnet_core.concise_yaml``) and never reach the
+constructors. Layout follows Sun et al. 2019 (arXiv 1902.09212), section 3: a stem that reduces the
+input to 1/4 resolution, stage 1 (one branch of residual units), then stages 2..4 that each add one
+lower-resolution branch (1/8, 1/16, 1/32) and are made of modules (exchange blocks) whose fusion
+(exchange unit) can be switched on or off per module (section 4.4 ablation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+from .errors import UserInputError
+
+BlockName = Literal["BASIC", "BOTTLENECK"]
+Family = Literal["pose", "cls", "seg", "face", "det"]
+HeadKind = Literal["v1", "v2", "v2p", "cls"]
+UpsampleMode = Literal["nearest", "bilinear"]
+FusionPreset = Literal["all", "across_stage", "final_only", "none"]
+
+BLOCK_EXPANSION = {"BASIC": 1, "BOTTLENECK": 4}
+FAMILIES = ("pose", "cls", "seg", "face", "det")
+HEAD_KINDS = ("v1", "v2", "v2p", "cls")
+FUSION_PRESETS = ("all", "across_stage", "final_only", "none")
+DEFAULT_HEAD = {"pose": "v1", "cls": "cls", "seg": "v2", "face": "v2", "det": "v2p"}
+
+# Bounds that keep a typo (``NUM_MODULES: 400``) from hanging the builder; the parameter bound
+# itself is checked in ``hrnet_core.model.check_buildable`` before anything is allocated.
+MAX_STAGES = 4
+MAX_MODULES = 32
+MAX_BLOCKS = 64
+MAX_CHANNELS = 4096
+MAX_INPUT_SIDE = 8192
+
+
+class ConfigError(UserInputError):
+    """An invalid HRNet configuration; ``field`` names the offending entry (e.g. ``STAGE3.NUM_CHANNELS``)."""
+
+    def __init__(self, field: str, message: str):
+        self.field = field
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+def _positive_int(value: object, field: str, upper: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(field, f"must be a positive integer, got {value!r}")
+    if value <= 0:
+        raise ConfigError(field, f"must be a positive integer, got {value}")
+    if upper is not None and value > upper:
+        raise ConfigError(field, f"{value} exceeds the supported maximum {upper}")
+    return value
+
+
+def _block(value: object, field: str) -> str:
+    if value not in BLOCK_EXPANSION:
+        raise ConfigError(field, f"unknown block {value!r}; expected BASIC or BOTTLENECK")
+    return value  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class StemConfig:
+    """Two stride-2 3x3 convolutions (input -> 1/4 resolution), as in every official HRNet."""
+
+    channels: int = 64
+
+    def __post_init__(self) -> None:
+        _positive_int(self.channels, "stem.channels", MAX_CHANNELS)
+
+
+@dataclass(frozen=True)
+class Stage1Config:
+    """Stage 1: one branch at 1/4 resolution, ``blocks`` residual units with ``planes`` planes."""
+
+    block: BlockName = "BOTTLENECK"
+    blocks: int = 4
+    planes: int = 64
+
+    def __post_init__(self) -> None:
+        _block(self.block, "stage1.block")
+        _positive_int(self.blocks, "stage1.blocks", MAX_BLOCKS)
+        _positive_int(self.planes, "stage1.planes", MAX_CHANNELS)
+
+    @property
+    def out_channels(self) -> int:
+        return self.planes * BLOCK_EXPANSION[self.block]
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """A multi-resolution stage (stage 2, 3 or 4): ``modules`` exchange blocks over ``branches``.
+
+    ``blocks[k]`` residual units and ``channels[k]`` planes on branch k (resolution 1/4 * 2**-k);
+    ``fuse[m]`` says whether module m ends with a fusion (exchange unit).
+    """
+
+    modules: int
+    block: BlockName
+    blocks: tuple[int, ...]
+    channels: tuple[int, ...]
+    fuse: tuple[bool, ...] = ()
+    name: str = "stage"
+
+    def __post_init__(self) -> None:
+        n = self.name.upper()
+        _positive_int(self.modules, f"{n}.NUM_MODULES", MAX_MODULES)
+        _block(self.block, f"{n}.BLOCK")
+        if not isinstance(self.blocks, tuple) or not isinstance(self.channels, tuple):
+            raise ConfigError(n, "blocks and channels must be tuples")
+        for i, b in enumerate(self.blocks):
+            _positive_int(b, f"{n}.NUM_BLOCKS[{i}]", MAX_BLOCKS)
+        for i, c in enumerate(self.channels):
+            _positive_int(c, f"{n}.NUM_CHANNELS[{i}]", MAX_CHANNELS)
+        if len(self.channels) != len(self.blocks):
+            raise ConfigError(
+                f"{n}.NUM_CHANNELS",
+                f"has {len(self.channels)} entries but NUM_BLOCKS has {len(self.blocks)}",
+            )
+        if not self.fuse:
+            object.__setattr__(self, "fuse", (True,) * self.modules)
+        if len(self.fuse) != self.modules or not all(isinstance(f, bool) for f in self.fuse):
+            raise ConfigError(
+                f"{n}.fusion",
+                f"needs one true/false per module ({self.modules}), got {list(self.fuse)!r}",
+            )
+
+    @property
+    def branches(self) -> int:
+        return len(self.channels)
+
+    @property
+    def out_channels(self) -> tuple[int, ...]:
+        return tuple(c * BLOCK_EXPANSION[self.block] for c in self.channels)
+
+
+@dataclass(frozen=True)
+class UpsampleConfig:
+    """How fusion and V2 heads bring a low-resolution branch up.
+
+    ``nearest``: ``nn.Upsample(scale_factor=2**k)`` (pose, cls: input sides must be multiples of 32).
+    ``bilinear``: ``F.interpolate`` to the target size (seg honours ``align_corners``; face uses False).
+    """
+
+    mode: UpsampleMode = "nearest"
+    align_corners: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("nearest", "bilinear"):
+            raise ConfigError("upsample.mode", f"unknown mode {self.mode!r}; expected nearest or bilinear")
+        if not isinstance(self.align_corners, bool):
+            raise ConfigError("upsample.align_corners", "must be true or false")
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """The head on top of the final branches.
+
+    ``v1``: pose heatmaps from the 1/4 branch (HRNetV1). ``v2``: upsample + concat of all branches
+    (HRNetV2: segmentation classes or landmark heatmaps). ``v2p``: V2 followed by a feature pyramid of
+    ``levels`` maps with ``channels`` each (HRNetV2p, detection). ``cls``: incremental bottlenecks,
+    strided downsampling to 1/32, a 2048-d feature and a linear classifier (HRNet-W*-C).
+    ``outputs`` is joints, classes or landmarks (unused by ``v2p``).
+    """
+
+    kind: HeadKind = "v1"
+    outputs: int = 17
+    final_conv_kernel: int = 1
+    channels: int = 256
+    levels: int = 5
+
+    def __post_init__(self) -> None:
+        if self.kind not in HEAD_KINDS:
+            raise ConfigError("head.kind", f"unknown head {self.kind!r}; expected one of {', '.join(HEAD_KINDS)}")
+        _positive_int(self.outputs, "head.outputs", 100_000)
+        if self.final_conv_kernel not in (1, 3):
+            raise ConfigError("head.final_conv_kernel", f"must be 1 or 3, got {self.final_conv_kernel!r}")
+        _positive_int(self.channels, "head.channels", MAX_CHANNELS)
+        _positive_int(self.levels, "head.levels", 8)
+
+
+@dataclass(frozen=True)
+class HRNetConfig:
+    """A complete HRNet: family (state_dict naming), stem, stage 1, stages 2.., upsampling, head.
+
+    ``input_hw`` is the default input size ``(H, W)`` in pixels.
+    Raises ``ConfigError`` naming the field on any inconsistency.
+    """
+
+    family: Family
+    stages: tuple[StageConfig, ...]
+    head: HeadConfig
+    input_hw: tuple[int, int] = (256, 192)
+    stem: StemConfig = field(default_factory=StemConfig)
+    stage1: Stage1Config = field(default_factory=Stage1Config)
+    upsample: UpsampleConfig = field(default_factory=UpsampleConfig)
+    name: str = "hrnet"
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if self.family not in FAMILIES:
+            raise ConfigError("family", f"unknown family {self.family!r}; expected one of {', '.join(FAMILIES)}")
+        if not self.stages or len(self.stages) > MAX_STAGES - 1:
+            raise ConfigError("stages", f"need 1 to {MAX_STAGES - 1} multi-resolution stages, got {len(self.stages)}")
+        for i, st in enumerate(self.stages):
+            expected = i + 2
+            if st.branches != expected:
+                raise ConfigError(
+                    f"{st.name.upper()}.NUM_BRANCHES",
+                    f"stage {i + 2} must have {expected} branches (one more than the stage before), got {st.branches}",
+                )
+        if len(self.input_hw) != 2:
+            raise ConfigError("input_size", "must be [H, W]")
+        for side, v in zip("HW", self.input_hw):
+            _positive_int(v, f"input_size.{side}", MAX_INPUT_SIDE)
+        stride = self.min_input_multiple
+        if self.upsample.mode == "nearest" and any(v % stride for v in self.input_hw):
+            raise ConfigError(
+                "input_size",
+                f"{self.input_hw[0]}x{self.input_hw[1]} must be a multiple of {stride} in both sides "
+                "with nearest (scale-factor) upsampling",
+            )
+        if self.head.kind == "cls" and self.family != "cls":
+            raise ConfigError("head.kind", "the classification head needs family 'cls' (its state_dict naming)")
+        if self.family == "cls" and self.head.kind != "cls":
+            raise ConfigError("head.kind", "family 'cls' uses the classification head")
+
+    # ---- derived views -------------------------------------------------------------------
+    @property
+    def num_branches(self) -> int:
+        return self.stages[-1].branches
+
+    @property
+    def fusion_schedule(self) -> tuple[tuple[bool, ...], ...]:
+        return tuple(st.fuse for st in self.stages)
+
+    @property
+    def num_fusions(self) -> int:
+        return sum(sum(st.fuse) for st in self.stages)
+
+    @property
+    def num_modules(self) -> int:
+        return sum(st.modules for st in self.stages)
+
+    @property
+    def min_input_multiple(self) -> int:
+        """Stride of the lowest-resolution branch: 1/4 after the stem, halved per added branch."""
+        return 2 ** (len(self.stages) + 2)
+
+    def with_fusion(self, schedule: str | tuple[tuple[bool, ...], ...] | list) -> HRNetConfig:
+        """A copy with another fusion schedule: a preset name or one tuple of bools per stage."""
+        return replace(self, stages=apply_fusion(self.stages, schedule))
+
+    def with_input(self, input_hw: tuple[int, int]) -> HRNetConfig:
+        return replace(self, input_hw=(int(input_hw[0]), int(input_hw[1])))
+
+
+def fusion_preset(stages_modules: tuple[int, ...], preset: str) -> tuple[tuple[bool, ...], ...]:
+    """Per-module fusion flags for a preset (paper section 4.4).
+
+    ``all``: every module fuses (8 for modules 1/4/3); ``across_stage``: only the last module of each
+    stage (3); ``final_only``: only the very last module (1); ``none``: no module fuses.
+    Raises ``ConfigError`` for an unknown name.
+    """
+    if preset not in FUSION_PRESETS:
+        raise ConfigError("fusion", f"unknown fusion preset {preset!r}; expected one of {', '.join(FUSION_PRESETS)}")
+    out = []
+    n = len(stages_modules)
+    for s, m in enumerate(stages_modules):
+        if preset == "all":
+            flags = [True] * m
+        elif preset == "none":
+            flags = [False] * m
+        elif preset == "across_stage":
+            flags = [i == m - 1 for i in range(m)]
+        else:  # final_only
+            flags = [s == n - 1 and i == m - 1 for i in range(m)]
+        out.append(tuple(flags))
+    return tuple(out)
+
+
+def apply_fusion(stages: tuple[StageConfig, ...], schedule) -> tuple[StageConfig, ...]:
+    if isinstance(schedule, str):
+        flags = fusion_preset(tuple(st.modules for st in stages), schedule)
+    else:
+        flags = tuple(tuple(f) for f in schedule)
+        if len(flags) != len(stages):
+            raise ConfigError("fusion", f"needs one list per stage ({len(stages)}), got {len(flags)}")
+    return tuple(replace(st, fuse=tuple(f)) for st, f in zip(stages, flags))
+
+
+def named_fusion(cfg: HRNetConfig) -> str | None:
+    """The preset name matching ``cfg``'s schedule, or None for a custom schedule."""
+    for name in FUSION_PRESETS:
+        if fusion_preset(tuple(st.modules for st in cfg.stages), name) == cfg.fusion_schedule:
+            return name
+    return None

@@ -1,0 +1,130 @@
+"""Reader for the official HRNet experiment YAMLs of the four repositories, quirks included.
+
+- pose (leoxiaobin/deep-high-resolution-net.pytorch, ``MODEL.NAME: pose_hrnet``): stage 1 is fixed in
+  the code (Bottleneck x4, 64 planes; any STAGE1 entry is ignored, as the code does), V1 head.
+- cls (HRNet/HRNet-Image-Classification, ``cls_hrnet``): STAGE1 read, classification head,
+  ``MODEL.NUM_CLASSES`` (default 1000).
+- seg (HRNet/HRNet-Semantic-Segmentation, ``seg_hrnet``): STAGE1 read, V2 ``last_layer``,
+  ``DATASET.NUM_CLASSES`` (default 19), bilinear fusion honouring ``MODEL.ALIGN_CORNERS``
+  (default true), input from ``TRAIN.IMAGE_SIZE``.
+- face (HRNet/HRNet-Facial-Landmark-Detection, ``hrnet``): stage 1 fixed like pose, V2 ``head``,
+  bilinear fusion with ``align_corners=False``.
+
+Sizes are ``[W, H]`` in the official files. Keys the model never reads are ignored; ``NUM_RANCHES``
+(STAGE1 typo) is never read. Missing keys take the official defaults (each repo's ``config/default.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .config import (
+    DEFAULT_HEAD,
+    ConfigError,
+    HeadConfig,
+    HRNetConfig,
+    Stage1Config,
+    StageConfig,
+    StemConfig,
+    UpsampleConfig,
+)
+from .fields import hw_pair, int_list, integer, section
+
+MODEL_NAMES = {"pose_hrnet": "pose", "cls_hrnet": "cls", "seg_hrnet": "seg", "hrnet": "face"}
+DEFAULT_INPUT_WH = {"pose": (256, 256), "cls": (224, 224), "seg": (1024, 512), "face": (256, 256)}
+DEFAULT_OUTPUTS = {"pose": 17, "cls": 1000, "seg": 19, "face": 17}
+FIXED_STAGE1 = Stage1Config("BOTTLENECK", 4, 64)
+
+
+def is_official(data: Mapping) -> bool:
+    """Official files have an upper-case ``MODEL`` section (with ``EXTRA``)."""
+    return isinstance(data.get("MODEL"), Mapping)
+
+
+def _stage(extra: Mapping, k: int) -> StageConfig:
+    key = f"STAGE{k}"
+    path = f"MODEL.EXTRA.{key}"
+    raw = section(extra, key, path, required=True)
+    modules = integer(raw, "NUM_MODULES", f"{path}.NUM_MODULES")
+    branches = integer(raw, "NUM_BRANCHES", f"{path}.NUM_BRANCHES")
+    if branches != k:
+        raise ConfigError(
+            f"{path}.NUM_BRANCHES", f"stage {k} must have {k} branches (one more than the stage before), got {branches}"
+        )
+    block = raw.get("BLOCK", "BASIC")
+    blocks = int_list(raw.get("NUM_BLOCKS"), f"{path}.NUM_BLOCKS")
+    channels = int_list(raw.get("NUM_CHANNELS"), f"{path}.NUM_CHANNELS")
+    for name, values in (("NUM_BLOCKS", blocks), ("NUM_CHANNELS", channels)):
+        if len(values) != branches:
+            raise ConfigError(f"{path}.{name}", f"has {len(values)} entries but NUM_BRANCHES is {branches}")
+    fuse_method = raw.get("FUSE_METHOD", "SUM")
+    if fuse_method != "SUM":
+        raise ConfigError(f"{path}.FUSE_METHOD", f"only SUM exists in the official code, got {fuse_method!r}")
+    if block not in ("BASIC", "BOTTLENECK"):
+        raise ConfigError(f"{path}.BLOCK", f"unknown block {block!r}; expected BASIC or BOTTLENECK")
+    return StageConfig(modules=modules, block=block, blocks=blocks, channels=channels, name=key)
+
+
+def _stage1(extra: Mapping) -> Stage1Config:
+    raw = section(extra, "STAGE1", "MODEL.EXTRA.STAGE1")
+    if not raw:
+        return FIXED_STAGE1
+    path = "MODEL.EXTRA.STAGE1"
+    block = raw.get("BLOCK", "BOTTLENECK")
+    if block not in ("BASIC", "BOTTLENECK"):
+        raise ConfigError(f"{path}.BLOCK", f"unknown block {block!r}; expected BASIC or BOTTLENECK")
+    blocks = int_list(raw.get("NUM_BLOCKS", [4]), f"{path}.NUM_BLOCKS")
+    planes = int_list(raw.get("NUM_CHANNELS", [64]), f"{path}.NUM_CHANNELS")
+    if len(blocks) != 1 or len(planes) != 1:
+        raise ConfigError(f"{path}.NUM_CHANNELS", "stage 1 has one branch: NUM_BLOCKS and NUM_CHANNELS take one entry")
+    return Stage1Config(block=block, blocks=blocks[0], planes=planes[0])
+
+
+def parse_official(data: Mapping, name: str = "official") -> HRNetConfig:
+    """An ``HRNetConfig`` from a parsed official experiment YAML. Raises ``ConfigError``."""
+    model = section(data, "MODEL", "MODEL", required=True)
+    model_name = model.get("NAME")
+    if model_name not in MODEL_NAMES:
+        raise ConfigError(
+            "MODEL.NAME",
+            f"{model_name!r} is not an HRNet model of the four official repos "
+            f"(expected one of {', '.join(MODEL_NAMES)})",
+        )
+    family = MODEL_NAMES[model_name]
+    extra = section(model, "EXTRA", "MODEL.EXTRA", required=True)
+    stages = tuple(_stage(extra, k) for k in (2, 3, 4))
+    stage1 = _stage1(extra) if family in ("cls", "seg") else FIXED_STAGE1
+
+    if family == "seg":
+        train = section(data, "TRAIN", "TRAIN")
+        size_path, size_value = "TRAIN.IMAGE_SIZE", train.get("IMAGE_SIZE", DEFAULT_INPUT_WH["seg"])
+        outputs = integer(section(data, "DATASET", "DATASET"), "NUM_CLASSES", "DATASET.NUM_CLASSES", 19)
+        align = model.get("ALIGN_CORNERS", True)
+        if not isinstance(align, bool):
+            raise ConfigError("MODEL.ALIGN_CORNERS", f"must be true or false, got {align!r}")
+        upsample = UpsampleConfig("bilinear", align)
+    else:
+        size_path, size_value = "MODEL.IMAGE_SIZE", model.get("IMAGE_SIZE", DEFAULT_INPUT_WH[family])
+        key = "NUM_CLASSES" if family == "cls" else "NUM_JOINTS"
+        outputs = integer(model, key, f"MODEL.{key}", DEFAULT_OUTPUTS[family])
+        upsample = UpsampleConfig("bilinear", False) if family == "face" else UpsampleConfig("nearest", False)
+
+    kernel = extra.get("FINAL_CONV_KERNEL", 1)
+    if kernel not in (1, 3):
+        raise ConfigError("MODEL.EXTRA.FINAL_CONV_KERNEL", f"must be 1 or 3, got {kernel!r}")
+    input_hw = hw_pair(size_value, size_path, order="wh")
+    try:
+        return HRNetConfig(
+            family=family,
+            stages=stages,
+            head=HeadConfig(kind=DEFAULT_HEAD[family], outputs=outputs, final_conv_kernel=kernel),
+            input_hw=input_hw,
+            stem=StemConfig(64),
+            stage1=stage1,
+            upsample=upsample,
+            name=name,
+        )
+    except ConfigError as err:
+        if err.field == "input_size":
+            raise ConfigError(size_path, str(err).split(": ", 1)[1]) from None
+        raise
