@@ -19,7 +19,7 @@ from .config import (
 )
 from .errors import UserInputError
 from .loader import dump_config, load_config, load_config_text, parse_mapping
-from .model import MAX_PARAMS, HRNet, build_model, count_params, init_weights
+from .model import MAX_PARAMS, HRNet, build_model, build_on_meta, count_params, init_weights
 
 __all__ = [
     "FUSION_PRESETS",
@@ -36,6 +36,7 @@ __all__ = [
     "UpsampleConfig",
     "UserInputError",
     "build_model",
+    "build_on_meta",
     "count_params",
     "dump_config",
     "fusion_preset",

@@ -151,11 +151,18 @@ def _construct(cfg: HRNetConfig) -> HRNet:
     )
 
 
-def count_params(cfg: HRNetConfig) -> int:
-    """Exact parameter count of ``cfg``'s model, built on the meta device (no memory allocated)."""
+def build_on_meta(cfg: HRNetConfig) -> HRNet:
+    """``cfg``'s model on PyTorch's meta device: exact structure, names and shapes, no memory allocated.
+
+    Unlike ``build_model`` it does not check ``MAX_PARAMS``: it is how that check is made.
+    """
     with torch.device("meta"):
-        model = _construct(cfg)
-    return sum(p.numel() for p in model.parameters())
+        return _construct(cfg)
+
+
+def count_params(cfg: HRNetConfig) -> int:
+    """Exact parameter count of ``cfg``'s model (built on the meta device)."""
+    return sum(p.numel() for p in build_on_meta(cfg).parameters())
 
 
 def check_buildable(cfg: HRNetConfig, max_params: int = MAX_PARAMS) -> int:
@@ -185,4 +192,4 @@ def build_model(cfg: HRNetConfig, init: str = "official") -> HRNet:
     return model
 
 
-__all__ = ["HRNet", "build_model", "build_head", "count_params", "check_buildable", "init_weights", "BLOCKS"]
+__all__ = ["HRNet", "build_model", "build_on_meta", "build_head", "count_params", "check_buildable", "init_weights", "BLOCKS"]

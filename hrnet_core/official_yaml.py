@@ -62,7 +62,7 @@ def _stage(extra: Mapping, k: int) -> StageConfig:
         raise ConfigError(f"{path}.FUSE_METHOD", f"only SUM exists in the official code, got {fuse_method!r}")
     if block not in ("BASIC", "BOTTLENECK"):
         raise ConfigError(f"{path}.BLOCK", f"unknown block {block!r}; expected BASIC or BOTTLENECK")
-    return StageConfig(modules=modules, block=block, blocks=blocks, channels=channels, name=key)
+    return StageConfig(modules=modules, block=block, blocks=blocks, channels=channels, name=f"stage{k}")
 
 
 def _stage1(extra: Mapping) -> Stage1Config:

@@ -6,16 +6,15 @@ from __future__ import annotations
 import torch
 
 from .config import HRNetConfig
-from .model import _construct
+from .model import build_on_meta
 
 
 def _meta_run(cfg: HRNetConfig, input_hw: tuple[int, int] | None, batch: int, intermediates: bool):
     h, w = input_hw or cfg.input_hw
-    with torch.device("meta"):
-        model = _construct(cfg).eval()
-        x = torch.empty(batch, 3, h, w)
-        with torch.no_grad():
-            return model.forward_intermediates(x) if intermediates else model(x)
+    model = build_on_meta(cfg).eval()
+    x = torch.empty(batch, 3, h, w, device="meta")
+    with torch.no_grad():
+        return model.forward_intermediates(x) if intermediates else model(x)
 
 
 def output_shapes(cfg: HRNetConfig, input_hw: tuple[int, int] | None = None, batch: int = 1) -> list[tuple[int, ...]]:

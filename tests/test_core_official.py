@@ -1,0 +1,121 @@
+"""Acceptance 1-3 of the builder: official numeric fixtures, manifests, official YAML quirks."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+import hrnet_core as hc
+from hrnet_core.shapes import output_shapes
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+NUMERIC = sorted((SHARED / "fixtures" / "numeric").glob("*"))
+MANIFESTS = sorted((SHARED / "fixtures" / "manifests").glob("*.json"))
+OFFICIAL = sorted((SHARED / "official").glob("*/*.yaml"))
+
+
+def test_shared_reference_present():
+    assert NUMERIC and MANIFESTS and OFFICIAL, f"reference material missing under {SHARED}"
+
+
+@pytest.mark.parametrize("fixture", NUMERIC, ids=lambda p: p.name)
+def test_numeric_fixture_reproduces_official_output(fixture: Path):
+    cfg = hc.load_config(fixture / "config.yaml")
+    model = hc.build_model(cfg).eval()
+    report = hc.load_checkpoint(model, fixture / "state_dict.pth", strict=True)
+    assert report.loaded == len(model.state_dict())
+    x = torch.load(fixture / "input.pt", weights_only=True)
+    expected = torch.load(fixture / "expected_output.pt", weights_only=True)
+    with torch.no_grad():
+        out = model(x)
+    assert out.shape == expected.shape
+    torch.testing.assert_close(out, expected.float(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("manifest", MANIFESTS, ids=lambda p: p.stem)
+def test_manifest_state_dict_and_params(manifest: Path):
+    data = json.loads(manifest.read_text())
+    cfg = hc.load_config(SHARED / "official" / data["source_yaml"])
+    assert cfg.family == data["family"]
+    model = hc.build_on_meta(cfg)
+    shapes = [(k, list(v.shape)) for k, v in model.state_dict().items()]
+    assert shapes == [(k, v) for k, v in data["state_dict"].items()]
+    assert hc.count_params(cfg) == data["params"]
+    for count in data["counts"]:
+        out = output_shapes(cfg, tuple(count["input_hw"]))
+        assert [list(s) for s in out] == [count["output_shape"]]
+
+
+def _official(rel: str) -> dict:
+    return yaml.safe_load((SHARED / "official" / rel).read_text())
+
+
+def test_every_shared_official_yaml_loads_unchanged():
+    families = {"pose_coco": "pose", "cls": "cls", "seg": "seg", "face": "face"}
+    for path in OFFICIAL:
+        cfg = hc.load_config(path)
+        assert cfg.family == families[path.parent.name], path
+
+
+def test_image_size_is_width_height_in_official_files():
+    raw = _official("pose_coco/w32_256x192_adam_lr1e-3.yaml")
+    w, h = raw["MODEL"]["IMAGE_SIZE"]
+    cfg = hc.load_config(SHARED / "official" / "pose_coco/w32_256x192_adam_lr1e-3.yaml")
+    assert cfg.input_hw == (h, w)
+    seg = _official("seg/seg_hrnet_w48_train_512x1024_sgd_lr1e-2_wd5e-4_bs_12_epoch484.yaml")
+    sw, sh = seg["TRAIN"]["IMAGE_SIZE"]
+    assert hc.parse_mapping(seg).input_hw == (sh, sw)
+
+
+def test_seg_align_corners_defaults_to_official_true():
+    seg = _official("seg/seg_hrnet_w48_train_512x1024_sgd_lr1e-2_wd5e-4_bs_12_epoch484.yaml")
+    assert hc.parse_mapping(seg).upsample == hc.UpsampleConfig("bilinear", bool(seg["MODEL"]["ALIGN_CORNERS"]))
+    del seg["MODEL"]["ALIGN_CORNERS"]
+    assert hc.parse_mapping(seg).upsample == hc.UpsampleConfig("bilinear", True)
+
+
+def test_family_specific_heads_and_upsampling():
+    face = hc.load_config(SHARED / "official/face/face_alignment_wflw_hrnet_w18.yaml")
+    assert (face.head.kind, face.upsample) == ("v2", hc.UpsampleConfig("bilinear", False))
+    pose = hc.load_config(SHARED / "official/pose_coco/w32_256x192_adam_lr1e-3.yaml")
+    assert (pose.head.kind, pose.upsample.mode) == ("v1", "nearest")
+    cls = hc.load_config(SHARED / "official/cls/cls_hrnet_w18_sgd_lr5e-2_wd1e-4_bs32_x100.yaml")
+    assert (cls.head.kind, cls.upsample.mode, cls.head.outputs) == ("cls", "nearest", 1000)
+
+
+def test_pose_ignores_stage1_like_the_official_code():
+    raw = _official("pose_coco/w32_256x192_adam_lr1e-3.yaml")
+    plain = hc.parse_mapping(raw)
+    with_stage1 = copy.deepcopy(raw)
+    with_stage1["MODEL"]["EXTRA"]["STAGE1"] = {
+        "NUM_MODULES": 1, "NUM_RANCHES": 1, "BLOCK": "BASIC", "NUM_BLOCKS": [2], "NUM_CHANNELS": [32],
+    }
+    assert hc.parse_mapping(with_stage1).stage1 == plain.stage1
+
+
+def test_missing_optional_keys_take_official_defaults():
+    raw = _official("pose_coco/w32_256x192_adam_lr1e-3.yaml")
+    minimal = {"MODEL": {"NAME": "pose_hrnet", "EXTRA": raw["MODEL"]["EXTRA"]}}
+    cfg = hc.parse_mapping(minimal)
+    assert cfg.head.outputs == 17 and cfg.input_hw == (256, 256) and cfg.head.final_conv_kernel == 1
+
+
+def test_other_official_layouts_load():
+    """Variants present in the official repos beyond the shared files: MPII (16 joints, 256x256),
+    another dataset's class count for seg, 68 face landmarks, a Small-v2 classification layout."""
+    mpii = _official("pose_coco/w32_256x192_adam_lr1e-3.yaml")
+    mpii["MODEL"].update(NUM_JOINTS=16, IMAGE_SIZE=[256, 256])
+    cfg = hc.parse_mapping(mpii)
+    assert output_shapes(cfg) == [(1, 16, 64, 64)]
+    seg = _official("seg/seg_hrnet_w48_train_512x1024_sgd_lr1e-2_wd5e-4_bs_12_epoch484.yaml")
+    seg["DATASET"]["NUM_CLASSES"] = 59
+    seg["TRAIN"]["IMAGE_SIZE"] = [473, 473]  # LIP size: not a multiple of 32, fine with bilinear fusion
+    assert output_shapes(hc.parse_mapping(seg)) == [(1, 59, 119, 119)]
+    face = _official("face/face_alignment_wflw_hrnet_w18.yaml")
+    face["MODEL"]["NUM_JOINTS"] = 68
+    assert output_shapes(hc.parse_mapping(face))[0][1] == 68
