@@ -171,14 +171,15 @@ def parse_concise(data: Mapping, name: str = "hrnet") -> HRNetConfig:
         upsample = UpsampleConfig(mode, boolean(up.get("align_corners", False), "upsample.align_corners"))
 
     h = _mapping(data.get("head"), "head")
-    _check_keys(h, {"kind", "outputs", "final_conv_kernel", "channels", "levels"}, "head")
+    _check_keys(h, {"kind", "outputs", "final_conv_kernel", "channels", "levels", "key_channels"}, "head")
     kind = h.get("kind", DEFAULT_HEAD[family])
     head = HeadConfig(
         kind=kind,
         outputs=integer(h, "outputs", "head.outputs", DEFAULT_OUTPUTS[family]),
         final_conv_kernel=h.get("final_conv_kernel", 1),
-        channels=integer(h, "channels", "head.channels", 256),
+        channels=integer(h, "channels", "head.channels", 512 if kind == "ocr" else 256),
         levels=integer(h, "levels", "head.levels", 5),
+        key_channels=integer(h, "key_channels", "head.key_channels", 256),
     )
     input_hw = hw_pair(data.get("input_size", DEFAULT_INPUT_HW[family]), "input_size", order="hw")
     cfg_name = data.get("name", name)
@@ -218,6 +219,8 @@ def to_concise_dict(cfg: HRNetConfig) -> dict:
     }
     if cfg.head.kind == "v2p":
         out["head"].update(channels=cfg.head.channels, levels=cfg.head.levels)
+    if cfg.head.kind == "ocr":
+        out["head"].update(channels=cfg.head.channels, key_channels=cfg.head.key_channels)
     preset = named_fusion(cfg)
     if preset is not None:
         out["fusion"] = preset

@@ -17,13 +17,13 @@ from .errors import UserInputError
 
 BlockName = Literal["BASIC", "BOTTLENECK"]
 Family = Literal["pose", "cls", "seg", "face", "det"]
-HeadKind = Literal["v1", "v2", "v2p", "cls"]
+HeadKind = Literal["v1", "v2", "v2p", "cls", "ocr"]
 UpsampleMode = Literal["nearest", "bilinear"]
 FusionPreset = Literal["all", "across_stage", "final_only", "none"]
 
 BLOCK_EXPANSION = {"BASIC": 1, "BOTTLENECK": 4}
 FAMILIES = ("pose", "cls", "seg", "face", "det")
-HEAD_KINDS = ("v1", "v2", "v2p", "cls")
+HEAD_KINDS = ("v1", "v2", "v2p", "cls", "ocr")
 FUSION_PRESETS = ("all", "across_stage", "final_only", "none")
 DEFAULT_HEAD = {"pose": "v1", "cls": "cls", "seg": "v2", "face": "v2", "det": "v2p"}
 
@@ -161,6 +161,8 @@ class HeadConfig:
     (HRNetV2: segmentation classes or landmark heatmaps). ``v2p``: V2 followed by a feature pyramid of
     ``levels`` maps with ``channels`` each (HRNetV2p, detection). ``cls``: incremental bottlenecks,
     strided downsampling to 1/32, a 2048-d feature and a linear classifier (HRNet-W*-C).
+    ``ocr``: HRNet + OCR segmentation head (``seg_hrnet_ocr.py``): ``channels`` is MODEL.OCR.MID_CHANNELS
+    (official default 512) and ``key_channels`` MODEL.OCR.KEY_CHANNELS (256).
     ``outputs`` is joints, classes or landmarks (unused by ``v2p``).
     """
 
@@ -169,6 +171,7 @@ class HeadConfig:
     final_conv_kernel: int = 1
     channels: int = 256
     levels: int = 5
+    key_channels: int = 256
 
     def __post_init__(self) -> None:
         if self.kind not in HEAD_KINDS:
@@ -178,6 +181,7 @@ class HeadConfig:
             raise ConfigError("head.final_conv_kernel", f"must be 1 or 3, got {self.final_conv_kernel!r}")
         _positive_int(self.channels, "head.channels", MAX_CHANNELS)
         _positive_int(self.levels, "head.levels", 8)
+        _positive_int(self.key_channels, "head.key_channels", MAX_CHANNELS)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from .blocks import BLOCKS, bn, make_layer
 from .config import ConfigError, HeadConfig, HRNetConfig, Stage1Config, StageConfig, UpsampleConfig
 from .exchange import HighResolutionModule, Transition
 from .heads import ClsHead, V1Head, V2Head, V2pHead
+from .ocr_head import OCRHead
 
 # 1e9 parameters = 3.7 GiB of float32 weights (7.5 GiB with gradients): beyond any published HRNet
 # (W64-C has 128M) and beyond what a 24 GiB machine can train; refused before allocating.
@@ -31,6 +32,8 @@ def build_head(family: str, head: HeadConfig, in_channels: tuple[int, ...], upsa
         return V2Head(in_channels, head.outputs, head.final_conv_kernel, align, "last_layer" if family == "seg" else "head")
     if head.kind == "v2p":
         return V2pHead(in_channels, head.channels, head.levels, align)
+    if head.kind == "ocr":
+        return OCRHead(in_channels, head.outputs, head.channels, head.key_channels, align)
     return ClsHead(in_channels, head.outputs)
 
 

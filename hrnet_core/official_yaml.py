@@ -7,6 +7,10 @@
 - seg (HRNet/HRNet-Semantic-Segmentation, ``seg_hrnet``): STAGE1 read, V2 ``last_layer``,
   ``DATASET.NUM_CLASSES`` (default 19), bilinear fusion honouring ``MODEL.ALIGN_CORNERS``
   (default true), input from ``TRAIN.IMAGE_SIZE``.
+- seg + OCR (``seg_hrnet_ocr``): the seg backbone with the OCR head (``hrnet_core.ocr_head``),
+  ``MODEL.OCR.MID_CHANNELS`` (512) and ``KEY_CHANNELS`` (256). Development-only names seen in some
+  experiment files (``seg_hrnet_ocr_b``, ``..._bndefault_...``) have no model file in the released code
+  and are refused with that reason.
 - face (HRNet/HRNet-Facial-Landmark-Detection, ``hrnet``): stage 1 fixed like pose, V2 ``head``,
   bilinear fusion with ``align_corners=False``.
 
@@ -30,7 +34,7 @@ from .config import (
 )
 from .fields import hw_pair, int_list, integer, section
 
-MODEL_NAMES = {"pose_hrnet": "pose", "cls_hrnet": "cls", "seg_hrnet": "seg", "hrnet": "face"}
+MODEL_NAMES = {"pose_hrnet": "pose", "cls_hrnet": "cls", "seg_hrnet": "seg", "seg_hrnet_ocr": "seg", "hrnet": "face"}
 DEFAULT_INPUT_WH = {"pose": (256, 256), "cls": (224, 224), "seg": (1024, 512), "face": (256, 256)}
 DEFAULT_OUTPUTS = {"pose": 17, "cls": 1000, "seg": 19, "face": 17}
 FIXED_STAGE1 = Stage1Config("BOTTLENECK", 4, 64)
@@ -84,6 +88,12 @@ def parse_official(data: Mapping, name: str = "official") -> HRNetConfig:
     """An ``HRNetConfig`` from a parsed official experiment YAML. Raises ``ConfigError``."""
     model = section(data, "MODEL", "MODEL", required=True)
     model_name = model.get("NAME")
+    if isinstance(model_name, str) and model_name.startswith("seg_hrnet_ocr_"):
+        raise ConfigError(
+            "MODEL.NAME",
+            f"{model_name!r} names a development-only OCR variant with no model file in the released "
+            "HRNet-Semantic-Segmentation code; use seg_hrnet_ocr",
+        )
     if model_name not in MODEL_NAMES:
         raise ConfigError(
             "MODEL.NAME",
@@ -113,11 +123,16 @@ def parse_official(data: Mapping, name: str = "official") -> HRNetConfig:
     if kernel not in (1, 3):
         raise ConfigError("MODEL.EXTRA.FINAL_CONV_KERNEL", f"must be 1 or 3, got {kernel!r}")
     input_hw = hw_pair(size_value, size_path, order="wh")
+    head = HeadConfig(kind=DEFAULT_HEAD[family], outputs=outputs, final_conv_kernel=kernel)
+    if model_name == "seg_hrnet_ocr":
+        ocr = section(model, "OCR", "MODEL.OCR")
+        head = HeadConfig(kind="ocr", outputs=outputs, channels=integer(ocr, "MID_CHANNELS", "MODEL.OCR.MID_CHANNELS", 512),
+                          key_channels=integer(ocr, "KEY_CHANNELS", "MODEL.OCR.KEY_CHANNELS", 256))
     try:
         return HRNetConfig(
             family=family,
             stages=stages,
-            head=HeadConfig(kind=DEFAULT_HEAD[family], outputs=outputs, final_conv_kernel=kernel),
+            head=head,
             input_hw=input_hw,
             stem=StemConfig(64),
             stage1=stage1,

@@ -119,3 +119,37 @@ def test_other_official_layouts_load():
     face = _official("face/face_alignment_wflw_hrnet_w18.yaml")
     face["MODEL"]["NUM_JOINTS"] = 68
     assert output_shapes(hc.parse_mapping(face))[0][1] == 68
+
+
+def test_seg_ocr_yaml_builds_the_ocr_head():
+    """HRNet + OCR (``MODEL.NAME: seg_hrnet_ocr``): backbone as seg_hrnet, ``last_layer`` replaced by the OCR
+    head of seg_hrnet_ocr.py; output ``[aux, out]`` at 1/4 resolution."""
+    raw = _official("seg/seg_hrnet_w48_train_512x1024_sgd_lr1e-2_wd5e-4_bs_12_epoch484.yaml")
+    plain = hc.parse_mapping(raw)
+    raw["MODEL"]["NAME"] = "seg_hrnet_ocr"
+    cfg = hc.parse_mapping(raw)
+    assert (cfg.head.kind, cfg.head.channels, cfg.head.key_channels) == ("ocr", 512, 256)
+    keys = hc.build_on_meta(cfg).state_dict()
+    for prefix in ("conv3x3_ocr.0.bias", "ocr_distri_head.object_context_block.f_pixel.1.0.running_var",
+                   "ocr_distri_head.conv_bn_dropout.1.0.weight", "cls_head.bias", "aux_head.3.weight"):
+        assert prefix in keys
+    assert not any(k.startswith("last_layer") for k in keys)
+    c = sum(plain.stages[-1].out_channels)  # concat of the four branches
+    k, m, kc = plain.head.outputs, 512, 256
+    bn = 2  # affine parameters per channel
+    head = (c * m * 9 + m + bn * m                                   # conv3x3_ocr
+            + 2 * (m * kc + bn * kc + kc * kc + bn * kc)             # f_pixel, f_object
+            + (m * kc + bn * kc) + (kc * m + bn * m)                 # f_down, f_up
+            + (2 * m * m + bn * m)                                   # conv_bn_dropout
+            + (m * k + k)                                            # cls_head
+            + (c * c + c + bn * c + c * k + k))                      # aux_head
+    last_layer = c * c + c + bn * c + c * k + k
+    assert hc.count_params(cfg) == hc.count_params(plain) - last_layer + head
+    assert output_shapes(cfg, (64, 128)) == [(1, k, 16, 32), (1, k, 16, 32)]
+
+
+def test_development_only_ocr_names_are_refused_with_a_reason():
+    raw = _official("seg/seg_hrnet_w48_train_512x1024_sgd_lr1e-2_wd5e-4_bs_12_epoch484.yaml")
+    raw["MODEL"]["NAME"] = "seg_hrnet_ocr_bndefault_alignTrue_1x1"
+    with pytest.raises(hc.ConfigError, match="development-only"):
+        hc.parse_mapping(raw)
