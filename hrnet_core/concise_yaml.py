@@ -107,7 +107,7 @@ def _shorthand_stages(data: Mapping) -> tuple[StageConfig, ...]:
     block = _block(data.get("block", "BASIC"), "block")
     blocks_raw = data.get("blocks", 4)
     if isinstance(blocks_raw, int) and not isinstance(blocks_raw, bool):
-        per_stage = (integer(data, "blocks", "blocks"),) * len(modules)
+        per_stage = (integer({"blocks": blocks_raw}, "blocks", "blocks"),) * len(modules)
     else:
         per_stage = int_list(blocks_raw, "blocks")
         if len(per_stage) != len(modules):

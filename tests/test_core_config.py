@@ -42,6 +42,13 @@ def test_dump_then_load_is_identity(preset: Path):
     assert hc.load_config(yaml.safe_load(text)) == cfg
 
 
+def test_shorthand_defaults_give_the_standard_layout():
+    cfg = hc.load_config({"family": "pose", "width": 32})
+    assert [st.modules for st in cfg.stages] == [1, 4, 3]
+    assert all(set(st.blocks) == {4} and st.block == "BASIC" for st in cfg.stages)
+    assert cfg.stages == hc.load_config(POSE_W32).stages
+
+
 def test_width_shorthand_expands_and_matches_official_model():
     cfg = hc.load_config(POSE_W32)
     assert [st.channels for st in cfg.stages] == [(32, 64), (32, 64, 128), (32, 64, 128, 256)]

@@ -1,0 +1,177 @@
+"""Ablation: start a fusion ablation as a detached worker, follow it live, open its report.
+
+The worker outlives reruns, closed tabs and reloads; everything shown here is read from the run
+folder (``runs/<name>/`` or ``$HRNET_EXPLORER_RUNS``), so a reload finds the run where it is.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+import torch
+
+from analysis import ablation_launch as al
+from analysis.ablation import report as rp
+from analysis.ablation.progress import RUN_COLUMNS, list_runs, read_progress, run_state
+from app import common
+from hrnet_core import dump_config
+
+ss = st.session_state
+CURRENT = "current config (from Build)"
+
+
+def _new_name() -> str:
+    return time.strftime("fusion-%Y%m%d-%H%M%S")
+
+
+def _start_form(cfg) -> None:
+    if "abl_name" not in ss or ss.pop("abl_renew_name", False):
+        ss.abl_name = _new_name()
+    with st.form("abl_start"):
+        st.subheader("Start a run")
+        c1, c2, c3 = st.columns(3)
+        name = c1.text_input("Run name", key="abl_name")
+        base = c2.selectbox("Base config", [CURRENT, *common.config_sources()], key="abl_base")
+        variants = c3.text_input("Variants (fusions, or final_only / across_stage / all)", value="1,3,8",
+                                 key="abl_variants")
+        c1, c2, c3, c4 = st.columns(4)
+        data = c1.text_input("Data: builtin, or a COCO-keypoints folder", value="builtin", key="abl_data")
+        recipe = c2.selectbox("Recipe", al.RECIPES, key="abl_recipe",
+                              help="quick: minutes per variant on one GPU (built-in data); paper: the official "
+                                   "210-epoch schedule; smoke: a tiny end-to-end check")
+        seeds = c3.number_input("Seeds", min_value=1, max_value=100, value=1, key="abl_seeds")
+        devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        device = c4.selectbox("Device", devices, key="abl_device")
+        smoke = st.checkbox("Smoke run (tiny model and data, all variants end to end on CPU in under 2 minutes; "
+                            "uses the smoke recipe)", key="abl_smoke")
+        submitted = st.form_submit_button("Start", key="abl_start_button")
+    if "abl_started" in ss:
+        st.success(ss.pop("abl_started"))
+    if not submitted:
+        return
+    with common.guard("start"):
+        base_text = dump_config(cfg) if base == CURRENT else None
+        base_path = "" if base == CURRENT else common.config_sources()[base]
+        request = al.AblationRequest(name=name.strip(), base=base_path, variants=variants.strip(), data=data.strip(),
+                                     recipe="smoke" if smoke else recipe, seeds=int(seeds), device=device,
+                                     smoke=smoke)
+        info = al.launch(request, base_text=base_text)
+        ss.abl_pick = Path(info.run_dir).name
+        ss.abl_renew_name = True  # the next run gets a fresh default name
+        ss.abl_started = f"Started {Path(info.run_dir).name} (worker pid {info.pid}); log: {info.log}"
+        st.rerun()
+
+
+def _progress_view(run_dir: Path) -> None:
+    status = al.worker_status(run_dir)
+    state = status["state"]
+    if state == "unknown":  # started from the CLI: only the run's own records
+        state = {"done": "finished"}.get(run_state(run_dir), run_state(run_dir))
+    badge = {"running": ":blue[running]", "finished": ":green[finished]", "failed": ":red[failed]",
+             "stopped": ":orange[stopped]"}.get(state, state)
+    st.markdown(f"**{run_dir.name}** — {badge}" + (f" (worker pid {status['pid']})" if status.get("pid") else ""))
+    if state == "failed" and status.get("reason"):
+        st.error(f"The run failed: {status['reason']}")
+    elif state == "stopped":
+        st.warning("The run was stopped; resume it to continue from the last complete epoch.")
+    progress = read_progress(run_dir)
+    if progress.empty:
+        st.caption("No progress recorded yet (the worker is preparing the data and models).")
+    else:
+        for _, row in progress[progress["error"].notna()].iterrows():
+            st.error(f"{row['variant']} seed {row['seed']}: {row['error']}")
+        st.dataframe(_progress_table(progress), hide_index=True, width="stretch",
+                     column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0,
+                                                                                max_value=1.0, format="percent")})
+    c1, c2 = st.columns(2)
+    if state == "running" and c1.button("Stop the run", key="abl_stop"):
+        al.stop(run_dir)
+        st.rerun()
+    if state in ("failed", "stopped") and c2.button("Resume the run", key="abl_resume"):
+        with common.guard("resume"):
+            al.resume(run_dir)
+            st.rerun()
+    with st.expander("Worker log (last lines)"):
+        st.code(al.log_tail(run_dir, 40) or "(empty)")
+
+
+def _progress_table(progress: pd.DataFrame) -> pd.DataFrame:
+    df = progress[["variant", "seed", "fusions", "state", "epoch", "epochs", "loss", "AP"]].copy()
+    df["ETA"] = progress["eta_s"].map(lambda s: "" if pd.isna(s) else time.strftime("%H:%M:%S", time.gmtime(float(s))))
+    epochs = pd.to_numeric(df["epochs"], errors="coerce").replace(0, float("nan"))
+    df["progress"] = (pd.to_numeric(df["epoch"], errors="coerce") / epochs).fillna(0.0).clip(0, 1)
+    return df
+
+
+def _report_view(run_dir: Path) -> None:
+    st.subheader("Report")
+    if not (run_dir / "ablation.json").is_file():
+        st.caption("No report: the run has not recorded its request yet.")
+        return
+    summary = rp.load_summary(run_dir)
+    paper, _ = rp.paper_table()
+    st.dataframe(rp.display_table(summary, paper), hide_index=True, width="stretch")
+    figs = rp.figures(rp.load_metrics(run_dir), summary)
+    for i, fig in enumerate(figs):
+        fig.update_layout(height=380, margin=dict(l=10, r=10, t=50, b=10))
+        st.plotly_chart(fig, width="stretch", key=f"abl_fig_{i}")
+    md = run_dir / "report.md"
+    if md.is_file():
+        with st.expander("report.md (with the paper's table and how this run differs from it)"):
+            st.markdown(md.read_text(encoding="utf-8"))
+    c = st.columns(5)
+    if c[0].button("Rewrite the report files" if md.is_file() else "Write the report files", key="abl_write"):
+        with common.guard("report"), st.spinner("Writing the report…"):
+            rp.write_report(run_dir)
+            st.rerun()
+    for col, name, mime in zip(c[1:], ("report.html", "report.md", "summary.csv", "summary.json"),
+                               ("text/html", "text/markdown", "text/csv", "application/json")):
+        path = run_dir / name
+        if path.is_file():
+            col.download_button(f"Download {name}", data=lambda path=path: path.read_bytes(), mime=mime,
+                                file_name=f"{run_dir.name}_{name}", key=f"abl_dl_{name}", on_click="ignore")
+
+
+def _runs() -> None:
+    st.subheader("Runs")
+    root = al.runs_root()
+    runs = list_runs(root)
+    # Runs launched here that have not written their request yet (starting up, or failed early).
+    early = [p.parent for p in sorted(root.glob(f"*/{al.LAUNCH_NAME}")) if p.parent.name not in set(runs["name"])]
+    if early:
+        extra = pd.DataFrame([{"name": d.name, "path": str(d), "state": al.worker_status(d)["state"]} for d in early],
+                             columns=list(RUN_COLUMNS))
+        runs = pd.concat([extra, runs], ignore_index=True) if len(runs) else extra
+    if runs.empty:
+        st.caption(f"No runs in {root} yet.")
+        return
+    st.dataframe(runs.drop(columns=["path"]), hide_index=True, width="stretch")
+    names = list(runs["name"])
+    if ss.get("abl_pick") not in names:
+        ss.abl_pick = names[0]
+    name = st.selectbox("Open run", names, key="abl_pick")
+    run_dir = (root / name).resolve()
+    running = al.worker_status(run_dir)["state"] == "running"
+
+    @st.fragment(run_every=2.0 if running else None)
+    def live():
+        _progress_view(run_dir)
+        if running and al.worker_status(run_dir)["state"] != "running":
+            st.rerun()  # finished: redraw the whole page (report, run list) once
+
+    live()
+    with common.guard("report"):
+        _report_view(run_dir)
+
+
+st.title("Ablation")
+st.caption("The paper's fusion study (1 / 3 / 8 exchange units, section 4.4) rerun on any base config. "
+           f"Runs are folders under {al.runs_root()}; they keep going if this tab is closed or reloaded.")
+cfg = common.current_config()
+_start_form(cfg)
+st.divider()
+with common.guard("runs"):
+    _runs()

@@ -1,0 +1,263 @@
+"""Build: pick a preset, edit it with form controls or as YAML, save it, compare it with the preset.
+
+Form widgets and the YAML editor are two views of ``st.session_state.cfg`` (the current valid
+config). Every edit goes through a callback that validates it: a valid edit replaces ``cfg`` and
+refreshes the other view; an invalid one leaves ``cfg`` as it was and shows an error naming the field.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+
+import streamlit as st
+
+from analysis import config_edit as ce
+from app import common
+from hrnet_core import ConfigError, dump_config
+from hrnet_core.config import FUSION_PRESETS, HEAD_KINDS
+
+ss = st.session_state
+FUSION_LABELS = {"all": "all", "across_stage": "across stages", "final_only": "final only", "none": "none"}
+
+
+# ---- widget keys <-> config -----------------------------------------------------------------------
+
+
+def _slots(cfg):
+    """``(widget key, path into config_edit.form_values)`` for every form control of ``cfg``."""
+    yield from (("b_width", ("width",)), ("b_in_h", ("input_h",)), ("b_in_w", ("input_w",)),
+                ("b_head_kind", ("head_kind",)), ("b_head_out", ("head_outputs",)))
+    for s, stage in enumerate(cfg.stages):
+        yield f"b_mod_{s}", ("modules", s)
+        for b in range(stage.branches):
+            yield f"b_blk_{s}_{b}", ("blocks", s, b)
+            yield f"b_ch_{s}_{b}", ("channels", s, b)
+        for m in range(stage.modules):
+            yield f"b_fuse_{s}_{m}", ("fusion", s, m)
+
+
+def _widget_values(cfg) -> dict:
+    """Widget key -> value for every form control of ``cfg``."""
+    values = ce.form_values(cfg)
+    return {key: functools.reduce(operator.getitem, path, values) for key, path in _slots(cfg)}
+
+
+def _read_form(cfg) -> dict:
+    """``cfg``'s form values with what the widgets hold now."""
+    values = ce.form_values(cfg)
+    for key, path in _slots(cfg):
+        if key in ss:
+            functools.reduce(operator.getitem, path[:-1], values)[path[-1]] = ss[key]
+    return values
+
+
+def _push(cfg, yaml_text: str | None = None) -> None:
+    """Show ``cfg`` in every widget (only from callbacks or before the widgets are drawn)."""
+    for key in [k for k in ss if isinstance(k, str) and k.startswith("b_fuse_")]:
+        del ss[key]
+    for key, value in _widget_values(cfg).items():
+        ss[key] = value
+    ss.yaml_text = dump_config(cfg) if yaml_text is None else yaml_text
+
+
+def _seed_widgets(cfg) -> None:
+    """Widgets not drawn on the last run (another page was open) lose their state: restore it."""
+    values = _widget_values(cfg)
+    if any(k not in ss for k in values) or "yaml_text" not in ss:
+        for key, value in values.items():
+            ss.setdefault(key, value)
+        ss.setdefault("yaml_text", dump_config(cfg) if ss.get("base_cfg") != cfg else ss.get("base_text", ""))
+        if ss.get("build_error", {}).get("where") in ("form", "yaml"):
+            ss.build_error = {}  # the invalid input it was about is gone
+
+
+def _fail(where: str, err: Exception) -> None:
+    ss.build_error = {"where": where, "message": common.error_line(err)}
+
+
+def _ok(message: str = "") -> None:
+    ss.build_error = {"where": "ok", "message": message} if message else {}
+
+
+# ---- callbacks ------------------------------------------------------------------------------------
+
+
+def _on_preset() -> None:
+    label = ss.b_preset
+    try:
+        cfg = common.config_from_source(label)
+        text = open(common.config_sources()[label], encoding="utf-8").read()
+    except Exception as err:  # noqa: BLE001 - shown inline
+        _fail("preset", err)
+        return
+    ss.cfg, ss.base_name, ss.base_cfg, ss.base_text = cfg, label, cfg, text
+    _push(cfg, yaml_text=text)
+    _ok()
+
+
+def _on_form() -> None:
+    try:
+        cfg = ce.config_from_form(ss.cfg, _read_form(ss.cfg))
+        common.view(cfg)  # refuses e.g. a model above the builder's size bound
+    except Exception as err:  # noqa: BLE001
+        _fail("form", err)
+        return
+    ss.cfg = cfg
+    _push(cfg)
+    _ok()
+
+
+def _on_fusion_preset(name: str) -> None:
+    ss.cfg = ss.cfg.with_fusion(name)
+    _push(ss.cfg)
+    _ok()
+
+
+def _apply_text(text: str, source: str, name: str) -> None:
+    try:
+        cfg = ce.parse_yaml(text, source=source, name=name)
+        common.view(cfg)
+    except Exception as err:  # noqa: BLE001
+        _fail("yaml", err)
+        return
+    ss.cfg = cfg
+    _push(cfg, yaml_text=text)
+    _ok()
+
+
+def _on_yaml() -> None:
+    _apply_text(ss.yaml_text, "YAML", ss.cfg.name)
+
+
+def _on_upload() -> None:
+    upload = ss.get("b_upload")
+    if upload is None:
+        return
+    name = upload.name.rsplit(".", 1)[0] or "uploaded"
+    try:
+        text = upload.getvalue().decode("utf-8")
+    except UnicodeDecodeError:
+        _fail("yaml", ConfigError(upload.name, "is not UTF-8 text (a YAML file is expected)"))
+        return
+    ss.yaml_text = text
+    _apply_text(text, upload.name, name)
+
+
+def _on_save() -> None:
+    error = ss.get("build_error", {}).get("where") == "yaml"
+    text = dump_config(ss.cfg) if error else ss.yaml_text
+    try:
+        path = ce.save_config(text, ss.get("b_save_name") or ss.cfg.name, overwrite=ss.get("b_overwrite", False))
+    except Exception as err:  # noqa: BLE001
+        _fail("save", err)
+        return
+    _ok(f"Saved to {path}; it is listed in the preset picker as 'saved: {path.stem}'.")
+
+
+# ---- page -----------------------------------------------------------------------------------------
+
+
+def _form(cfg) -> None:
+    st.subheader("Form")
+    c1, c2, c3 = st.columns(3)
+    c1.number_input("Width (branch 1 channels)", min_value=1, step=2, key="b_width", on_change=_on_form,
+                    help="Sets every branch's channels to width x 2^k.")
+    c2.number_input("Input height", min_value=1, step=32, key="b_in_h", on_change=_on_form)
+    c3.number_input("Input width", min_value=1, step=32, key="b_in_w", on_change=_on_form)
+    c1, c2, _ = st.columns(3)
+    kinds = ["cls"] if cfg.family == "cls" else [k for k in HEAD_KINDS if k != "cls"]
+    if ss.get("b_head_kind") not in kinds:
+        kinds = [*kinds, ss.get("b_head_kind")]
+    c1.selectbox("Head", kinds, key="b_head_kind", on_change=_on_form,
+                 help="v1: heatmaps from the 1/4 branch; v2: all branches concatenated; v2p: feature pyramid")
+    c2.number_input("Head outputs (joints, classes, landmarks)", min_value=1, key="b_head_out", on_change=_on_form)
+
+    st.markdown("**Stages** — modules, and residual units and channels per branch (resolution)")
+    for s, stage in enumerate(cfg.stages):
+        cols = st.columns([1.2] + [1] * stage.branches + [max(0.01, 4 - stage.branches)])
+        cols[0].number_input(f"Stage {s + 2} modules", min_value=1, key=f"b_mod_{s}", on_change=_on_form)
+        for b in range(stage.branches):
+            with cols[b + 1]:
+                st.number_input(f"1/{4 * 2**b} blocks", min_value=1, key=f"b_blk_{s}_{b}", on_change=_on_form)
+                st.number_input(f"1/{4 * 2**b} channels", min_value=1, key=f"b_ch_{s}_{b}", on_change=_on_form)
+    note = ce.out_channels_note(cfg)
+    if note:
+        st.caption(note)
+
+    st.markdown("**Fusion schedule** — one toggle per module: does it end with an exchange unit?")
+    for s, stage in enumerate(cfg.stages):
+        cols = st.columns([1.2] + [1] * max(stage.modules, 4))
+        cols[0].markdown(f"Stage {s + 2}")
+        for m in range(stage.modules):
+            cols[m + 1].checkbox(f"m{m + 1}", key=f"b_fuse_{s}_{m}", on_change=_on_form)
+    cols = st.columns(len(FUSION_PRESETS) + 1)
+    cols[0].caption(f"{cfg.num_fusions} fusions · set all:")
+    for i, name in enumerate(FUSION_PRESETS):
+        cols[i + 1].button(FUSION_LABELS[name], key=f"b_fp_{name}", on_click=_on_fusion_preset, args=(name,))
+    err = ss.get("build_error", {})
+    if err.get("where") == "form":
+        st.error(f"Invalid form input — {err['message']}")
+
+
+def _yaml_editor(cfg) -> None:
+    st.subheader("YAML")
+    st.text_area("Project schema or an official experiment YAML (applied when the box loses focus, or Ctrl+Enter)",
+                 key="yaml_text", height=360, on_change=_on_yaml)
+    err = ss.get("build_error", {})
+    if err.get("where") == "yaml":
+        st.error(f"Invalid config — {err['message']}")
+    st.file_uploader("…or upload a YAML file", type=["yaml", "yml"], key="b_upload", on_change=_on_upload)
+    c1, c2 = st.columns(2)
+    c1.download_button("Download YAML", data=dump_config(cfg), file_name=f"{cfg.name}.yaml", mime="text/yaml",
+                       help="The current valid config in the project's explicit schema.")
+    with c2.popover("Save YAML"):
+        st.text_input("Name", value=cfg.name, key="b_save_name")
+        st.checkbox("Overwrite a saved config of that name (the old one is kept in .history/)", key="b_overwrite")
+        st.caption(f"Folder: {ce.user_config_dir()}")
+        st.button("Save", on_click=_on_save, key="b_save")
+    if err.get("where") == "save":
+        st.error(f"Save: {err['message']}")
+    elif err.get("where") == "ok":
+        st.success(err["message"])
+
+
+def _model_view(cfg) -> None:
+    st.subheader("Current model")
+    err = ss.get("build_error", {})
+    if err.get("where") in ("form", "yaml"):
+        st.warning("The edit above is invalid, so this is still the last valid model.")
+    st.markdown(common.model_caption(cfg))
+    v = common.view(cfg)
+    cols = st.columns(4)
+    cols[0].metric("Params", f"{v.params / 1e6:.2f}M", help=f"{v.params:,}")
+    cols[1].metric("GFLOPs (paper)", f"{v.gflops_paper:.2f}", help="Conv and Linear multiply-adds / 2^30, batch 1")
+    cols[2].metric("Fusions", f"{v.fusions} of {v.modules}")
+    cols[3].metric("Output", ", ".join("x".join(map(str, s)) for s in v.output_shapes))
+    with common.guard("diagram"):
+        st.graphviz_chart(common.diagram_dot(cfg, "stage"), width="stretch")
+    left, right = st.columns([1, 1])
+    left.dataframe(v.table, hide_index=True, width="stretch")
+    base = ss.get("base_cfg")
+    with right.expander(f"Diff against the preset ({ss.get('base_name')})", expanded=True):
+        diff = ce.yaml_diff(base, cfg, ss.get("base_name", "preset"), cfg.name) if base is not None else ""
+        st.code(diff or "(no difference)", language="diff")
+
+
+cfg = common.current_config()
+_seed_widgets(cfg)
+st.title("Build")
+sources = common.config_sources()
+if ss.get("b_preset") not in sources:
+    ss.b_preset = ss.get("base_name") if ss.get("base_name") in sources else ce.DEFAULT_PRESET
+st.selectbox("Preset (the model zoo in configs/, and your saved configs)", list(sources), key="b_preset",
+             on_change=_on_preset)
+if ss.get("build_error", {}).get("where") == "preset":
+    st.error(f"Preset: {ss.build_error['message']}")
+left, right = st.columns([3, 2], gap="large")
+with left:
+    _form(cfg)
+with right:
+    _yaml_editor(cfg)
+st.divider()
+_model_view(cfg)

@@ -1,0 +1,166 @@
+"""State, caching and error display shared by the app's pages.
+
+Session state holds the current valid config (``cfg``), the preset it started from (``base_name``,
+``base_cfg``) and the image chosen for feature maps. Everything heavy is cached by config hash:
+models with ``st.cache_resource``, tables, reports and diagrams with ``st.cache_data``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import streamlit as st
+
+from analysis.complexity import analyze
+from analysis.config_edit import (
+    DEFAULT_PRESET,
+    ModelView,
+    config_hash,
+    list_presets,
+    list_saved,
+    load_preset,
+    model_view,
+)
+from analysis.diagram import build_diagram, render_bytes
+from analysis.images import DEFAULT_IMAGE
+from hrnet_core import HRNetConfig, UserInputError, build_model, load_checkpoint, load_config
+from hrnet_core.device import prepare, resolve_device
+
+# ---- errors -------------------------------------------------------------------------------------
+
+
+def error_line(err: BaseException) -> str:
+    """One line for the UI: a user error's own message, or the class and message of a bug."""
+    if isinstance(err, UserInputError):
+        return str(err)
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+@contextlib.contextmanager
+def guard(context: str = ""):
+    """Show any error raised inside as one ``st.error`` line (never a traceback).
+
+    Streamlit's own rerun/stop signals derive from ``BaseException`` and pass through.
+    """
+    try:
+        yield
+    except Exception as err:  # noqa: BLE001 - the UI must never show a traceback
+        prefix = f"{context}: " if context else ""
+        st.error(prefix + error_line(err))
+
+
+# ---- session state ------------------------------------------------------------------------------
+
+
+def init_state() -> None:
+    """The app's defaults on first run: pose W32 256x192 and the bundled astronaut photo."""
+    ss = st.session_state
+    if "cfg" not in ss:
+        cfg = load_preset(DEFAULT_PRESET)
+        ss.cfg = cfg
+        ss.base_name = DEFAULT_PRESET
+        ss.base_cfg = cfg
+        ss.base_text = list_presets()[DEFAULT_PRESET].read_text(encoding="utf-8")
+    ss.setdefault("image_name", DEFAULT_IMAGE)
+
+
+def current_config() -> HRNetConfig:
+    init_state()
+    return st.session_state.cfg
+
+
+def config_sources() -> dict[str, str]:
+    """Picker label -> path over the model zoo (``configs/``) and the user's saved configs."""
+    out = {name: str(path) for name, path in list_presets().items()}
+    for name, path in list_saved().items():
+        out[f"saved: {name}"] = str(path)
+    return out
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def load_source(path: str, mtime: float) -> HRNetConfig:  # mtime: a saved file edited on disk reloads
+    return load_config(path)
+
+
+def config_from_source(label: str) -> HRNetConfig:
+    path = config_sources()[label]
+    return load_source(path, os.path.getmtime(path))
+
+
+# ---- cached computations --------------------------------------------------------------------------
+
+
+def key_of(cfg: HRNetConfig) -> str:
+    return config_hash(cfg)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _complexity(key: str, _cfg: HRNetConfig, input_hw: tuple[int, int] | None, backend: str):
+    return analyze(_cfg, input_hw=input_hw, backend=backend)
+
+
+def complexity(cfg: HRNetConfig, input_hw: tuple[int, int] | None = None, backend: str = "analytic"):
+    """``analysis.complexity.analyze`` cached by config hash, input size and backend."""
+    hw = tuple(int(v) for v in input_hw) if input_hw else None
+    return _complexity(key_of(cfg), cfg, hw, backend)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _model_view(key: str, _cfg: HRNetConfig) -> ModelView:
+    return model_view(_cfg, complexity(_cfg))
+
+
+def view(cfg: HRNetConfig) -> ModelView:
+    """Params, GFLOPs, fusions, output shapes and the stage table (``config_edit.model_view``), cached.
+    Raises ``ConfigError`` for a model the builder would refuse."""
+    return _model_view(key_of(cfg), cfg)
+
+
+@st.cache_data(max_entries=256, show_spinner=False)
+def _diagram_dot(key: str, _cfg: HRNetConfig, level: str, module: str | None, annotate: str | None) -> str:
+    return build_diagram(_cfg, level=level, module=module, annotate=annotate).source
+
+
+def diagram_dot(cfg: HRNetConfig, level: str = "stage", module: str | None = None, annotate: str | None = None) -> str:
+    """The diagram's DOT source, cached by config hash and options."""
+    return _diagram_dot(key_of(cfg), cfg, level, module, annotate)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _diagram_bytes(key: str, _cfg: HRNetConfig, level: str, module: str | None, annotate: str | None,
+                   fmt: str) -> bytes:
+    return render_bytes(build_diagram(_cfg, level=level, module=module, annotate=annotate), fmt)
+
+
+def diagram_bytes(cfg: HRNetConfig, level: str, module: str | None, annotate: str | None, fmt: str) -> bytes:
+    """The diagram rendered by Graphviz (svg, png) or its DOT text, cached."""
+    return _diagram_bytes(key_of(cfg), cfg, level, module, annotate, fmt)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _model(key: str, _cfg: HRNetConfig, device: str, checkpoint_key: str, _checkpoint: str | None):
+    model = build_model(_cfg)
+    status = "random weights (official initialisation)"
+    if _checkpoint:
+        status = load_checkpoint(model, _checkpoint).status
+    return prepare(model.eval(), resolve_device(device)), status
+
+
+def model(cfg: HRNetConfig, device: str = "auto", checkpoint: str | None = None):
+    """``(model, checkpoint status)``: built once per config, device and checkpoint, in eval mode."""
+    dev = str(resolve_device(device))
+    ck_key = f"{checkpoint}:{os.path.getmtime(checkpoint)}" if checkpoint else ""
+    return _model(key_of(cfg), cfg, dev, ck_key, checkpoint)
+
+
+# ---- small display helpers -----------------------------------------------------------------------
+
+
+def model_caption(cfg: HRNetConfig) -> str:
+    v = view(cfg)
+    h, w = cfg.input_hw
+    return (f"**{cfg.name}** · {cfg.family} · head {cfg.head.kind} · {v.params / 1e6:.1f}M params · "
+            f"{v.gflops_paper:.2f} GFLOPs · {v.fusions}/{v.modules} modules fuse ({v.fusion_schedule}) · "
+            f"input {h}x{w}")

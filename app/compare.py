@@ -1,0 +1,73 @@
+"""Side-by-side comparison of two complexity reports (the Complexity page's comparison view)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from hrnet_core import HRNetConfig
+
+COMPARE_FUSIONS = ("final_only", "across_stage", "all", "none")
+CHANGED = "background-color: rgba(255, 196, 0, 0.35); font-weight: 600"
+DELTA = "Δ"
+DELTA_PCT = "Δ %"
+
+
+def compare_totals(rep_a, rep_b, cfg_a: HRNetConfig, cfg_b: HRNetConfig, label_a: str, label_b: str) -> pd.DataFrame:
+    """One row per quantity: A, B, B - A and the relative change; rows that differ are what to highlight."""
+    rows = [
+        ("params", rep_a.params, rep_b.params),
+        ("GFLOPs (paper, conv+linear MACs / 2^30)", rep_a.gflops_paper, rep_b.gflops_paper),
+        ("fvcore GFLOPs (/1e9)", rep_a.fvcore_flops / 1e9, rep_b.fvcore_flops / 1e9),
+        ("torch GFLOPs (/1e9)", rep_a.torch_flops / 1e9, rep_b.torch_flops / 1e9),
+        ("activations (elements)", rep_a.activations, rep_b.activations),
+        ("fusing modules", cfg_a.num_fusions, cfg_b.num_fusions),
+        ("modules", cfg_a.num_modules, cfg_b.num_modules),
+    ]
+    df = pd.DataFrame(rows, columns=["quantity", label_a, label_b]).set_index("quantity")
+    df[DELTA] = df[label_b] - df[label_a]
+    df[DELTA_PCT] = (100 * df[DELTA] / df[label_a].where(df[label_a] != 0)).round(2)
+    return df
+
+
+def compare_groups(rep_a, rep_b, by: str, label_a: str, label_b: str, labels) -> pd.DataFrame:
+    """Params and paper GFLOPs per group (``report.by(by)``, labelled by ``labels(df, by)``) of A and B,
+    with the differences; groups only one side has count 0 on the other."""
+    def table(rep, label):
+        df = rep.by(by)
+        return pd.DataFrame({by: labels(df, by).to_numpy(), f"params {label}": df["params"].to_numpy(),
+                             f"GFLOPs {label}": (df["macs"] / 2**30).to_numpy()})
+
+    a, b = table(rep_a, label_a), table(rep_b, label_b)
+    order = list(dict.fromkeys([*a[by], *b[by]]))  # forward order, A's groups first
+    merged = a.merge(b, on=by, how="outer").set_index(by).loc[order].reset_index().fillna(0)
+    merged[f"{DELTA} params"] = merged[f"params {label_b}"] - merged[f"params {label_a}"]
+    merged[f"{DELTA} GFLOPs"] = merged[f"GFLOPs {label_b}"] - merged[f"GFLOPs {label_a}"]
+    return merged
+
+
+def changed_mask(df: pd.DataFrame, pair: list[str] | None) -> pd.DataFrame:
+    """True where a cell shows a difference: a delta column that is non-zero, or both values of a
+    row that differ between ``pair``'s two columns."""
+    mask = pd.DataFrame(False, index=df.index, columns=df.columns)
+    deltas = [c for c in df.columns if str(c).startswith(DELTA)]
+    for c in deltas:
+        mask[c] = df[c].fillna(0).abs() > 1e-12
+    if pair:
+        rows = (df[pair[0]] - df[pair[1]]).abs() > 1e-12
+        for c in pair:
+            mask[c] = rows
+    return mask
+
+
+def highlight_changes(df: pd.DataFrame, pair: list[str] | None):
+    """A pandas Styler marking every difference (``changed_mask``) and formatting the numbers."""
+    mask = changed_mask(df, pair)
+    styler = df.style.apply(lambda _: mask.replace({True: CHANGED, False: ""}), axis=None)
+    numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
+    return styler.format(_number, subset=numeric, na_rep="–")
+
+
+def _number(value) -> str:
+    """Whole numbers with thousands separators, others with three decimals."""
+    value = float(value)
+    return f"{value:,.0f}" if value.is_integer() else f"{value:,.3f}"

@@ -1,0 +1,160 @@
+"""Complexity: totals in the three FLOP conventions, where params and FLOPs go (by stage, branch,
+component), the breakdown table, a side-by-side comparison of two configs and the measured profile."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from analysis.complexity import CONVENTIONS
+from analysis.profiler import profile
+from app import common
+from app.compare import COMPARE_FUSIONS, compare_groups, compare_totals, highlight_changes
+from hrnet_core.device import device_label, resolve_device
+
+ss = st.session_state
+GROUPS = {"stage": "By stage", "branch": "By branch (resolution)", "component": "By component"}
+
+
+SHARES = {"params_share": "params", "macs_share": "GFLOPs (paper)", "activations_share": "activations"}
+
+
+def group_labels(df: pd.DataFrame, by: str) -> pd.Series:
+    """Readable labels of a ``report.by(by)`` table: ``1/8`` for branches, ``stage3.m2`` for modules."""
+    if by == "branch":
+        return df["resolution"].fillna("merged (stem, head)").astype(str)
+    if by == "module":
+        return pd.Series([s if pd.isna(m) else f"{s}.m{int(m)}" for s, m in zip(df["stage"], df["module"])],
+                         index=df.index)
+    return df[by].astype(str)
+
+
+def _group_chart(df: pd.DataFrame, by: str, title: str):
+    long = df.assign(group=group_labels(df, by)).melt(
+        id_vars=["group"], value_vars=list(SHARES), var_name="quantity", value_name="share")
+    long["quantity"] = long["quantity"].map(SHARES)
+    long["share %"] = 100 * long["share"]
+    fig = px.bar(long, x="group", y="share %", color="quantity", barmode="group", title=title, height=340)
+    fig.update_layout(margin=dict(l=10, r=10, t=40, b=10), legend_title_text="", xaxis_title=by)
+    fig.update_xaxes(type="category")
+    return fig
+
+
+def _totals(rep) -> None:
+    cols = st.columns(len(CONVENTIONS) + 2)
+    cols[0].metric("Params", f"{rep.params / 1e6:.2f}M", help=f"{rep.params:,} parameters")
+    for col, (name, conv) in zip(cols[1:], CONVENTIONS.items()):
+        col.metric(f"GFLOPs · {name}", f"{conv.value(rep):.3f}")
+        col.caption(conv.description)
+    cols[-1].metric("Activations", f"{rep.activation_mib():.1f} MiB",
+                    help=f"{rep.activations:,} elements written by the forward pass (batch 1, float32)")
+    if rep.unsupported_ops:
+        ops = ", ".join(f"{op} ({n} calls, {rep.uncounted_elements.get(op, 0):,} elements)"
+                        for op, n in rep.unsupported_ops.items())
+        st.caption(f"Operators fvcore does not count (reported, not hidden): {ops}.")
+
+
+def _breakdown(cfg, rep) -> None:
+    tabs = st.tabs(list(GROUPS.values()) + ["By module", "Breakdown table"])
+    for tab, by in zip(tabs, list(GROUPS) + ["module"]):
+        with tab:
+            df = rep.by(by)
+            if by != "module":
+                st.plotly_chart(_group_chart(df, by, f"Share of params, FLOPs and activations {GROUPS[by].lower()}"),
+                                width="stretch", key=f"c_chart_{by}")
+            st.dataframe(df, hide_index=True, width="stretch")
+    with tabs[-1]:
+        st.dataframe(rep.breakdown, hide_index=True, width="stretch", height=420)
+        st.download_button("Download CSV", rep.breakdown.to_csv(index=False).encode(),
+                           file_name=f"{cfg.name}_breakdown.csv", mime="text/csv", key="c_csv")
+
+
+def _comparison(cfg, hw) -> None:
+    st.subheader("Compare two configs")
+    options = [f"current, fusion: {name}" for name in COMPARE_FUSIONS] + list(common.config_sources())
+    c1, c2, c3 = st.columns([2, 2, 1])
+    choice = c2.selectbox("B", options, key="c_compare", index=options.index("current, fusion: final_only"))
+    same_size = c3.checkbox("B at A's input size", value=True, key="c_compare_size")
+    other = (cfg.with_fusion(choice.split(": ", 1)[1]) if choice.startswith("current, fusion: ")
+             else common.config_from_source(choice))
+    hw_b = hw if same_size and other.family == cfg.family else None
+    rep_a = common.complexity(cfg, hw)
+    rep_b = common.complexity(other, hw_b)
+    name_a = f"A: {cfg.name}, {cfg.num_fusions} fusions, {hw[0]}x{hw[1]}"
+    name_b = f"B: {other.name}, {other.num_fusions} fusions, {rep_b.input_hw[0]}x{rep_b.input_hw[1]}"
+    c1.markdown(f"**{name_a}**  \n**{name_b}**")
+    totals = compare_totals(rep_a, rep_b, cfg, other, "A", "B")
+    st.dataframe(highlight_changes(totals, ["A", "B"]), width="stretch")
+    st.caption("Highlighted: every quantity that differs between A and B.")
+    by = st.radio("Group by", list(GROUPS), format_func=GROUPS.get, horizontal=True, key="c_compare_by")
+    groups = compare_groups(rep_a, rep_b, by, "A", "B", group_labels)
+    long = groups.melt(id_vars=[by], value_vars=["GFLOPs A", "GFLOPs B"], var_name="config",
+                       value_name="GFLOPs (paper)")
+    long["config"] = long["config"].map({"GFLOPs A": name_a, "GFLOPs B": name_b})
+    fig = px.bar(long, x=by, y="GFLOPs (paper)", color="config", barmode="group", height=340)
+    fig.update_xaxes(type="category")
+    fig.update_layout(margin=dict(l=10, r=10, t=30, b=10), legend_title_text="",
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02))
+    st.plotly_chart(fig, width="stretch", key="c_compare_chart")
+    st.dataframe(highlight_changes(groups, None), hide_index=True, width="stretch")
+
+
+def _profile(cfg, hw) -> None:
+    import torch
+
+    st.subheader("Measured latency and memory")
+    devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    c1, c2, c3 = st.columns(3)
+    device = c1.selectbox("Device", devices, key="c_prof_device",
+                          help=f"auto = {device_label(resolve_device('auto'))}")
+    mode = c2.radio("Per", ["stage", "branch"], horizontal=True, key="c_prof_mode")
+    batches = c3.multiselect("Batch sizes", [1, 2, 4, 8, 16, 32, 64], default=[1], key="c_prof_batches")
+    key = (common.key_of(cfg), hw, device, mode, tuple(batches))
+    if st.button("Measure on " + device_label(resolve_device(device)), key="c_prof_run", disabled=not batches):
+        with st.spinner("Timing each part of the model…"):
+            model, _ = common.model(cfg, device)
+            ss.c_profile = (key, profile(cfg, device=device, batch_sizes=tuple(sorted(batches)), mode=mode,
+                                         input_hw=hw, model=model))
+    result = ss.get("c_profile")
+    if result is None or result[0] != key:
+        st.caption("On demand: times the stem, layer1, each transition, stage and the head (or each branch's "
+                   "blocks and each fusion) on the chosen device; CUDA events on a GPU, perf_counter on the CPU.")
+        return
+    df = result[1]
+    total = df[df["part"] == "total"]
+    parts = df[df["part"] != "total"]
+    cols = st.columns(len(total) + 1)
+    cols[0].metric("Device", str(df["device"].iloc[0]), help=str(df["dtype"].iloc[0]))
+    for col, (_, row) in zip(cols[1:], total.iterrows()):
+        col.metric(f"Forward, batch {row['batch']}", f"{row['median_ms']:.1f} ms",
+                   help=f"{row['gmacs_per_s']:.1f} GMAC/s; peak {row['peak_mib']:.0f} MiB")
+    fig = px.bar(parts.assign(batch=parts["batch"].astype(str)), x="part", y="median_ms", color="batch",
+                 barmode="group", height=360, hover_data=["gmacs", "gmacs_per_s", "activation_mib", "peak_mib"],
+                 title=f"Median latency per part on {df['device'].iloc[0]}")
+    fig.update_xaxes(type="category")
+    fig.update_layout(margin=dict(l=10, r=10, t=40, b=10))
+    st.plotly_chart(fig, width="stretch", key="c_prof_chart")
+    st.caption("gmacs_per_s shows why HRNet runs slower than its FLOPs suggest: the high-resolution branches and "
+               "the fusions move many bytes per multiply-add.")
+    st.dataframe(df, hide_index=True, width="stretch")
+
+
+cfg = common.current_config()
+st.title("Complexity")
+st.markdown(common.model_caption(cfg))
+c1, c2, c3 = st.columns(3)
+h = c1.number_input("Input height", min_value=32, step=32, value=int(cfg.input_hw[0]), key=f"c_h_{cfg.input_hw}")
+w = c2.number_input("Input width", min_value=32, step=32, value=int(cfg.input_hw[1]), key=f"c_w_{cfg.input_hw}")
+hw = (int(h), int(w))
+with common.guard("complexity"):
+    cfg.with_input(hw)  # validates the size (multiples of the lowest branch's stride) with a named error
+    rep = common.complexity(cfg, hw)
+    _totals(rep)
+    _breakdown(cfg, rep)
+    st.divider()
+    with common.guard("comparison"):
+        _comparison(cfg, hw)
+    st.divider()
+    with common.guard("profile"):
+        _profile(cfg, hw)

@@ -1,0 +1,222 @@
+"""End to end in a real browser: the app served by `streamlit run`, driven by Playwright through
+Debian's chromium (installed by `make sysdeps`; no browser download). Screenshots of every page go
+to tests/artifacts/."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+OFFICIAL_W48 = ROOT.parent / "shared" / "official" / "pose_coco" / "w48_384x288_adam_lr1e-3.yaml"
+CHROMIUM = os.environ.get("HRNET_EXPLORER_CHROMIUM", "/usr/bin/chromium")
+TIMEOUT_MS = 90_000
+
+pytestmark = pytest.mark.browser
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    port = _free_port()
+    tmp = tmp_path_factory.mktemp("browser")
+    env = dict(os.environ, HRNET_EXPLORER_RUNS=str(tmp / "runs"), HRNET_EXPLORER_USER_CONFIGS=str(tmp / "configs"))
+    cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
+           "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--server.fileWatcherType", "none"]
+    log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.time() > deadline:
+            proc.kill()
+            pytest.fail("streamlit did not start:\n" + (tmp / "server.log").read_text()[-3000:])
+        time.sleep(0.3)
+    yield url
+    from analysis.ablation_launch import stop
+
+    for run in (tmp / "runs").glob("*"):
+        stop(run)  # never leave a worker behind
+    proc.terminate()
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not (shutil.which(CHROMIUM) or Path(CHROMIUM).exists()):
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium with `make sysdeps`")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+@pytest.fixture()
+def page(browser):
+    context = browser.new_context(viewport={"width": 1500, "height": 1100})
+    pg = context.new_page()
+    pg.set_default_timeout(TIMEOUT_MS)
+    yield pg
+    context.close()
+
+
+def _open(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector('[data-testid="stMainBlockContainer"] h1', timeout=TIMEOUT_MS)
+    _settle(page)
+
+
+def _settle(page) -> None:
+    """Wait until Streamlit has finished running the script (no status widget spinning)."""
+    page.wait_for_timeout(500)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=TIMEOUT_MS
+    )
+    page.wait_for_timeout(300)
+
+
+def _no_error(page) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert "Traceback" not in page.inner_text("body")
+    errors = page.locator('[data-testid="stAlertContentError"]')
+    assert errors.count() == 0, errors.all_inner_texts()
+
+
+def _shot(page, name: str) -> None:
+    """The whole page: Streamlit scrolls inside its main block, so the viewport is grown to fit it."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    size = page.viewport_size
+    height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
+    page.set_viewport_size({"width": size["width"], "height": min(max(height, size["height"]), 8000)})
+    page.wait_for_timeout(800)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    page.set_viewport_size(size)
+
+
+def _diagram_drawn(page) -> None:
+    svg = page.locator('[data-testid="stGraphVizChart"] svg').first
+    svg.wait_for(state="visible", timeout=TIMEOUT_MS)
+    assert svg.locator("g.node").count() >= 5  # stem, branches, head
+
+
+def _plotly_drawn(page, at_least: int = 1) -> None:
+    page.locator(".js-plotly-plot .main-svg").first.wait_for(state="visible", timeout=TIMEOUT_MS)
+    bars = page.locator(".js-plotly-plot g.trace.bars path")
+    assert bars.count() >= at_least
+
+
+def test_build_page_and_invalid_yaml(server, page):
+    _open(page, f"{server}/")
+    page.get_by_text("pose_hrnet_w32_256x192").first.wait_for()
+    _diagram_drawn(page)
+    assert "28.54M" in page.inner_text("body")
+    _no_error(page)
+    _shot(page, "1_build")
+
+    editor = page.locator('[data-testid="stTextArea"] textarea').first
+    editor.fill("width: [32\nmodules: 3\n")
+    editor.press("Control+Enter")
+    error = page.locator('[data-testid="stAlertContentError"]').filter(has_text="Invalid config")
+    error.wait_for(timeout=TIMEOUT_MS)
+    _settle(page)
+    assert "invalid YAML at line" in error.inner_text()
+    assert "last valid model" in page.inner_text("body")
+    assert "28.54M" in page.inner_text("body")  # the W32 model is still on screen
+    _diagram_drawn(page)
+    _shot(page, "1_build_invalid_yaml")
+
+    # An official experiment YAML uploaded as a file replaces the model (and clears the error).
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(OFFICIAL_W48))
+    page.get_by_text("63.60M").first.wait_for(timeout=TIMEOUT_MS)
+    _settle(page)
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+    assert "384x288" in page.inner_text("body")
+
+
+def test_architecture_page(server, page):
+    _open(page, f"{server}/architecture")
+    _diagram_drawn(page)
+    _no_error(page)
+    _shot(page, "2_architecture")
+    with page.expect_download() as download:  # rendered by Graphviz on the server when clicked
+        page.get_by_role("button", name="Download SVG").click()
+    data = Path(download.value.path()).read_text()
+    assert download.value.suggested_filename == "pose_hrnet_w32_256x192_stage.svg"
+    assert "<svg" in data and "stage 4" in data
+
+
+def test_complexity_page(server, page):
+    _open(page, f"{server}/complexity")
+    _plotly_drawn(page, at_least=2)
+    page.get_by_text("Compare two configs").wait_for()
+    _no_error(page)
+    _shot(page, "3_complexity")
+
+
+def test_feature_maps_page(server, page):
+    _open(page, f"{server}/feature-maps")
+    page.locator('[data-testid="stImage"] img').first.wait_for(state="visible", timeout=TIMEOUT_MS)
+    assert page.locator('[data-testid="stImage"] img').count() >= 4
+    _no_error(page)
+    _shot(page, "4_feature_maps")
+
+    # A broken upload ends in one inline error line.
+    page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').first.click()  # the image picker
+    page.get_by_role("option", name="upload an image…").click()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
+        files=[{"name": "broken.png", "mimeType": "image/png", "buffer": b"not a png at all"}])
+    error = page.locator('[data-testid="stAlertContentError"]')
+    error.first.wait_for(timeout=TIMEOUT_MS)
+    assert "not an image file" in error.first.inner_text()
+    assert "Traceback" not in page.inner_text("body")
+
+
+def test_ablation_page_smoke_run(server, page):
+    _open(page, f"{server}/ablation")
+    page.get_by_text("Start a run").first.wait_for()
+    _no_error(page)
+    page.get_by_label("Run name").fill("browser-smoke")
+    page.get_by_text("Smoke run (tiny model").click()
+    page.get_by_role("button", name="Start").click()
+    page.get_by_text("Started browser-smoke").wait_for(timeout=TIMEOUT_MS)
+    # Progress appears and refreshes by itself (a fragment polling the run folder), then the report.
+    page.locator('[data-testid="stMarkdownContainer"]').filter(has_text="browser-smoke — finished").wait_for(
+        timeout=180_000)
+    _plotly_drawn(page, at_least=3)  # the report's plots, drawn in the app
+    _no_error(page)
+    _shot(page, "5_ablation")
+
+
+def test_system_page(server, page):
+    _open(page, f"{server}/system")
+    page.get_by_text("Device in use").wait_for()
+    assert "torch" in page.inner_text("body")
+    _no_error(page)
+    _shot(page, "6_system")
