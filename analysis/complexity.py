@@ -1,0 +1,708 @@
+"""Complexity of an HRNet config: params, FLOPs in three conventions, activations, by stage, resolution
+(branch) and component.
+
+``analyze(cfg)`` answers the recurring questions about HRNet's FLOPs ("why only conv and linear?",
+"why divide by 1024**3?", "ptflops says 45 G, the paper 63.7 G") by counting every operator of the
+forward pass once and reporting the totals in three conventions side by side (``CONVENTIONS``):
+
+- ``paper``: multiply-adds of Conv2d and Linear only, bias excluded, divided by 2**30 (the official
+  ``get_model_summary``, behind every published GFLOPs figure);
+- ``fvcore``: ``fvcore.nn.FlopCountAnalysis`` in eval mode (one multiply-add = one flop, BatchNorm,
+  upsampling, adaptive pooling and matrix products included). fvcore has no handle for ``aten::add`` (the
+  fusion sums and residual additions), ``aten::avg_pool2d`` (the V2p pyramid) nor the OCR head's
+  ``softmax`` / ``mul`` / ``feature_dropout``: its total leaves them out and lists them as unsupported
+  operators. We keep fvcore's total exactly as fvcore computes it and report those operators (calls and
+  output elements) in ``unsupported_ops`` / ``uncounted_elements`` instead of silently adding or hiding
+  them. fvcore counts a TorchScript trace, which drops operators whose result never reaches the output:
+  with the V1 head (it reads branch 0 only) and final modules that do not fuse, the other branches run
+  in PyTorch but are not in fvcore's total; such rows have ``live`` False and fvcore flops 0, and
+  ``untraced_flops`` says what fvcore would have counted for them;
+- ``torch``: ``torch.utils.flop_counter.FlopCounterMode`` (two flops per multiply-add of convolutions and
+  matrix products; nothing else), kept because fvcore relies on TorchScript tracing.
+
+Backends: ``analytic`` (default) derives every count from the config's shapes without building or
+running the model (fast enough for the UI's every edit); ``fvcore`` builds the model and measures it
+(``analysis.complexity_fvcore``). The analytic numbers equal fvcore's per module and operator
+(``tests/test_complexity_fvcore.py``).
+
+Breakdown rows (``ComplexityReport.breakdown``, one per operator call, in forward order):
+
+- ``name``: the module whose forward runs the operator, as fvcore names it (``stage3.2.fuse_layers.1.0.0.0``
+  for a conv; ``stage3.2`` for the fusion upsampling and sums, which ``HighResolutionModule.forward`` runs;
+  ``''`` for what the head runs outside its sub-modules, since the head object sits outside the module tree);
+- ``stage``: ``stem``, ``stage1`` .. ``stage4`` (a transition belongs to the stage it opens), ``head``;
+- ``module``: index of the exchange block within its stage, NA outside stages 2..4's modules;
+- ``branch``: the branch the output belongs to (for fusion rows the *target* branch; ``source_branch``
+  is where the fused input comes from); NA for the stem and head parts that merge branches;
+- ``resolution``: output stride as a fraction of the input (``1/4`` .. ``1/32``; ``global`` after pooling);
+- ``component``: ``stem``, ``layer1``, ``transition``, ``branch_blocks``, ``fusion``, ``head``;
+- ``operator``: fvcore's operator names (``conv``, ``batch_norm``, ``relu``, ``add``, ``upsample_nearest2d``,
+  ``upsample_bilinear2d``, ``cat``, ``avg_pool2d``, ``adaptive_avg_pool2d``, ``linear``; OCR head:
+  ``matmul``, ``softmax``, ``mul``, ``feature_dropout``);
+- ``params``; ``flops`` (fvcore convention); ``macs`` (paper convention: conv/linear multiply-adds, bias
+  excluded, 0 for other operators); ``torch_flops``; ``activations`` (elements of the tensor the operator
+  writes; 0 for in-place ReLUs and eval-mode dropout); ``output_shape``; ``live`` (the result reaches the
+  model's output, see ``fvcore`` above).
+
+All counts are for a batch of ``batch`` (1 is the published convention) in eval mode.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import NamedTuple
+
+import pandas as pd
+
+from hrnet_core.config import BLOCK_EXPANSION, ConfigError, HRNetConfig, named_fusion
+from hrnet_core.errors import UserInputError
+from hrnet_core.heads import CLS_FEATURES, cls_head_channels
+
+BACKENDS = ("analytic", "fvcore")
+BY_KEYS = ("stage", "branch", "component", "module")
+COMPONENTS = ("stem", "layer1", "transition", "branch_blocks", "fusion", "head")
+COLUMNS = (
+    "name", "stage", "module", "branch", "source_branch", "resolution", "component", "operator",
+    "params", "flops", "macs", "torch_flops", "activations", "output_shape", "live",
+)
+COUNT_COLUMNS = ("params", "flops", "macs", "torch_flops", "activations")
+# Operators that fvcore neither counts nor ignores: reported by ``FlopCountAnalysis.unsupported_ops()``.
+FVCORE_UNSUPPORTED = {
+    "add": "aten::add", "avg_pool2d": "aten::avg_pool2d", "softmax": "aten::softmax", "mul": "aten::mul",
+    "feature_dropout": "aten::feature_dropout",
+}
+DTYPE_BYTES = {"float32": 4, "float": 4, "float16": 2, "half": 2, "bfloat16": 2, "float64": 8, "double": 8, "int8": 1}
+
+
+class AnalysisError(UserInputError):
+    """A bad request to the analysis (unknown backend, view or dtype; bad batch or input size)."""
+
+
+class Convention(NamedTuple):
+    """One counting convention: what it counts (one sentence) and how to read it off a report (giga-units)."""
+
+    description: str
+    value: Callable[[ComplexityReport], float]
+
+
+CONVENTIONS: OrderedDict[str, Convention] = OrderedDict(
+    paper=Convention(
+        "Multiply-adds of Conv2d and Linear layers only, bias excluded, batch 1, divided by 2**30: the official "
+        "get_model_summary figure behind every published HRNet GFLOPs column.",
+        lambda r: r.gflops_paper,
+    ),
+    fvcore=Convention(
+        "fvcore FlopCountAnalysis in eval mode, divided by 1e9: one multiply-add of conv, linear or matmul = one flop, plus "
+        "BatchNorm (2 per element), upsampling (nearest 1, bilinear 4 per output element) and adaptive pooling; "
+        "the element-wise sums (fusion, residual) and other operators fvcore does not support are not counted.",
+        lambda r: r.fvcore_flops / 1e9,
+    ),
+    torch=Convention(
+        "torch.utils.flop_counter.FlopCounterMode, divided by 1e9: two flops per multiply-add of convolutions and "
+        "matrix products, nothing else (no bias, BatchNorm, upsampling or sums).",
+        lambda r: r.torch_flops / 1e9,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class ComplexityReport:
+    """Totals and the per-operator breakdown of one config at one input size and batch.
+
+    ``gflops_paper`` = ``conv_linear_macs / 2**30``; ``fvcore_flops`` is what ``FlopCountAnalysis.total()``
+    returns; ``torch_flops`` what ``FlopCounterMode`` returns; ``activations`` the elements of every tensor
+    the forward pass writes. ``unsupported_ops`` maps fvcore's unsupported operators to their call counts
+    (as ``FlopCountAnalysis.unsupported_ops()``), ``uncounted_elements`` to their output elements;
+    ``untraced_flops`` is what fvcore would count for operators its trace drops (``live`` False rows).
+    ``description`` is the config's own note (e.g. where a preset reproduces the code, not a README).
+    """
+
+    name: str
+    family: str
+    head: str
+    backend: str
+    input_hw: tuple[int, int]
+    batch: int
+    fusion: str
+    params: int
+    conv_linear_macs: int
+    gflops_paper: float
+    fvcore_flops: int
+    torch_flops: int
+    activations: int
+    unsupported_ops: dict[str, int]
+    uncounted_elements: dict[str, int]
+    untraced_flops: int
+    breakdown: pd.DataFrame = field(compare=False, repr=False)
+    description: str = ""
+
+    def by(self, key: str) -> pd.DataFrame:
+        """Sums by ``stage``, ``branch`` (with its resolution), ``component`` or ``module`` (stage, module).
+
+        Columns: the key column(s), ``params``, ``flops`` (fvcore), ``macs`` (paper), ``torch_flops``,
+        ``activations`` and ``params_share``, ``flops_share``, ``macs_share``, ``activations_share`` (fractions
+        of the totals; each share column sums to 1). Rows in forward order; for ``branch``, branches 0.. then
+        NA (the stem and the head parts that merge branches).
+        """
+        return group_breakdown(self.breakdown, key)
+
+    def activation_mib(self, batch: int | None = None, dtype="float32") -> float:
+        return activation_memory_mib(self, batch if batch is not None else self.batch, dtype)
+
+    def conventions(self) -> list[dict]:
+        """``[{name, description, value}]`` in ``CONVENTIONS`` order (values in giga-units)."""
+        return [{"name": k, "description": c.description, "value": c.value(self)} for k, c in CONVENTIONS.items()]
+
+    def to_json_dict(self, views: tuple[str, ...] = BY_KEYS) -> dict:
+        """The ``analyze --json`` object: totals, conventions, ``breakdown`` rows and the ``by`` views."""
+        return {
+            "name": self.name,
+            "family": self.family,
+            "head": self.head,
+            "backend": self.backend,
+            "input_hw": list(self.input_hw),
+            "batch": self.batch,
+            "fusion": self.fusion,
+            "params": self.params,
+            "conv_linear_macs": self.conv_linear_macs,
+            "gflops_paper": self.gflops_paper,
+            "fvcore_flops": self.fvcore_flops,
+            "torch_flops": self.torch_flops,
+            "activations": self.activations,
+            "activation_mib_float32": self.activation_mib(dtype="float32"),
+            "unsupported_ops": dict(self.unsupported_ops),
+            "uncounted_elements": dict(self.uncounted_elements),
+            "untraced_flops": self.untraced_flops,
+            "description": self.description,
+            "conventions": {
+                c["name"]: {"description": c["description"], "value": c["value"]} for c in self.conventions()
+            },
+            "breakdown": frame_records(self.breakdown),
+            "by": {k: frame_records(self.by(k)) for k in views},
+        }
+
+
+def frame_records(df: pd.DataFrame) -> list[dict]:
+    """Rows of ``df`` as JSON-ready dicts: NA -> None, numpy scalars -> Python, tuples -> lists."""
+    cols = list(df.columns)
+    out = []
+    for row in df.itertuples(index=False, name=None):
+        rec = {}
+        for c, v in zip(cols, row):
+            if isinstance(v, tuple):
+                v = list(v)
+            elif v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+                v = None
+            elif hasattr(v, "item"):
+                v = v.item()
+            rec[c] = v
+        out.append(rec)
+    return out
+
+
+def _dtype_bytes(dtype) -> int:
+    if isinstance(dtype, str):
+        key = dtype.removeprefix("torch.")
+        if key not in DTYPE_BYTES:
+            raise AnalysisError(f"dtype: unknown {dtype!r}; expected one of {', '.join(DTYPE_BYTES)}")
+        return DTYPE_BYTES[key]
+    size = getattr(dtype, "itemsize", None)
+    if not isinstance(size, int):
+        raise AnalysisError(f"dtype: unknown {dtype!r}")
+    return size
+
+
+def activation_memory_mib(report: ComplexityReport, batch: int = 1, dtype="float32") -> float:
+    """Forward activation footprint in MiB: every tensor the forward pass writes (``report.activations``,
+    rescaled from the report's batch to ``batch``) at ``dtype`` (a name such as ``bfloat16`` or a torch dtype).
+    In-place ReLUs write nothing new; weights are not included."""
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
+        raise AnalysisError(f"batch: must be a positive integer, got {batch!r}")
+    per_sample = report.activations / report.batch
+    return per_sample * batch * _dtype_bytes(dtype) / 2**20
+
+
+# ---------------------------------------------------------------------------------------------------
+# analytic backend: shapes from the config, one row per operator call
+# ---------------------------------------------------------------------------------------------------
+
+class _Counter:
+    """Emits breakdown rows. Shapes are (C, H, W) per sample; counts are multiplied by the batch ``n``."""
+
+    __slots__ = ("n", "rows", "params", "macs", "flops", "torch_flops", "acts", "dead_flops", "unsupported", "uncounted")
+
+    def __init__(self, n: int):
+        self.n = n
+        self.rows: list[tuple] = []
+        self.params = self.macs = self.flops = self.torch_flops = self.acts = self.dead_flops = 0
+        self.unsupported: dict[str, int] = {}
+        self.uncounted: dict[str, int] = {}
+
+    def _row(self, name, meta, op, params, flops, macs, acts, shape, torch_flops=None):
+        stage, module, branch, source, component, stride, live = meta
+        res = "global" if stride is None else f"1/{stride}"
+        if not live:  # TorchScript's trace drops it as dead code: fvcore never sees it
+            self.dead_flops += flops
+            flops = 0
+        tf = 2 * macs if torch_flops is None else torch_flops
+        self.rows.append((name, stage, module, branch, source, res, component, op, params, flops, macs, tf,
+                          acts, shape, live))
+        self.params += params
+        self.flops += flops
+        self.macs += macs
+        self.torch_flops += tf
+        self.acts += acts
+
+    def conv(self, name, meta, cin, cout, k, stride, bias, h, w):
+        pad = k // 2
+        ho, wo = (h + 2 * pad - k) // stride + 1, (w + 2 * pad - k) // stride + 1
+        if ho <= 0 or wo <= 0:
+            raise ConfigError("input_size", f"too small: {name} would produce a {ho}x{wo} map")
+        weight = cout * cin * k * k
+        out = self.n * cout * ho * wo
+        macs = weight * ho * wo * self.n
+        self._row(name, meta, "conv", weight + (cout if bias else 0), macs, macs, out, (self.n, cout, ho, wo))
+        return ho, wo
+
+    def bn(self, name, meta, c, h, w):
+        out = self.n * c * h * w
+        self._row(name, meta, "batch_norm", 2 * c, 2 * out, 0, out, (self.n, c, h, w))
+
+    def relu(self, name, meta, c, h, w, inplace):
+        self._row(name, meta, "relu", 0, 0, 0, 0 if inplace else self.n * c * h * w, (self.n, c, h, w))
+
+    def _uncounted(self, name, meta, op, shape, writes=True):
+        out = math.prod(shape)
+        self._row(name, meta, op, 0, 0, 0, out if writes else 0, shape)
+        if meta[-1]:
+            key = FVCORE_UNSUPPORTED[op]
+            self.unsupported[key] = self.unsupported.get(key, 0) + 1
+            self.uncounted[key] = self.uncounted.get(key, 0) + out
+
+    def add(self, name, meta, c, h, w):
+        self._uncounted(name, meta, "add", (self.n, c, h, w))
+
+    def avg_pool(self, name, meta, c, h, w):
+        self._uncounted(name, meta, "avg_pool2d", (self.n, c, h, w))
+
+    def softmax(self, name, meta, shape):
+        self._uncounted(name, meta, "softmax", (self.n, *shape))
+
+    def mul(self, name, meta, shape):
+        self._uncounted(name, meta, "mul", (self.n, *shape))
+
+    def dropout(self, name, meta, shape):  # eval mode: returns its input, writes nothing
+        self._uncounted(name, meta, "feature_dropout", (self.n, *shape), writes=False)
+
+    def matmul(self, name, meta, b, m, k, n):
+        """``(b, m, k) @ (b, k, n)``: fvcore counts m*k*n per batch entry, FlopCounterMode twice that;
+        not a Conv2d/Linear, so 0 in the paper convention."""
+        flops = self.n * b * m * k * n
+        self._row(name, meta, "matmul", 0, flops, 0, self.n * b * m * n, (self.n * b, m, n), torch_flops=2 * flops)
+
+    def upsample(self, name, meta, c, h, w, mode):
+        out = self.n * c * h * w
+        if mode == "nearest":
+            self._row(name, meta, "upsample_nearest2d", 0, out, 0, out, (self.n, c, h, w))
+        else:
+            self._row(name, meta, "upsample_bilinear2d", 0, 4 * out, 0, out, (self.n, c, h, w))
+
+    def cat(self, name, meta, c, h, w):
+        self._row(name, meta, "cat", 0, 0, 0, self.n * c * h * w, (self.n, c, h, w))
+
+    def adaptive_pool(self, name, meta, c, h, w):
+        self._row(name, meta, "adaptive_avg_pool2d", 0, self.n * c * h * w, 0, self.n * c, (self.n, c, 1, 1))
+
+    def linear(self, name, meta, cin, cout):
+        macs = self.n * cin * cout
+        self._row(name, meta, "linear", cin * cout + cout, macs, macs, self.n * cout, (self.n, cout))
+
+
+def _meta(stage, component, stride, module=None, branch=None, source=None, live=True):
+    return (stage, module, branch, source, component, stride, live)
+
+
+def _liveness(cfg: HRNetConfig):
+    """Which parts reach the output. Only the V1 head leaves some unread: it reads branch 0, so the other
+    branches of final modules that do not fuse (and what feeds only them) never reach the output; PyTorch
+    runs them, TorchScript's trace (hence fvcore) drops them.
+
+    Returns (stage1 live, {stage: live transition outputs}, {(stage, module): (live branches, live fusion
+    outputs)}).
+    """
+    need = {0} if cfg.head.kind == "v1" else set(range(cfg.stages[-1].branches))
+    modules: dict[tuple[int, int], tuple[set, set]] = {}
+    transitions: dict[int, set] = {}
+    for s in reversed(range(len(cfg.stages))):
+        st = cfg.stages[s]
+        for m in reversed(range(st.modules)):
+            if st.fuse[m] and st.branches > 1:
+                modules[(s, m)] = (set(range(st.branches)) if need else set(), set(need))
+            else:
+                modules[(s, m)] = (set(need), set())
+            need = modules[(s, m)][0]
+        transitions[s] = set(need)
+        n_pre = st.branches - 1
+        need = {i for i in need if i < n_pre} | ({n_pre - 1} if any(i >= n_pre for i in need) else set())
+    return bool(need), transitions, modules
+
+
+def _block(em: _Counter, prefix: str, meta, kind: str, cin: int, planes: int, stride: int, h: int, w: int):
+    """A BasicBlock or Bottleneck (hrnet_core.blocks), in forward order; returns (out_channels, h, w)."""
+    exp = BLOCK_EXPANSION[kind]
+    out_ch = planes * exp
+    if kind == "BASIC":
+        h1, w1 = em.conv(f"{prefix}.conv1", meta, cin, planes, 3, stride, False, h, w)
+        em.bn(f"{prefix}.bn1", meta, planes, h1, w1)
+        em.relu(f"{prefix}.relu", meta, planes, h1, w1, True)
+        h2, w2 = em.conv(f"{prefix}.conv2", meta, planes, planes, 3, 1, False, h1, w1)
+        em.bn(f"{prefix}.bn2", meta, planes, h2, w2)
+    else:
+        h1, w1 = em.conv(f"{prefix}.conv1", meta, cin, planes, 1, 1, False, h, w)
+        em.bn(f"{prefix}.bn1", meta, planes, h1, w1)
+        em.relu(f"{prefix}.relu", meta, planes, h1, w1, True)
+        h2, w2 = em.conv(f"{prefix}.conv2", meta, planes, planes, 3, stride, False, h1, w1)
+        em.bn(f"{prefix}.bn2", meta, planes, h2, w2)
+        em.relu(f"{prefix}.relu", meta, planes, h2, w2, True)
+        h2, w2 = em.conv(f"{prefix}.conv3", meta, planes, out_ch, 1, 1, False, h2, w2)
+        em.bn(f"{prefix}.bn3", meta, out_ch, h2, w2)
+    if stride != 1 or cin != out_ch:
+        em.conv(f"{prefix}.downsample.0", meta, cin, out_ch, 1, stride, False, h, w)
+        em.bn(f"{prefix}.downsample.1", meta, out_ch, h2, w2)
+    em.add(prefix, meta, out_ch, h2, w2)
+    em.relu(f"{prefix}.relu", meta, out_ch, h2, w2, True)
+    return out_ch, h2, w2
+
+
+def _layer(em, prefix, meta, kind, cin, planes, blocks, h, w):
+    """``hrnet_core.blocks.make_layer`` (stride 1)."""
+    c = cin
+    for b in range(blocks):
+        c, h, w = _block(em, f"{prefix}.{b}", meta, kind, c, planes, 1, h, w)
+    return c, h, w
+
+
+def _count(cfg: HRNetConfig, batch: int) -> _Counter:
+    em = _Counter(batch)
+    stage1_live, trans_live, module_live = _liveness(cfg)
+    h, w = cfg.input_hw
+    # stem: two stride-2 3x3 convs
+    c = cfg.stem.channels
+    m = _meta("stem", "stem", 2, live=stage1_live)
+    h, w = em.conv("conv1", m, 3, c, 3, 2, False, h, w)
+    em.bn("bn1", m, c, h, w)
+    em.relu("relu", m, c, h, w, True)
+    m = _meta("stem", "stem", 4, live=stage1_live)
+    h, w = em.conv("conv2", m, c, c, 3, 2, False, h, w)
+    em.bn("bn2", m, c, h, w)
+    em.relu("relu", m, c, h, w, True)
+    # stage 1: one branch at 1/4
+    s1 = cfg.stage1
+    c, h, w = _layer(em, "layer1", _meta("stage1", "layer1", 4, branch=0, live=stage1_live),
+                     s1.block, c, s1.planes, s1.blocks, h, w)
+    feats = [(c, h, w)]  # per branch: channels, height, width
+
+    last_stage = len(cfg.stages) - 1
+    for s, st in enumerate(cfg.stages):
+        sname = f"stage{s + 2}"
+        # transition (hrnet_core.exchange.Transition)
+        cur = st.out_channels
+        n_pre = len(feats)
+        new = []
+        for i, cc in enumerate(cur):
+            live = i in trans_live[s]
+            m = _meta(sname, "transition", 4 * 2**i, branch=i, live=live)
+            if i < n_pre:
+                pc, ph, pw = feats[i]
+                if cc != pc:
+                    p = f"transition{s + 1}.{i}"
+                    ph, pw = em.conv(f"{p}.0", m, pc, cc, 3, 1, False, ph, pw)
+                    em.bn(f"{p}.1", m, cc, ph, pw)
+                    em.relu(f"{p}.2", m, cc, ph, pw, True)
+                new.append((cc, ph, pw))
+            else:
+                pc, ph, pw = feats[-1]
+                for j in range(i + 1 - n_pre):
+                    out = cc if j == i - n_pre else pc
+                    p = f"transition{s + 1}.{i}.{j}"
+                    mj = _meta(sname, "transition", 4 * 2 ** (n_pre + j), branch=i, live=live)
+                    ph, pw = em.conv(f"{p}.0", mj, pc, out, 3, 2, False, ph, pw)
+                    em.bn(f"{p}.1", mj, out, ph, pw)
+                    em.relu(f"{p}.2", mj, out, ph, pw, True)
+                    pc = out
+                new.append((cc, ph, pw))
+        feats = new
+        # modules (hrnet_core.exchange.HighResolutionModule)
+        for mi in range(st.modules):
+            p = f"{sname}.{mi}"
+            live_blocks, live_fused = module_live[(s, mi)]
+            ys = []
+            for k, (kc, kh, kw) in enumerate(feats):
+                mk = _meta(sname, "branch_blocks", 4 * 2**k, module=mi, branch=k, live=k in live_blocks)
+                ys.append(_layer(em, f"{p}.branches.{k}", mk, st.block, kc, st.channels[k], st.blocks[k], kh, kw))
+            if not (st.fuse[mi] and st.branches > 1):
+                feats = ys
+                continue
+            last = s == last_stage and mi == st.modules - 1
+            outs = 1 if (last and cfg.head.kind == "v1") else st.branches
+            fused = []
+            for i in range(outs):
+                ci, hi, wi = ys[i]
+                live = i in live_fused
+                mf = _meta(sname, "fusion", 4 * 2**i, module=mi, branch=i, live=live)
+                first = True
+                for j, (cj, hj, wj) in enumerate(ys):
+                    mij = _meta(sname, "fusion", 4 * 2**j, module=mi, branch=i, source=j, live=live)
+                    q = f"{p}.fuse_layers.{i}.{j}"
+                    if j > i:
+                        em.conv(f"{q}.0", mij, cj, ci, 1, 1, False, hj, wj)
+                        em.bn(f"{q}.1", mij, ci, hj, wj)
+                        if cfg.upsample.mode == "nearest":
+                            f = 2 ** (j - i)
+                            uh, uw = hj * f, wj * f
+                            if (uh, uw) != (hi, wi):
+                                raise ConfigError("input_size", f"{cfg.input_hw[0]}x{cfg.input_hw[1]} does not upsample "
+                                                  "evenly with nearest (scale-factor) upsampling")
+                        em.upsample(p, _meta(sname, "fusion", 4 * 2**i, module=mi, branch=i, source=j, live=live),
+                                    ci, hi, wi, cfg.upsample.mode)
+                    elif j < i:
+                        dh, dw, dc = hj, wj, cj
+                        for k in range(i - j):
+                            mk = _meta(sname, "fusion", 4 * 2 ** (j + k + 1), module=mi, branch=i, source=j, live=live)
+                            out = ci if k == i - j - 1 else cj
+                            dh, dw = em.conv(f"{q}.{k}.0", mk, dc, out, 3, 2, False, dh, dw)
+                            em.bn(f"{q}.{k}.1", mk, out, dh, dw)
+                            if k != i - j - 1:
+                                em.relu(f"{q}.{k}.2", mk, out, dh, dw, False)
+                            dc = out
+                    if not first:
+                        em.add(p, _meta(sname, "fusion", 4 * 2**i, module=mi, branch=i, source=j, live=live), ci, hi, wi)
+                    first = False
+                em.relu(f"{p}.relu", mf, ci, hi, wi, False)
+                fused.append((ci, hi, wi))
+            feats = fused
+    _count_head(em, cfg, feats)
+    return em
+
+
+def _count_head(em: _Counter, cfg: HRNetConfig, feats: list[tuple[int, int, int]]) -> None:
+    head = cfg.head
+    kind = head.kind
+    if kind == "v1":
+        c0, h0, w0 = feats[0]
+        em.conv("final_layer", _meta("head", "head", 4, branch=0), c0, head.outputs, head.final_conv_kernel, 1, True,
+                h0, w0)
+        return
+    if kind in ("v2", "v2p", "ocr"):
+        c0, h0, w0 = feats[0]
+        for k, (ck, _, _) in enumerate(feats[1:], start=1):
+            em.upsample("", _meta("head", "head", 4, branch=k), ck, h0, w0, "bilinear")
+        total = sum(f[0] for f in feats)
+        m = _meta("head", "head", 4)
+        em.cat("", m, total, h0, w0)
+        if kind == "ocr":
+            _count_ocr(em, head, total, h0, w0)
+            return
+        if kind == "v2":
+            a = "last_layer" if cfg.family == "seg" else "head"
+            em.conv(f"{a}.0", m, total, total, 1, 1, True, h0, w0)
+            em.bn(f"{a}.1", m, total, h0, w0)
+            em.relu(f"{a}.2", m, total, h0, w0, True)
+            em.conv(f"{a}.3", m, total, head.outputs, head.final_conv_kernel, 1, True, h0, w0)
+            return
+        ch = head.channels
+        em.conv("reduction_conv.conv", m, total, ch, 1, 1, True, h0, w0)
+        levels = [(h0, w0)]
+        for i in range(1, head.levels):
+            k = 2**i
+            ph, pw = (h0 - k) // k + 1, (w0 - k) // k + 1
+            if h0 < k or w0 < k:
+                raise ConfigError("head.levels", f"{head.levels} pyramid levels need a 1/4 map of at least {k}x{k}, "
+                                  f"got {h0}x{w0}")
+            em.avg_pool("", _meta("head", "head", 4 * k), ch, ph, pw)
+            levels.append((ph, pw))
+        for lvl, (ph, pw) in enumerate(levels):
+            em.conv(f"fpn_convs.{lvl}.conv", _meta("head", "head", 4 * 2**lvl), ch, ch, 3, 1, True, ph, pw)
+        return
+    if kind != "cls":
+        raise AnalysisError(f"head.kind: no analytic counts for the {kind!r} head; use backend='fvcore'")
+    # cls (hrnet_core.heads.ClsHead)
+    head_ch = cls_head_channels(len(feats))
+    c, h, w = feats[0]
+    y = _layer(em, "incre_modules.0", _meta("head", "head", 4, branch=0), "BOTTLENECK", c, head_ch[0], 1, h, w)
+    for i in range(len(feats) - 1):
+        mb = _meta("head", "head", 4 * 2 ** (i + 1), branch=i + 1)
+        fc, fh, fw = feats[i + 1]
+        inc = _layer(em, f"incre_modules.{i + 1}", mb, "BOTTLENECK", fc, head_ch[i + 1], 1, fh, fw)
+        yc, yh, yw = y
+        d = f"downsamp_modules.{i}"
+        dc = head_ch[i + 1] * 4
+        dh, dw = em.conv(f"{d}.0", mb, yc, dc, 3, 2, True, yh, yw)
+        em.bn(f"{d}.1", mb, dc, dh, dw)
+        em.relu(f"{d}.2", mb, dc, dh, dw, True)
+        if (dh, dw) != inc[1:]:
+            raise ConfigError("input_size", f"classification head: branch {i + 1} is {inc[1]}x{inc[2]} but the "
+                              f"strided merge gives {dh}x{dw}")
+        em.add("", mb, dc, dh, dw)
+        y = (dc, dh, dw)
+    c, h, w = y
+    m = _meta("head", "head", 4 * 2 ** (len(feats) - 1))
+    em.conv("final_layer.0", m, c, CLS_FEATURES, 1, 1, True, h, w)
+    em.bn("final_layer.1", m, CLS_FEATURES, h, w)
+    em.relu("final_layer.2", m, CLS_FEATURES, h, w, True)
+    g = _meta("head", "head", None)
+    em.adaptive_pool("", g, CLS_FEATURES, h, w)
+    em.linear("classifier", g, CLS_FEATURES, head.outputs)
+
+
+def _count_ocr(em: _Counter, head, total: int, h: int, w: int) -> None:
+    """The OCR head (hrnet_core.ocr_head.OCRHead) after the V2 concat of ``total`` channels at ``h`` x ``w``.
+
+    Resolutions: pixel-level rows are 1/4; rows on the ``outputs`` object-region features are ``global``."""
+    px, obj = _meta("head", "head", 4), _meta("head", "head", None)
+    mid, kc, k = head.channels, head.key_channels, head.outputs
+    em.conv("aux_head.0", px, total, total, 1, 1, True, h, w)
+    em.bn("aux_head.1", px, total, h, w)
+    em.relu("aux_head.2", px, total, h, w, True)
+    em.conv("aux_head.3", px, total, k, 1, 1, True, h, w)
+    em.conv("conv3x3_ocr.0", px, total, mid, 3, 1, True, h, w)
+    em.bn("conv3x3_ocr.1", px, mid, h, w)
+    em.relu("conv3x3_ocr.2", px, mid, h, w, True)
+    # SpatialGather: softmax over pixels, then (K x HW) @ (HW x mid)
+    em.softmax("ocr_gather_head", px, (k, h * w))
+    em.matmul("ocr_gather_head", obj, 1, k, h * w, mid)
+    # ObjectAttention
+    oa = "ocr_distri_head.object_context_block"
+
+    for name, meta, hh, ww in (("f_pixel", px, h, w), ("f_object", obj, k, 1)):
+        p = f"{oa}.{name}"
+        em.conv(f"{p}.0", meta, mid, kc, 1, 1, False, hh, ww)
+        em.bn(f"{p}.1.0", meta, kc, hh, ww)
+        em.relu(f"{p}.1.1", meta, kc, hh, ww, False)
+        em.conv(f"{p}.2", meta, kc, kc, 1, 1, False, hh, ww)
+        em.bn(f"{p}.3.0", meta, kc, hh, ww)
+        em.relu(f"{p}.3.1", meta, kc, hh, ww, False)
+    em.conv(f"{oa}.f_down.0", obj, mid, kc, 1, 1, False, k, 1)
+    em.bn(f"{oa}.f_down.1.0", obj, kc, k, 1)
+    em.relu(f"{oa}.f_down.1.1", obj, kc, k, 1, False)
+    em.matmul(oa, px, 1, h * w, kc, k)  # query @ key
+    em.mul(oa, px, (h * w, k))  # * key_channels ** -0.5
+    em.softmax(oa, px, (h * w, k))
+    em.matmul(oa, px, 1, h * w, k, kc)  # sim @ value
+    em.conv(f"{oa}.f_up.0", px, kc, mid, 1, 1, False, h, w)
+    em.bn(f"{oa}.f_up.1.0", px, mid, h, w)
+    em.relu(f"{oa}.f_up.1.1", px, mid, h, w, False)
+    # SpatialOCR: concat(context, pixels), 1x1 conv + BN + ReLU + dropout
+    em.cat("ocr_distri_head", px, 2 * mid, h, w)
+    em.conv("ocr_distri_head.conv_bn_dropout.0", px, 2 * mid, mid, 1, 1, False, h, w)
+    em.bn("ocr_distri_head.conv_bn_dropout.1.0", px, mid, h, w)
+    em.relu("ocr_distri_head.conv_bn_dropout.1.1", px, mid, h, w, False)
+    em.dropout("ocr_distri_head.conv_bn_dropout.2", px, (mid, h, w))
+    em.conv("cls_head", px, mid, k, 1, 1, True, h, w)
+
+
+@lru_cache(maxsize=128)
+def _analytic_cached(cfg: HRNetConfig, batch: int) -> _Counter:
+    return _count(cfg, batch)
+
+
+def breakdown_frame(rows: list[tuple]) -> pd.DataFrame:
+    """The breakdown DataFrame from row tuples in ``COLUMNS`` order (nullable ints for module/branch)."""
+    df = pd.DataFrame.from_records(rows, columns=list(COLUMNS))
+    for col in ("module", "branch", "source_branch"):
+        df[col] = df[col].astype("Int64")
+    for col in COUNT_COLUMNS:
+        df[col] = df[col].astype("int64")
+    return df
+
+
+def group_breakdown(df: pd.DataFrame, key: str) -> pd.DataFrame:
+    """See ``ComplexityReport.by``."""
+    if key not in BY_KEYS:
+        raise AnalysisError(f"by: unknown view {key!r}; expected one of {', '.join(BY_KEYS)}")
+    keys = ["stage", "module"] if key == "module" else [key]
+    g = df.groupby(keys, sort=False, dropna=False)[list(COUNT_COLUMNS)].sum().reset_index()
+    if key == "branch":
+        g = g.sort_values("branch", na_position="last", kind="stable").reset_index(drop=True)
+        g.insert(1, "resolution", [None if pd.isna(b) else f"1/{4 * 2 ** int(b)}" for b in g["branch"]])
+    for col in ("params", "flops", "macs", "activations"):
+        total = g[col].sum()
+        g[f"{col}_share"] = g[col] / total if total else 0.0
+    return g
+
+
+def _resolve(cfg, input_hw) -> HRNetConfig:
+    from hrnet_core import load_config
+
+    cfg = load_config(cfg)
+    if input_hw is not None:
+        if len(tuple(input_hw)) != 2:
+            raise AnalysisError(f"input_size: must be two integers H W, got {input_hw!r}")
+        cfg = cfg.with_input(tuple(input_hw))
+    return cfg
+
+
+def analyze(cfg, input_hw: tuple[int, int] | None = None, backend: str = "analytic", batch: int = 1) -> ComplexityReport:
+    """Complexity of ``cfg`` (an ``HRNetConfig``, a YAML path or a mapping) for an input ``(batch, 3, H, W)``
+    with ``input_hw`` = (H, W) in pixels (default: the config's), in eval mode.
+
+    ``backend="analytic"`` (default) derives every count from the config's shapes (no model built, cached
+    per config, input size and batch: a few ms for pose W48 384x288); ``"fvcore"`` builds the model on the
+    CPU and counts it with fvcore, FlopCounterMode and the official conv/linear hooks (seconds to minutes).
+    Totals are plain counts (``params``, ``conv_linear_macs``, ``fvcore_flops``, ``torch_flops``,
+    ``activations`` in elements) plus ``gflops_paper`` = ``conv_linear_macs / 2**30`` (official
+    ``get_model_summary`` in ``lib/utils/utils.py``; Sun et al. 2019 Table 1 and every README).
+
+    Raises ``ConfigError`` for an input size the model cannot take (e.g. not a multiple of the lowest
+    stride with nearest upsampling) and ``AnalysisError`` for a bad backend or batch (both
+    ``UserInputError``)."""
+    if backend not in BACKENDS:
+        raise AnalysisError(f"backend: unknown {backend!r}; expected one of {', '.join(BACKENDS)}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
+        raise AnalysisError(f"batch: must be a positive integer, got {batch!r}")
+    cfg = _resolve(cfg, input_hw)
+    if backend == "fvcore":
+        from .complexity_fvcore import analyze_fvcore
+
+        return analyze_fvcore(cfg, batch)
+    em = _analytic_cached(cfg, batch)
+    return ComplexityReport(
+        name=cfg.name,
+        family=cfg.family,
+        head=cfg.head.kind,
+        backend="analytic",
+        input_hw=tuple(cfg.input_hw),
+        batch=batch,
+        fusion=named_fusion(cfg) or "custom",
+        params=em.params,
+        conv_linear_macs=em.macs,
+        gflops_paper=em.macs / 2**30,
+        fvcore_flops=em.flops,
+        torch_flops=em.torch_flops,
+        activations=em.acts,
+        unsupported_ops=dict(em.unsupported),
+        uncounted_elements=dict(em.uncounted),
+        untraced_flops=em.dead_flops,
+        breakdown=breakdown_frame(em.rows),
+        description=cfg.description,
+    )
+
+
+__all__ = [
+    "BACKENDS",
+    "BY_KEYS",
+    "COLUMNS",
+    "COMPONENTS",
+    "CONVENTIONS",
+    "AnalysisError",
+    "ComplexityReport",
+    "Convention",
+    "activation_memory_mib",
+    "analyze",
+    "frame_records",
+    "group_breakdown",
+]

@@ -1,0 +1,349 @@
+"""The measured backend of ``analysis.complexity``: build the model and count it with the tools themselves.
+
+- ``fvcore``: one ``fvcore.nn.FlopCountAnalysis`` trace in eval mode (TorchScript tracing; its warnings are
+  silenced). Each operator handle is wrapped so that, besides returning fvcore's own count unchanged, it
+  records the call: the module fvcore charges it to (the innermost scope, fvcore's ``owner`` mode), the
+  operator, fvcore's flops and the output shape. Operators fvcore does not support (``aten::add``,
+  ``aten::avg_pool2d``) get a recording handle that counts 0, so they are listed, exactly as fvcore's
+  ``unsupported_ops()`` would list them, and never added to its total.
+- ``torch``: one eager forward under ``torch.utils.flop_counter.FlopCounterMode`` (on the meta device:
+  shapes only, nothing computed).
+- ``paper``: during the same forward, the official ``get_model_summary`` hooks on every Conv2d / Linear
+  (conv: weight elements x output positions; linear: output elements x input features; bias excluded).
+- activations: during the same forward, a dispatch mode adds up the elements of every tensor an ATen
+  operator writes (views and in-place results excluded), a check on the per-row figures from the trace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from hrnet_core.config import HRNetConfig, named_fusion
+from hrnet_core.model import MAX_PARAMS, _construct, check_buildable
+
+from .complexity import AnalysisError, ComplexityReport, _analytic_cached, breakdown_frame
+
+# fvcore operator kinds seen in HRNet's traces that fvcore has no flop handle for but we record.
+_RECORDED_KINDS = ("aten::add", "aten::add_", "aten::relu", "aten::relu_", "aten::cat", "aten::avg_pool2d",
+                   "aten::softmax", "aten::mul", "aten::feature_dropout", "aten::dropout")
+# Traced operators that write no new tensor in eval mode (besides the in-place ``*_`` ones).
+_NO_WRITE_KINDS = ("aten::feature_dropout", "aten::dropout")
+# ATen operators that allocate without writing, or only re-label memory: not activations.
+_NOT_WRITES = ("empty", "_unsafe_view")
+_MAC_OPS = ("conv", "linear", "addmm")
+
+
+@contextlib.contextmanager
+def quiet():
+    """Silence TorchScript tracer warnings, deprecation notes and fvcore's logger while counting."""
+    logger = logging.getLogger("fvcore")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def measurable_model(cfg: HRNetConfig) -> nn.Module:
+    """``cfg``'s model in eval mode on CPU, allocated without random initialisation (counting needs shapes,
+    not values): weights 0, BatchNorm scale and running variance 1."""
+    try:
+        params = _analytic_cached(cfg, 1).params  # = count_params(cfg), without building the model twice
+    except AnalysisError:  # a head the analytic backend does not know
+        params = MAX_PARAMS + 1
+    if params > MAX_PARAMS:
+        check_buildable(cfg)  # raises ConfigError naming the bound
+    with torch.device("meta"):
+        model = _construct(cfg)
+    model = model.to_empty(device="cpu")
+    with torch.no_grad():
+        for mod in model.modules():
+            for t in list(mod.parameters(recurse=False)) + list(mod.buffers(recurse=False)):
+                t.zero_()
+            if isinstance(mod, nn.BatchNorm2d):
+                mod.weight.fill_(1.0)
+                mod.running_var.fill_(1.0)
+    return model.eval()
+
+
+def _op_name(kind: str) -> str:
+    if kind == "aten::_convolution":
+        return "conv"
+    name = kind.split("::", 1)[-1]
+    return name[:-1] if name.endswith("_") else name
+
+
+def _shape(value) -> tuple[int, ...] | None:
+    return tuple(value.type().sizes()) if value.isCompleteTensor() else None
+
+
+@dataclass(frozen=True)
+class TraceCall:
+    """One operator call in fvcore's trace: owner module (fvcore's name), operator, fvcore flops, shapes."""
+
+    name: str
+    kind: str
+    operator: str
+    flops: int
+    output_shape: tuple[int, ...] | None
+    input_shape: tuple[int, ...] | None
+    writes: bool  # False for in-place operators and eval-mode dropout
+
+
+@dataclass(frozen=True)
+class FvcoreTrace:
+    calls: tuple[TraceCall, ...]
+    total: int  # FlopCountAnalysis.total()
+    unsupported_ops: dict[str, int]  # as FlopCountAnalysis(...).unsupported_ops() with fvcore's default handles
+    by_module_and_operator: dict  # FlopCountAnalysis.by_module_and_operator() (ancestors included)
+
+
+def fvcore_trace(model: nn.Module, x: torch.Tensor) -> FvcoreTrace:
+    """Trace ``model(x)`` once with ``FlopCountAnalysis`` and record every operator call (see module doc)."""
+    with quiet():  # importing fvcore scripts a few helpers: torch.jit deprecation warnings
+        from fvcore.nn import FlopCountAnalysis
+        from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS
+        from fvcore.nn.jit_analysis import _IGNORED_OPS
+
+    calls: list[TraceCall] = []
+
+    def record(kind, handle):
+        def _handle(inputs, outputs):
+            flops = handle(inputs, outputs) if handle is not None else 0
+            value = sum(flops.values()) if hasattr(flops, "values") else flops
+            out = outputs[0]
+            scope = out.node().scopeName().split("/")[-1]
+            calls.append(TraceCall(scope, kind, _op_name(kind), int(value), _shape(out),
+                                   _shape(inputs[0]) if inputs else None,
+                                   not (kind.endswith("_") or kind in _NO_WRITE_KINDS)))
+            return flops if handle is not None else 0
+        return _handle
+
+    fca = FlopCountAnalysis(model, x)
+    handles = {k: record(k, h) for k, h in _DEFAULT_SUPPORTED_OPS.items()}
+    handles.update({k: record(k, None) for k in _RECORDED_KINDS})
+    fca.set_op_handle(**handles)
+    fca.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
+    with quiet(), torch.no_grad():
+        total = int(fca.total())
+        bmo = {k: dict(v) for k, v in fca.by_module_and_operator().items()}
+        unsupported = dict(fca.unsupported_ops())  # kinds we did not record (none expected)
+    for c in calls:
+        if c.kind not in _DEFAULT_SUPPORTED_OPS and c.kind not in _IGNORED_OPS:
+            unsupported[c.kind] = unsupported.get(c.kind, 0) + 1
+    return FvcoreTrace(tuple(calls), total, unsupported, bmo)
+
+
+class _WriteCounter(TorchDispatchMode):
+    """Adds up the elements of every tensor an ATen operator writes (first output; views and in-place
+    results, whose schema marks an alias, excluded)."""
+
+    def __init__(self):
+        super().__init__()
+        self.elements = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        returns = func._schema.returns
+        if returns and returns[0].alias_info is None and func._schema.name.split("::")[-1] not in _NOT_WRITES:
+            first = out[0] if isinstance(out, (tuple, list)) else out
+            if isinstance(first, torch.Tensor):
+                self.elements += first.numel()
+        return out
+
+
+@dataclass(frozen=True)
+class EagerCounts:
+    torch_flops: int  # FlopCounterMode total
+    official_macs: dict[str, int]  # module name -> get_model_summary multiply-adds (Conv2d / Linear)
+    written_elements: int  # elements of every tensor written by the forward pass
+    output_shapes: dict[str, tuple[int, ...]]  # Conv2d / BatchNorm2d / Linear module name -> output shape
+
+
+def eager_counts(model: nn.Module, x: torch.Tensor) -> EagerCounts:
+    """One eager forward under FlopCounterMode, the official get_model_summary hooks and ``_WriteCounter``."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    macs: dict[str, int] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
+    hooks = []
+
+    def hook(name):
+        def _h(module, inputs, output):
+            shapes[name] = tuple(output.shape)
+            if isinstance(module, nn.BatchNorm2d):
+                return
+            if isinstance(module, nn.Linear):
+                n = math.prod(output.shape) * inputs[0].shape[1]
+            else:  # official: prod(weight.size()) * prod(output.size()[2:]), times the batch
+                n = math.prod(module.weight.shape) * math.prod(output.shape[2:]) * output.shape[0]
+            macs[name] = macs.get(name, 0) + int(n)
+        return _h
+
+    for name, mod in model.named_modules():
+        if isinstance(mod, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)):
+            hooks.append(mod.register_forward_hook(hook(name)))
+    try:
+        with quiet(), torch.no_grad(), FlopCounterMode(display=False) as fc, _WriteCounter() as wc:
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return EagerCounts(int(fc.get_total_flops()), macs, wc.elements, shapes)
+
+
+# ---- locating fvcore's rows in the architecture (names, and sizes for fusion sums) ---------------------
+
+def _branch_sizes(cfg: HRNetConfig) -> dict[tuple[int, int], int]:
+    """Output (H, W) -> branch index, for branches 0..3 (ceil halving as the stride-2 convs do)."""
+    h, w = cfg.input_hw
+    h, w = -(-h // 4), -(-w // 4)
+    sizes = {}
+    for k in range(cfg.num_branches):
+        sizes.setdefault((h, w), k)
+        h, w = -(-h // 2), -(-w // 2)
+    return sizes
+
+
+_OCR_TOP = ("aux_head", "conv3x3_ocr", "ocr_gather_head", "ocr_distri_head", "cls_head")
+
+
+def _locate(name: str, call: TraceCall, sizes, cfg: HRNetConfig):
+    """(stage, module, branch, source_branch, component, resolution) of a traced call."""
+    parts = name.split(".") if name else []
+    out = call.output_shape or ()
+    by_size = sizes.get(tuple(out[2:4])) if len(out) == 4 else None
+
+    def res(b):
+        return None if b is None else f"1/{4 * 2**b}"
+
+    if call.operator in ("linear", "adaptive_avg_pool2d"):
+        return "head", None, None, None, "head", "global"
+    if not parts or parts[0] in ("conv1", "bn1", "conv2", "bn2", "relu"):
+        if not parts:  # run by the head outside its sub-modules
+            branch = None
+            if call.operator.startswith("upsample") and call.input_shape and len(call.input_shape) == 4:
+                branch = sizes.get(tuple(call.input_shape[2:4]))  # V2 concat: the branch brought up
+            elif call.operator == "add":
+                branch = by_size  # classification head: the strided merge into branch k
+            return "head", None, branch, None, "head", res(by_size)
+        h, w = cfg.input_hw
+        stem_half = (-(-h // 2), -(-w // 2))
+        return "stem", None, None, None, "stem", "1/2" if tuple(out[2:4]) == stem_half else "1/4"
+    top = parts[0]
+    if top == "layer1":
+        return "stage1", None, 0, None, "layer1", "1/4"
+    if top.startswith("transition"):
+        t = int(top[len("transition"):])
+        return f"stage{t + 1}", None, int(parts[1]), None, "transition", res(by_size)
+    if top.startswith("stage") and len(parts) >= 2:
+        module = int(parts[1])
+        if len(parts) >= 4 and parts[2] == "branches":
+            return top, module, int(parts[3]), None, "branch_blocks", res(by_size)
+        if len(parts) >= 5 and parts[2] == "fuse_layers":
+            return top, module, int(parts[3]), int(parts[4]), "fusion", res(by_size)
+        src = None
+        if call.operator.startswith("upsample") and call.input_shape and len(call.input_shape) == 4:
+            src = sizes.get(tuple(call.input_shape[2:4]))
+        return top, module, by_size, src, "fusion", res(by_size)
+    if top in _OCR_TOP:
+        obj = (top == "ocr_gather_head" and call.operator == "matmul") or (
+            len(parts) >= 3 and parts[2] in ("f_object", "f_down"))
+        return "head", None, None, None, "head", "global" if obj else "1/4"
+    branch = None
+    if top == "final_layer" and cfg.head.kind == "v1":
+        branch = 0
+    elif top == "incre_modules":
+        branch = int(parts[1])
+    elif top == "downsamp_modules":
+        branch = int(parts[1]) + 1
+    return "head", None, branch, None, "head", res(by_size)
+
+
+def _located(name, call, sizes, cfg):
+    stage, module, branch, source, component, resolution = _locate(name, call, sizes, cfg)
+    return stage, module, branch, source, resolution, component
+
+
+def analyze_fvcore(cfg: HRNetConfig, batch: int = 1) -> ComplexityReport:
+    """``analyze(cfg, backend='fvcore')``: the report from fvcore's trace, FlopCounterMode and the official
+    conv/linear hooks on the built model (eval mode, float32, CPU)."""
+    model = measurable_model(cfg)
+    h, w = cfg.input_hw
+    x = torch.zeros(batch, 3, h, w)
+    trace = fvcore_trace(model, x)
+    # The eager counters need shapes only: run them on the meta device (no compute, no memory).
+    with torch.device("meta"):
+        meta_model = _construct(cfg).eval()
+    eager = eager_counts(meta_model, torch.zeros(batch, 3, h, w, device="meta"))
+    modules = dict(model.named_modules())
+    own_params = {name: sum(p.numel() for p in mod.parameters(recurse=False)) for name, mod in modules.items()}
+    sizes = _branch_sizes(cfg)
+    rows = []
+    params_left = {k: v for k, v in own_params.items() if v}
+    macs_left = dict(eager.official_macs)
+    for c in trace.calls:
+        params = macs = 0
+        if c.operator in ("conv", "batch_norm", "linear", "addmm"):
+            params = params_left.pop(c.name, 0)
+        if c.operator in _MAC_OPS:
+            macs = macs_left.pop(c.name, 0)
+        shape = c.output_shape
+        acts = math.prod(shape) if (c.writes and shape is not None) else 0
+        torch_flops = 2 * c.flops if c.operator in ("matmul", "bmm", "mm") else 2 * macs
+        rows.append((c.name, *_located(c.name, c, sizes, cfg), c.operator, params, c.flops, macs, torch_flops, acts,
+                     shape, True))
+    # Modules PyTorch ran but the trace dropped as dead code (branches the V1 head never reads): their layers
+    # from the eager hooks (fvcore would count a conv's multiply-adds and 2 flops per BatchNorm element).
+    untraced = 0
+    for name in [n for n in modules if n in params_left or n in macs_left]:
+        mod, shape = modules[name], eager.output_shapes.get(name)
+        op = "conv" if isinstance(mod, nn.Conv2d) else "batch_norm" if isinstance(mod, nn.BatchNorm2d) else "linear"
+        macs = macs_left.pop(name, 0)
+        acts = math.prod(shape) if shape else 0
+        untraced += macs if op != "batch_norm" else 2 * acts
+        call = TraceCall(name, "", op, 0, shape, None, True)
+        rows.append((name, *_located(name, call, sizes, cfg), op, params_left.pop(name, 0), 0, macs, 2 * macs, acts,
+                     shape, False))
+    unsupported = dict(trace.unsupported_ops)
+    uncounted = {}
+    for c in trace.calls:
+        if c.kind in unsupported and c.output_shape is not None:
+            uncounted[c.kind] = uncounted.get(c.kind, 0) + math.prod(c.output_shape)
+    conv_linear_macs = sum(eager.official_macs.values())
+    acts = sum(r[12] for r in rows)
+    return ComplexityReport(
+        name=cfg.name,
+        family=cfg.family,
+        head=cfg.head.kind,
+        backend="fvcore",
+        input_hw=tuple(cfg.input_hw),
+        batch=batch,
+        fusion=named_fusion(cfg) or "custom",
+        params=sum(own_params.values()),
+        conv_linear_macs=conv_linear_macs,
+        gflops_paper=conv_linear_macs / 2**30,
+        fvcore_flops=trace.total,
+        torch_flops=eager.torch_flops,
+        activations=acts,
+        unsupported_ops=unsupported,
+        uncounted_elements=uncounted,
+        untraced_flops=untraced,
+        breakdown=breakdown_frame(rows),
+        description=cfg.description,
+    )
+
+
+__all__ = ["EagerCounts", "FvcoreTrace", "TraceCall", "analyze_fvcore", "eager_counts", "fvcore_trace",
+           "measurable_model", "quiet"]

@@ -1,0 +1,265 @@
+"""Measured latency and memory of an HRNet, part by part, on the current device.
+
+``profile(cfg)`` runs the real model piece by piece — stem, layer1, each transition, each stage (``mode=
+"stage"``), or each branch's residual units and each fusion of every module (``mode="branch"``), then the
+head — and times every piece: CUDA events with warm-up on a GPU (under ``hrnet_core.device``'s bf16
+autocast and channels_last), ``time.perf_counter`` on the CPU (float32). Pieces run in forward order on
+the real intermediate tensors, so their sum is one forward pass (``tests/test_complexity_profiler.py``
+checks the pieces reproduce ``model(x)``).
+
+Memory: on CUDA, ``peak_mib`` is ``torch.cuda.max_memory_allocated`` while the piece runs (weights and live
+tensors included) and ``workspace_mib`` the part of it above what was allocated when the piece started;
+the CPU allocator keeps no such statistics, so both are NaN there. ``activation_mib`` (every device) is the
+analytic footprint of the tensors the piece writes (``analysis.complexity``), at the dtype it runs in.
+Why HRNet is slower than its FLOPs suggest shows in ``gmacs_per_s``: the high-resolution branches and the
+fusions move many bytes per multiply-add.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+
+import pandas as pd
+import torch
+
+import hrnet_core as hc
+from hrnet_core.device import autocast, device_label, prepare, prepare_input, resolve_device
+from hrnet_core.exchange import upsample_to
+
+from .complexity import AnalysisError, analyze
+
+MODES = ("stage", "branch")
+PROFILE_COLUMNS = (
+    "part", "stage", "module", "branch", "component", "batch", "median_ms", "min_ms", "share", "gmacs",
+    "gmacs_per_s", "activation_mib", "peak_mib", "workspace_mib", "device", "dtype", "iters",
+)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One timed piece: a function from the running state (tensor or list of branch tensors) to the next."""
+
+    name: str
+    stage: str
+    module: int | None
+    branch: int | None
+    component: str
+    fn: Callable
+
+
+def _run_modules(modules, xs):
+    for mod in modules:
+        xs = mod(xs)
+    return xs
+
+
+def _run_branch(mod, k, xs):
+    out = list(xs)
+    out[k] = mod.branches[k](xs[k])
+    return out
+
+
+def run_fusion(mod, ys):
+    """The fusion half of ``HighResolutionModule.forward`` on the branch outputs ``ys``."""
+    if len(mod.fuse_layers) == 0:
+        return ys
+    fused = []
+    for i, row in enumerate(mod.fuse_layers):
+        target = ys[i].shape[-2:]
+        acc = None
+        for j, layer in enumerate(row):
+            y = layer(ys[j])
+            if j > i:
+                y = upsample_to(y, 2 ** (j - i), target, mod.upsample_mode, mod.align_corners)
+            acc = y if acc is None else acc + y
+        fused.append(mod.relu(acc))
+    return fused
+
+
+def model_parts(model: hc.HRNet, mode: str = "stage") -> list[Part]:
+    """The pieces of ``model`` in forward order for ``mode`` (``stage`` or ``branch``)."""
+    if mode not in MODES:
+        raise AnalysisError(f"profile mode: unknown {mode!r}; expected one of {', '.join(MODES)}")
+    parts = [
+        Part("stem", "stem", None, None, "stem", model._stem),
+        Part("layer1", "stage1", None, 0, "layer1", lambda x: [model.layer1(x)]),
+    ]
+    for s, sname in enumerate(model.stage_names):
+        parts.append(Part(f"transition{s + 1}", sname, None, None, "transition", getattr(model, f"transition{s + 1}")))
+        modules = getattr(model, sname)
+        if mode == "stage":
+            parts.append(Part(sname, sname, None, None, "modules", partial(_run_modules, modules)))
+            continue
+        for m, mod in enumerate(modules):
+            for k in range(len(mod.branches)):
+                parts.append(Part(f"{sname}.{m}.branch{k}", sname, m, k, "branch_blocks", partial(_run_branch, mod, k)))
+            parts.append(Part(f"{sname}.{m}.fusion", sname, m, None, "fusion", partial(run_fusion, mod)))
+    parts.append(Part("head", "head", None, None, "head", model.head_module))
+    return parts
+
+
+def run_parts(parts: Sequence[Part], x):
+    for p in parts:
+        x = p.fn(x)
+    return x
+
+
+def _part_key(row, mode: str) -> str:
+    stage, comp = row["stage"], row["component"]
+    if comp in ("stem", "layer1", "head"):
+        return comp
+    if comp == "transition":
+        return f"transition{int(stage[len('stage'):]) - 1}"
+    if mode == "stage":
+        return stage
+    if comp == "fusion":
+        return f"{stage}.{int(row['module'])}.fusion"
+    return f"{stage}.{int(row['module'])}.branch{int(row['branch'])}"
+
+
+def _analytic_by_part(cfg, input_hw, mode) -> dict[str, tuple[int, int]]:
+    """Part name -> (macs, activation elements) per sample, from the analytic breakdown."""
+    df = analyze(cfg, input_hw).breakdown
+    keys = [_part_key(r, mode) for r in df[["stage", "component", "module", "branch"]].to_dict("records")]
+    g = df.assign(part=keys).groupby("part", sort=False)[["macs", "activations"]].sum()
+    return {p: (int(r.macs), int(r.activations)) for p, r in g.iterrows()}
+
+
+def _time(parts, x, device, warmup, iters) -> tuple[list[list[float]], list[float]]:
+    cuda = device.type == "cuda"
+    per_part: list[list[float]] = [[] for _ in parts]
+    totals: list[float] = []
+    for it in range(warmup + iters):
+        if cuda:
+            events = [torch.cuda.Event(enable_timing=True) for _ in range(len(parts) + 1)]
+            events[0].record()
+        else:
+            stamps = [time.perf_counter()]
+        state = x
+        for i, p in enumerate(parts):
+            state = p.fn(state)
+            if cuda:
+                events[i + 1].record()
+            else:
+                stamps.append(time.perf_counter())
+        if cuda:
+            torch.cuda.synchronize(device)
+            durations = [events[i].elapsed_time(events[i + 1]) for i in range(len(parts))]
+        else:
+            durations = [(stamps[i + 1] - stamps[i]) * 1e3 for i in range(len(parts))]
+        if it >= warmup:
+            for i, d in enumerate(durations):
+                per_part[i].append(d)
+            totals.append(sum(durations))
+        del state
+    return per_part, totals
+
+
+def _memory(parts, x, device) -> list[tuple[float, float]]:
+    """(peak MiB, workspace MiB) per part on CUDA; NaN on CPU."""
+    if device.type != "cuda":
+        return [(float("nan"), float("nan"))] * len(parts)
+    out = []
+    state = x
+    for p in parts:
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        state = p.fn(state)
+        torch.cuda.synchronize(device)
+        peak = torch.cuda.max_memory_allocated(device)
+        out.append((peak / 2**20, (peak - base) / 2**20))
+    return out
+
+
+def profile(
+    cfg,
+    device: str = "auto",
+    batch_sizes: Sequence[int] = (1,),
+    mode: str = "stage",
+    warmup: int | None = None,
+    iters: int | None = None,
+    input_hw: tuple[int, int] | None = None,
+    model: torch.nn.Module | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Median latency (ms) and memory of each piece of ``cfg``'s model for each batch size.
+
+    ``device``: ``auto`` (CUDA when available), ``cpu`` or ``cuda``. Defaults: 10 warm-up and 50 timed
+    iterations on CUDA, 2 and 5 on the CPU. ``model`` (optional) is a built model with the weights to use.
+    One row per piece and batch size, plus a ``total`` row per batch size (median of the per-iteration
+    sums). Columns: ``PROFILE_COLUMNS``.
+    """
+    cfg = hc.load_config(cfg)
+    if input_hw is not None:
+        cfg = cfg.with_input(tuple(input_hw))
+    try:
+        dev = resolve_device(device)
+    except ValueError as err:
+        raise AnalysisError(f"device: {err}") from None
+    for b in batch_sizes:
+        if isinstance(b, bool) or not isinstance(b, int) or b <= 0:
+            raise AnalysisError(f"batch: must be a positive integer, got {b!r}")
+    cuda = dev.type == "cuda"
+    warmup = (10 if cuda else 2) if warmup is None else warmup
+    iters = (50 if cuda else 5) if iters is None else iters
+    if warmup < 0 or iters <= 0:
+        raise AnalysisError("profile: warmup must be >= 0 and iters > 0")
+    model = prepare((model if model is not None else hc.build_model(cfg)).eval(), dev)
+    parts = model_parts(model, mode)
+    per_sample = _analytic_by_part(cfg, None, mode)
+    itemsize = 2 if cuda else 4
+    dtype = "bfloat16 autocast, channels_last" if cuda else "float32"
+    label = device_label(dev)
+    gen = torch.Generator().manual_seed(seed)
+    rows = []
+    h, w = cfg.input_hw
+    for b in batch_sizes:
+        x = prepare_input(torch.randn(b, 3, h, w, generator=gen), dev)
+        with torch.inference_mode(), autocast(dev):
+            per_part, totals = _time(parts, x, dev, warmup, iters)
+            mem = _memory(parts, x, dev)
+        medians = [statistics.median(t) for t in per_part]
+        total_median = statistics.median(totals)
+        total_macs = total_acts = 0
+        for p, times, med, (peak, work) in zip(parts, per_part, medians, mem):
+            macs, acts = per_sample.get(p.name, (0, 0))
+            total_macs += macs * b
+            total_acts += acts * b
+            rows.append({
+                "part": p.name, "stage": p.stage, "module": p.module, "branch": p.branch, "component": p.component,
+                "batch": b, "median_ms": med, "min_ms": min(times), "share": med / sum(medians) if sum(medians) else 0.0,
+                "gmacs": macs * b / 1e9, "gmacs_per_s": (macs * b / 1e9) / (med / 1e3) if med > 0 else float("nan"),
+                "activation_mib": acts * b * itemsize / 2**20, "peak_mib": peak, "workspace_mib": work,
+                "device": label, "dtype": dtype, "iters": iters,
+            })
+        peaks = [m[0] for m in mem]
+        rows.append({
+            "part": "total", "stage": None, "module": None, "branch": None, "component": "total", "batch": b,
+            "median_ms": total_median, "min_ms": min(totals), "share": 1.0, "gmacs": total_macs / 1e9,
+            "gmacs_per_s": (total_macs / 1e9) / (total_median / 1e3) if total_median > 0 else float("nan"),
+            "activation_mib": total_acts * itemsize / 2**20, "peak_mib": max(peaks),
+            "workspace_mib": max(m[1] for m in mem), "device": label, "dtype": dtype, "iters": iters,
+        })
+        del x
+    df = pd.DataFrame(rows, columns=list(PROFILE_COLUMNS))
+    for col in ("module", "branch"):
+        df[col] = df[col].astype("Int64")
+    return df
+
+
+def format_profile(df: pd.DataFrame) -> str:
+    """A fixed-width text table of a ``profile`` frame (the CLI and the latency bench print it)."""
+    show = df[["part", "batch", "median_ms", "share", "gmacs", "gmacs_per_s", "activation_mib", "peak_mib"]].copy()
+    show["share"] = (show["share"] * 100).map(lambda v: f"{v:5.1f}%")
+    for col, fmt in (("median_ms", "{:.3f}"), ("gmacs", "{:.3f}"), ("gmacs_per_s", "{:.1f}"), ("activation_mib", "{:.1f}"),
+                     ("peak_mib", "{:.1f}")):
+        show[col] = show[col].map(lambda v, f=fmt: "-" if pd.isna(v) else f.format(v))
+    return show.to_string(index=False)
+
+
+__all__ = ["MODES", "PROFILE_COLUMNS", "Part", "format_profile", "model_parts", "profile", "run_fusion", "run_parts"]

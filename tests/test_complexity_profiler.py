@@ -1,0 +1,84 @@
+"""analysis.profiler: the timed pieces are the real forward pass, and the frame has what the UI shows."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import hrnet_core as hc
+from analysis.complexity import AnalysisError, analyze
+from analysis.profiler import PROFILE_COLUMNS, format_profile, model_parts, profile, run_parts
+
+TINY = [
+    {"family": "pose", "input_size": [64, 64], "width": 4, "modules": [1, 2, 1], "blocks": 1},
+    {"family": "seg", "input_size": [65, 71], "width": 4, "modules": [1, 1, 2], "blocks": 1,
+     "fusion": [[True], [False], [True, False]]},
+    {"family": "det", "input_size": [64, 64], "width": 4, "modules": [1, 1, 1], "blocks": 1,
+     "head": {"kind": "v2p", "channels": 8, "levels": 3}},
+    {"family": "cls", "input_size": [64, 64], "width": 4, "modules": [1, 1, 1], "blocks": 1,
+     "head": {"kind": "cls", "outputs": 5}},
+    {"family": "seg", "input_size": [64, 64], "width": 4, "modules": [1, 1], "blocks": 1,
+     "head": {"kind": "ocr", "channels": 8, "key_channels": 4, "outputs": 3}},
+]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("data", TINY, ids=lambda d: d["family"] + "-" + d.get("head", {}).get("kind", "default"))
+@pytest.mark.parametrize("mode", ["stage", "branch"])
+def test_parts_reproduce_the_forward_pass(data, mode):
+    cfg = hc.load_config(data)
+    model = hc.build_model(cfg).eval()
+    x = torch.randn(2, 3, *cfg.input_hw)
+    with torch.no_grad():
+        ref = model(x)
+        out = run_parts(model_parts(model, mode), x)
+    refs, outs = (ref, out) if isinstance(ref, list) else ([ref], [out])
+    assert len(refs) == len(outs) and all(torch.equal(a, b) for a, b in zip(refs, outs))
+
+
+def test_profile_frame_on_cpu():
+    cfg = hc.load_config(TINY[0])
+    df = profile(cfg, device="cpu", batch_sizes=(1, 2), mode="branch", warmup=0, iters=2)
+    assert list(df.columns) == list(PROFILE_COLUMNS)
+    parts = list(df[df["batch"] == 1]["part"])
+    assert parts[:3] == ["stem", "layer1", "transition1"] and parts[-2:] == ["head", "total"]
+    assert "stage3.1.branch2" in parts and "stage3.1.fusion" in parts and "stage4.0.fusion" in parts
+    assert set(df["device"]) == {"cpu"} and set(df["dtype"]) == {"float32"}
+    assert (df["median_ms"] > 0).all() and df["peak_mib"].isna().all()  # CPU: no allocator statistics
+    body = df[(df["batch"] == 2) & (df["part"] != "total")]
+    total = df[(df["batch"] == 2) & (df["part"] == "total")].iloc[0]
+    assert body["share"].sum() == pytest.approx(1.0)
+    rep = analyze(cfg, batch=2)
+    assert total["gmacs"] * 1e9 == pytest.approx(rep.conv_linear_macs)
+    assert total["activation_mib"] == pytest.approx(rep.activation_mib(dtype="float32"))
+    assert "stage4.0.fusion" in format_profile(df)
+
+
+def test_profile_stage_mode_and_errors():
+    cfg = hc.load_config(TINY[3])
+    df = profile(cfg, device="cpu", mode="stage", warmup=0, iters=1)
+    assert list(df["part"]) == ["stem", "layer1", "transition1", "stage2", "transition2", "stage3", "transition3",
+                                "stage4", "head", "total"]
+    with pytest.raises(AnalysisError):
+        profile(cfg, device="cpu", mode="module", iters=1)
+    with pytest.raises(AnalysisError):
+        profile(cfg, device="cpu", batch_sizes=(0,), iters=1)
+    with pytest.raises(AnalysisError):
+        profile(cfg, device="tpu", iters=1)
+    if not torch.cuda.is_available():
+        with pytest.raises(AnalysisError, match="CUDA"):
+            profile(cfg, device="cuda", iters=1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_profile_on_cuda():
+    cfg = hc.load_config(TINY[0])
+    df = profile(cfg, device="cuda", batch_sizes=(1, 4), mode="branch", warmup=2, iters=3)
+    assert df["device"].str.startswith("cuda").all() and (df["peak_mib"] > 0).all()
