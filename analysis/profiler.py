@@ -28,7 +28,6 @@ import torch
 
 import hrnet_core as hc
 from hrnet_core.device import autocast, device_label, prepare, prepare_input, resolve_device
-from hrnet_core.exchange import upsample_to
 
 from .complexity import AnalysisError, analyze
 
@@ -63,23 +62,6 @@ def _run_branch(mod, k, xs):
     return out
 
 
-def run_fusion(mod, ys):
-    """The fusion half of ``HighResolutionModule.forward`` on the branch outputs ``ys``."""
-    if len(mod.fuse_layers) == 0:
-        return ys
-    fused = []
-    for i, row in enumerate(mod.fuse_layers):
-        target = ys[i].shape[-2:]
-        acc = None
-        for j, layer in enumerate(row):
-            y = layer(ys[j])
-            if j > i:
-                y = upsample_to(y, 2 ** (j - i), target, mod.upsample_mode, mod.align_corners)
-            acc = y if acc is None else acc + y
-        fused.append(mod.relu(acc))
-    return fused
-
-
 def model_parts(model: hc.HRNet, mode: str = "stage") -> list[Part]:
     """The pieces of ``model`` in forward order for ``mode`` (``stage`` or ``branch``)."""
     if mode not in MODES:
@@ -97,7 +79,7 @@ def model_parts(model: hc.HRNet, mode: str = "stage") -> list[Part]:
         for m, mod in enumerate(modules):
             for k in range(len(mod.branches)):
                 parts.append(Part(f"{sname}.{m}.branch{k}", sname, m, k, "branch_blocks", partial(_run_branch, mod, k)))
-            parts.append(Part(f"{sname}.{m}.fusion", sname, m, None, "fusion", partial(run_fusion, mod)))
+            parts.append(Part(f"{sname}.{m}.fusion", sname, m, None, "fusion", mod.fuse_branches))
     parts.append(Part("head", "head", None, None, "head", model.head_module))
     return parts
 
@@ -262,4 +244,4 @@ def format_profile(df: pd.DataFrame) -> str:
     return show.to_string(index=False)
 
 
-__all__ = ["MODES", "PROFILE_COLUMNS", "Part", "format_profile", "model_parts", "profile", "run_fusion", "run_parts"]
+__all__ = ["MODES", "PROFILE_COLUMNS", "Part", "format_profile", "model_parts", "profile", "run_parts"]

@@ -84,7 +84,10 @@ class HighResolutionModule(nn.Module):
         self.relu = nn.ReLU(inplace=False)
 
     def forward(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
-        ys = [branch(x) for branch, x in zip(self.branches, xs)]
+        return self.fuse_branches([branch(x) for branch, x in zip(self.branches, xs)])
+
+    def fuse_branches(self, ys: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The fusion (exchange unit) on the branch outputs ``ys``; ``ys`` itself when fusion is off."""
         if len(self.fuse_layers) == 0:
             return ys
         fused = []
