@@ -15,6 +15,9 @@ from hrnet_core.errors import UserInputError
 # Each module defines ``register(subparsers)``, adding a parser whose ``func(args) -> int`` runs it.
 COMMANDS = (
     "analysis.cli_inspect",
+    "analysis.cli_analyze",
+    "analysis.cli_ablate",
+    "analysis.cli_visual",
 )
 
 

@@ -1,0 +1,423 @@
+"""COCO person keypoints, top-down: one sample per ground-truth person box.
+
+Follows the official pose code (leoxiaobin/deep-high-resolution-net.pytorch, ``lib/dataset``):
+box -> centre and scale (aspect ratio of the input, x1.25 padding, ``pixel_std`` 200), the official
+affine transform (``get_affine_transform``), random scale (+-35 %), rotation (+-45 deg, 60 % of the
+time), horizontal flip with left/right swap and half-body crops (probability 0.3 when more than 8
+joints are labelled) for training, Gaussian heatmap targets (sigma 2 at 64x48) and target weights from
+the visibility flags. Crowd annotations and persons without labelled keypoints are skipped.
+
+Images are warped with Pillow (``Image.transform``) instead of OpenCV; the matrix is shifted so that
+pixel centres follow OpenCV's convention, which is the one the official coordinates use.
+Augmentation randomness comes from ``(seed, epoch, index)`` so every variant of an ablation sees the
+very same crops in the same order, and a resumed run the ones it would have seen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from hrnet_core.errors import UserInputError
+
+from ..images import IMAGENET_MEAN, IMAGENET_STD
+from .keypoints import FLIP_PAIRS, NUM_JOINTS, UPPER_BODY
+
+PIXEL_STD = 200.0
+BOX_PADDING = 1.25
+SPLITS = ("train2017", "val2017")
+
+
+class DatasetError(UserInputError):
+    """A dataset folder or file that cannot be used; the message names it."""
+
+
+# ---- locating a COCO folder ----------------------------------------------------------------
+def coco_paths(root: str | Path, split: str) -> tuple[Path, Path]:
+    """``(image_dir, annotation_file)`` of ``split`` (``train2017`` / ``val2017``) under ``root``.
+
+    Accepts ``root/images/<split>/`` or ``root/<split>/`` and ``root/annotations/person_keypoints_<split>.json``.
+    Raises ``DatasetError`` naming the first missing folder or file.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise DatasetError(f"{root}: no such dataset folder")
+    if not root.is_dir():
+        raise DatasetError(f"{root}: not a folder (expected a COCO 2017 keypoints folder)")
+    ann = root / "annotations" / f"person_keypoints_{split}.json"
+    if not ann.is_file():
+        raise DatasetError(f"{ann}: missing (expected COCO keypoint annotations for {split})")
+    for image_dir in (root / "images" / split, root / split):
+        if image_dir.is_dir():
+            return image_dir, ann
+    raise DatasetError(f"{root / 'images' / split}: missing image folder (also looked for {root / split})")
+
+
+def load_coco_api(ann_file: str | Path):
+    """A quiet ``pycocotools.coco.COCO`` for ``ann_file``; ``DatasetError`` when it is not usable."""
+    from pycocotools.coco import COCO
+
+    ann_file = Path(ann_file)
+    try:
+        data = json.loads(ann_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise DatasetError(f"{ann_file}: cannot read ({err.__class__.__name__})") from None
+    except json.JSONDecodeError as err:
+        raise DatasetError(f"{ann_file}: not valid JSON (line {err.lineno}, column {err.colno})") from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"{ann_file}: not a COCO annotation file (top level is not an object)")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise DatasetError(f"{ann_file}: not a COCO annotation file (no '{key}' list)")
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO()
+        coco.dataset = data
+        coco.createIndex()
+    return coco
+
+
+# ---- records -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PersonRecord:
+    """One person instance: image, cleaned box ``(x, y, w, h)``, centre/scale and joints ``(17, 3)``."""
+
+    image: str
+    image_id: int
+    ann_id: int
+    box: tuple[float, float, float, float]
+    center: np.ndarray
+    scale: np.ndarray
+    joints: np.ndarray  # (J, 3): x, y, visibility 0/1/2
+    area: float
+
+
+def box_to_center_scale(box, aspect_ratio: float) -> tuple[np.ndarray, np.ndarray]:
+    """Official ``_xywh2cs``: centre of the box, scale in units of 200 px at the input's aspect ratio, x1.25."""
+    x, y, w, h = box
+    center = np.array([x + w * 0.5, y + h * 0.5], dtype=np.float32)
+    if w > aspect_ratio * h:
+        h = w / aspect_ratio
+    elif w < aspect_ratio * h:
+        w = h * aspect_ratio
+    scale = np.array([w / PIXEL_STD, h / PIXEL_STD], dtype=np.float32) * BOX_PADDING
+    return center, scale
+
+
+def person_records(coco, image_dir: str | Path, aspect_ratio: float, check_files: bool = True) -> list[PersonRecord]:
+    """The usable persons of ``coco``: category 1, not crowd, at least one labelled keypoint, and a
+    non-empty box after clipping to the image (official ``_load_coco_keypoint_annotation_kernal``)."""
+    image_dir = Path(image_dir)
+    out: list[PersonRecord] = []
+    missing: list[str] = []
+    for img_id in sorted(coco.imgs):
+        info = coco.imgs[img_id]
+        width, height = info.get("width"), info.get("height")
+        file_name = info.get("file_name")
+        if not isinstance(width, (int, float)) or not isinstance(height, (int, float)) or not file_name:
+            raise DatasetError(f"image {img_id}: needs file_name, width and height in the annotation file")
+        path = image_dir / file_name
+        persons = []
+        for ann in coco.imgToAnns.get(img_id, []):
+            if ann.get("category_id") != 1 or ann.get("iscrowd", 0):
+                continue
+            kps = ann.get("keypoints")
+            if not isinstance(kps, list) or len(kps) != NUM_JOINTS * 3:
+                raise DatasetError(f"annotation {ann.get('id')}: needs {NUM_JOINTS * 3} keypoint values (x, y, v per joint)")
+            if max(kps) == 0:
+                continue
+            x, y, w, h = ann["bbox"]
+            x1, y1 = max(0.0, x), max(0.0, y)
+            x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
+            y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))
+            if ann.get("area", 0) <= 0 or x2 < x1 or y2 < y1:
+                continue
+            box = (float(x1), float(y1), float(x2 - x1), float(y2 - y1))
+            center, scale = box_to_center_scale(box, aspect_ratio)
+            joints = np.asarray(kps, dtype=np.float32).reshape(NUM_JOINTS, 3)
+            persons.append(PersonRecord(str(path), int(img_id), int(ann["id"]), box, center, scale, joints,
+                                        float(ann.get("area", w * h))))
+        if persons:
+            if check_files and not path.is_file():
+                missing.append(str(path))
+            out.extend(persons)
+    if missing:
+        raise DatasetError(f"{missing[0]}: image missing ({len(missing)} of the annotated images are missing)")
+    return out
+
+
+# ---- geometry (official lib/utils/transforms.py) -------------------------------------------
+def _rotate(pt, rad: float) -> np.ndarray:
+    sn, cs = math.sin(rad), math.cos(rad)
+    return np.array([pt[0] * cs - pt[1] * sn, pt[0] * sn + pt[1] * cs], dtype=np.float32)
+
+
+def _third_point(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    d = a - b
+    return b + np.array([-d[1], d[0]], dtype=np.float32)
+
+
+def _affine_from_points(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """The 2x3 matrix mapping three ``src`` points onto ``dst`` (``cv2.getAffineTransform``)."""
+    a = np.concatenate([src.astype(np.float64), np.ones((3, 1))], axis=1)
+    return np.linalg.solve(a, dst.astype(np.float64)).T
+
+
+def get_affine_transform(center, scale, rot: float, output_wh, inv: bool = False) -> np.ndarray:
+    """Official ``get_affine_transform``: the box ``center``/``scale`` (x200 px), rotated by ``rot``
+    degrees, onto an ``output_wh`` image (or back with ``inv``). Returns a 2x3 matrix."""
+    scale_tmp = np.asarray(scale, dtype=np.float32) * PIXEL_STD
+    src_w = scale_tmp[0]
+    dst_w, dst_h = float(output_wh[0]), float(output_wh[1])
+    src_dir = _rotate([0, src_w * -0.5], math.pi * rot / 180)
+    dst_dir = np.array([0, dst_w * -0.5], dtype=np.float32)
+    src = np.zeros((3, 2), dtype=np.float32)
+    dst = np.zeros((3, 2), dtype=np.float32)
+    src[0] = center
+    src[1] = np.asarray(center, dtype=np.float32) + src_dir
+    dst[0] = [dst_w * 0.5, dst_h * 0.5]
+    dst[1] = dst[0] + dst_dir
+    src[2] = _third_point(src[0], src[1])
+    dst[2] = _third_point(dst[0], dst[1])
+    return _affine_from_points(dst, src) if inv else _affine_from_points(src, dst)
+
+
+def affine_points(pts: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """``(..., 2)`` points through a 2x3 matrix."""
+    pts = np.asarray(pts, dtype=np.float64)
+    return pts @ m[:, :2].T + m[:, 2]
+
+
+def warp(img: Image.Image, m: np.ndarray, out_wh: tuple[int, int]) -> Image.Image:
+    """``cv2.warpAffine(img, m, out_wh, flags=INTER_LINEAR)`` with a zero border, in Pillow.
+
+    Pillow samples at pixel centres ``+0.5`` and wants the output-to-input map, so the inverse is
+    shifted by half a pixel on both sides.
+    """
+    full = np.vstack([m, [0.0, 0.0, 1.0]])
+    inv = np.linalg.inv(full)[:2]
+    a, b, c = inv[0]
+    d, e, f = inv[1]
+    coeffs = (a, b, c + 0.5 - 0.5 * (a + b), d, e, f + 0.5 - 0.5 * (d + e))
+    return img.transform((int(out_wh[0]), int(out_wh[1])), Image.AFFINE, coeffs, resample=Image.BILINEAR, fillcolor=0)
+
+
+def gaussian_targets(joints: np.ndarray, vis: np.ndarray, input_wh, heatmap_wh, sigma: float):
+    """Official ``generate_target`` (gaussian): ``(J, h, w)`` heatmaps and ``(J, 1)`` weights; a joint
+    whose 3-sigma window falls outside the heatmap gets weight 0."""
+    hw, hh = int(heatmap_wh[0]), int(heatmap_wh[1])
+    target = np.zeros((len(joints), hh, hw), dtype=np.float32)
+    weight = (vis > 0).astype(np.float32).reshape(-1, 1)
+    tmp = sigma * 3
+    stride = np.array([input_wh[0] / hw, input_wh[1] / hh])
+    size = int(2 * tmp + 1)
+    x = np.arange(0, size, 1, np.float32)
+    y = x[:, None]
+    c = size // 2
+    g = np.exp(-((x - c) ** 2 + (y - c) ** 2) / (2 * sigma**2))
+    for j in range(len(joints)):
+        mu_x = int(joints[j, 0] / stride[0] + 0.5)
+        mu_y = int(joints[j, 1] / stride[1] + 0.5)
+        ul = [int(mu_x - tmp), int(mu_y - tmp)]
+        br = [int(mu_x + tmp + 1), int(mu_y + tmp + 1)]
+        if ul[0] >= hw or ul[1] >= hh or br[0] < 0 or br[1] < 0:
+            weight[j] = 0
+            continue
+        if weight[j] > 0.5:
+            gx = max(0, -ul[0]), min(br[0], hw) - ul[0]
+            gy = max(0, -ul[1]), min(br[1], hh) - ul[1]
+            ix = max(0, ul[0]), min(br[0], hw)
+            iy = max(0, ul[1]), min(br[1], hh)
+            target[j, iy[0]:iy[1], ix[0]:ix[1]] = g[gy[0]:gy[1], gx[0]:gx[1]]
+    return target, weight
+
+
+def half_body(joints: np.ndarray, vis: np.ndarray, aspect_ratio: float, rng: np.random.Generator):
+    """Official ``half_body_transform``: centre/scale of the upper or lower body's labelled joints, or None."""
+    upper = [joints[j] for j in range(len(joints)) if vis[j] > 0 and j in UPPER_BODY]
+    lower = [joints[j] for j in range(len(joints)) if vis[j] > 0 and j not in UPPER_BODY]
+    # The official code draws ``np.random.randn() < 0.5`` here (upper body ~69 % of the time); kept.
+    if rng.standard_normal() < 0.5 and len(upper) > 2:
+        sel = upper
+    else:
+        sel = lower if len(lower) > 2 else upper
+    if len(sel) < 2:
+        return None
+    sel = np.array(sel, dtype=np.float32)
+    center = sel.mean(axis=0)[:2]
+    lt, rb = sel.min(axis=0), sel.max(axis=0)
+    w, h = rb[0] - lt[0], rb[1] - lt[1]
+    if w > aspect_ratio * h:
+        h = w / aspect_ratio
+    elif w < aspect_ratio * h:
+        w = h * aspect_ratio
+    return center, np.array([w / PIXEL_STD, h / PIXEL_STD], dtype=np.float32) * 1.5
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Training augmentation (official COCO defaults)."""
+
+    flip: bool = True
+    scale: float = 0.35
+    rotation: float = 45.0
+    rotation_prob: float = 0.6
+    half_body_prob: float = 0.3
+    half_body_joints: int = 8
+
+
+NO_AUGMENT = Augment(flip=False, scale=0.0, rotation=0.0, rotation_prob=0.0, half_body_prob=0.0)
+
+
+class KeypointDataset(torch.utils.data.Dataset):
+    """Top-down samples ``(image uint8 (3, H, W), target (J, h, w), weight (J, 1), index)``.
+
+    Keys are an index or ``(index, epoch)`` (from ``EpochSampler``): augmentation draws from
+    ``numpy.random.default_rng([seed, epoch, index])``. Images stay uint8; normalisation (ImageNet
+    mean and std, as in the official code) is done on the device by ``normalize``.
+    """
+
+    def __init__(self, records: list[PersonRecord], input_hw, sigma: float = 2.0, train: bool = False,
+                 augment: Augment | None = None, seed: int = 0):
+        self.records = records
+        self.input_wh = (int(input_hw[1]), int(input_hw[0]))
+        self.heatmap_wh = (self.input_wh[0] // 4, self.input_wh[1] // 4)
+        self.aspect_ratio = self.input_wh[0] / self.input_wh[1]
+        self.sigma = sigma
+        self.train = train
+        self.augment = (augment or Augment()) if train else NO_AUGMENT
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def sample_transform(self, rec: PersonRecord, rng: np.random.Generator | None, image_width: int):
+        """``(matrix, joints, vis)``: the image-to-input affine transform and the joints it maps to."""
+        joints = rec.joints[:, :2].astype(np.float64).copy()
+        vis = np.minimum(rec.joints[:, 2], 1).astype(np.float32)
+        c, s, r = rec.center.astype(np.float64).copy(), rec.scale.astype(np.float64).copy(), 0.0
+        flip = None
+        if self.train and rng is not None:
+            a = self.augment
+            if vis.sum() > a.half_body_joints and rng.random() < a.half_body_prob:
+                hb = half_body(rec.joints[:, :2], vis, self.aspect_ratio, rng)
+                if hb is not None:
+                    c, s = hb[0].astype(np.float64), hb[1].astype(np.float64)
+            s = s * np.clip(rng.standard_normal() * a.scale + 1, 1 - a.scale, 1 + a.scale)
+            r = float(np.clip(rng.standard_normal() * a.rotation, -2 * a.rotation, 2 * a.rotation)) \
+                if rng.random() <= a.rotation_prob else 0.0
+            if a.flip and rng.random() <= 0.5:
+                flip = np.array([[-1.0, 0.0, image_width - 1.0], [0.0, 1.0, 0.0]])
+                joints[:, 0] = image_width - 1 - joints[:, 0]
+                for lft, rgt in FLIP_PAIRS:
+                    joints[[lft, rgt]] = joints[[rgt, lft]]
+                    vis[[lft, rgt]] = vis[[rgt, lft]]
+                c[0] = image_width - c[0] - 1
+        t = get_affine_transform(c, s, r, self.input_wh)
+        # The official code flips the image, then warps it; the two maps are composed instead.
+        m = t if flip is None else t @ np.vstack([flip, [0.0, 0.0, 1.0]])
+        joints_in = affine_points(joints, t)
+        joints_in[vis <= 0] = 0.0
+        return m, joints_in, vis
+
+    def __getitem__(self, key):
+        index, epoch = key if isinstance(key, tuple) else (key, 0)
+        rec = self.records[index]
+        try:
+            with Image.open(rec.image) as im:
+                img = im.convert("RGB")
+        except (OSError, ValueError) as err:
+            raise DatasetError(f"{rec.image}: cannot read image ({err.__class__.__name__})") from None
+        rng = np.random.default_rng([self.seed, epoch, index]) if self.train else None
+        m, joints, vis = self.sample_transform(rec, rng, img.width)
+        crop = warp(img, m, self.input_wh)
+        target, weight = gaussian_targets(joints, vis, self.input_wh, self.heatmap_wh, self.sigma)
+        image = torch.from_numpy(np.asarray(crop, dtype=np.uint8).transpose(2, 0, 1).copy())
+        return image, torch.from_numpy(target), torch.from_numpy(weight), index
+
+
+def normalize(images: torch.Tensor) -> torch.Tensor:
+    """uint8 ``(N, 3, H, W)`` -> float, ImageNet mean/std (official ``transforms.Normalize``)."""
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1) * 255
+    return (images.float() - mean) / std
+
+
+class EpochSampler(torch.utils.data.Sampler):
+    """Keys ``(index, epoch)`` in an order fixed by ``(seed, epoch)``; with ``world`` > 1 the
+    permutation is padded to a multiple of ``world`` and rank ``rank`` takes every ``world``-th key
+    (as ``DistributedSampler``)."""
+
+    def __init__(self, n: int, seed: int, epoch: int, shuffle: bool = True, rank: int = 0, world: int = 1):
+        self.n, self.seed, self.epoch, self.shuffle, self.rank, self.world = n, seed, epoch, shuffle, rank, world
+
+    def _order(self) -> np.ndarray:
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch, 7]).permutation(self.n)
+        else:
+            order = np.arange(self.n)
+        if self.world > 1:
+            pad = (-len(order)) % self.world
+            order = np.concatenate([order, order[:pad]])[self.rank::self.world]
+        return order
+
+    def __iter__(self):
+        return iter([(int(i), self.epoch) for i in self._order()])
+
+    def __len__(self) -> int:
+        return -(-self.n // self.world)
+
+
+@dataclass
+class KeypointData:
+    """The two splits of a dataset: records plus their annotation file for COCOeval."""
+
+    root: Path
+    kind: str  # builtin | coco
+    train_records: list[PersonRecord]
+    val_records: list[PersonRecord]
+    val_ann_file: Path
+    train_images: int
+    val_images: int
+
+    def describe(self) -> dict:
+        return {
+            "kind": self.kind,
+            "path": str(self.root),
+            "train_images": self.train_images,
+            "train_persons": len(self.train_records),
+            "val_images": self.val_images,
+            "val_persons": len(self.val_records),
+        }
+
+
+def _first_images(records: list[PersonRecord], limit: int | None) -> list[PersonRecord]:
+    if not limit:
+        return records
+    keep = set(sorted({r.image_id for r in records})[:limit])
+    return [r for r in records if r.image_id in keep]
+
+
+def load_keypoint_data(root: str | Path, kind: str, input_hw, val_limit: int | None = None,
+                       train_limit: int | None = None) -> KeypointData:
+    """Both splits of a COCO-layout folder, validated (``DatasetError`` on anything missing);
+    ``*_limit`` keeps the persons of the first N images (by id) of a split."""
+    aspect = input_hw[1] / input_hw[0]
+    splits = {}
+    for split, limit in zip(SPLITS, (train_limit, val_limit)):
+        image_dir, ann = coco_paths(root, split)
+        coco = load_coco_api(ann)
+        recs = _first_images(person_records(coco, image_dir, aspect), limit)
+        if not recs:
+            raise DatasetError(f"{ann}: no usable person annotations (non-crowd, with keypoints)")
+        splits[split] = (recs, ann)
+    (train, _), (val, val_ann) = splits["train2017"], splits["val2017"]
+    return KeypointData(Path(root), kind, train, val, val_ann, len({r.image_id for r in train}),
+                        len({r.image_id for r in val}))

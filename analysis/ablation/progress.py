@@ -1,0 +1,135 @@
+"""Live progress of ablation runs, read from their folders (the UI polls these; nothing is locked).
+
+A job whose ``status.json`` says ``running`` but whose process is gone (same host, pid not alive) is
+shown as ``failed`` with the reason, so a killed worker is never mistaken for a live one.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from .files import read_json
+
+PROGRESS_COLUMNS = ("variant", "seed", "fusions", "state", "epoch", "epochs", "loss", "AP", "eta_s", "error",
+                    "updated_at", "folder")
+RUN_COLUMNS = ("name", "path", "state", "created", "recipe", "data", "variants", "seeds", "device", "jobs",
+               "done", "failed", "running", "report")
+
+
+def _alive(status: dict) -> bool:
+    """False only when we know the writer is gone: same host and no such process."""
+    pid, host = status.get("pid"), status.get("host")
+    if not isinstance(pid, int) or host != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _job_rows(run_dir: Path, request: dict) -> list[tuple[str, int, Path]]:
+    if request.get("variants") and request.get("seeds") is not None:
+        return [(v["name"], int(s), run_dir / v["name"] / f"seed{s}")
+                for s in request["seeds"] for v in request["variants"]]
+    out = []
+    for st in sorted(run_dir.glob("*/seed*/status.json")):
+        folder = st.parent
+        try:
+            seed = int(folder.name[4:])
+        except ValueError:
+            continue
+        out.append((folder.parent.name, seed, folder))
+    return out
+
+
+def read_progress(run_dir: str | Path) -> pd.DataFrame:
+    """One row per variant and seed of ``run_dir``: state (queued | running | done | failed), epoch,
+    epochs, loss, AP (latest), eta_s, error. Empty frame when the folder holds no run."""
+    run_dir = Path(run_dir)
+    request = read_json(run_dir / "ablation.json")
+    rows = []
+    for variant, seed, folder in _job_rows(run_dir, request):
+        st = read_json(folder / "status.json")
+        state = st.get("state", "queued")
+        error = st.get("error")
+        if state == "running" and not _alive(st):
+            state, error = "failed", f"worker process {st.get('pid')} is gone (killed?); continue with --resume"
+        epochs = st.get("epochs") or request.get("recipe", {}).get("epochs")
+        rows.append({
+            "variant": variant,
+            "seed": seed,
+            "fusions": st.get("fusions"),
+            "state": state,
+            "epoch": int(st.get("epoch") or 0),
+            "epochs": int(epochs) if epochs else None,
+            "loss": st.get("loss"),
+            "AP": st.get("AP"),
+            "eta_s": st.get("eta_s") if state == "running" else (0.0 if state == "done" else None),
+            "error": error,
+            "updated_at": st.get("updated_at"),
+            "folder": str(folder),
+        })
+    return pd.DataFrame(rows, columns=list(PROGRESS_COLUMNS))
+
+
+def run_state(run_dir: str | Path) -> str:
+    """Overall state: running (a live job), failed (any failed), done (all done), queued (nothing started)."""
+    df = read_progress(run_dir)
+    run_status = read_json(Path(run_dir) / "status.json")
+    if df.empty:
+        return run_status.get("state", "queued")
+    states = set(df["state"])
+    if "running" in states:
+        return "running"
+    if run_status.get("state") == "running" and _alive(run_status) and "queued" in states:
+        return "running"
+    if "failed" in states:
+        return "failed"
+    if states == {"done"}:
+        return "done"
+    return "queued" if states == {"queued"} else "failed"
+
+
+def _mtime(path: Path) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(path.stat().st_mtime))
+
+
+def list_runs(root: str | Path = "runs") -> pd.DataFrame:
+    """One row per run folder under ``root`` (newest first): name, state, recipe, data, variants,
+    seeds, device, job counts and whether a report exists."""
+    root = Path(root)
+    rows = []
+    if root.is_dir():
+        # A folder the app has just launched (launch.json) shows up before its request is written.
+        folders = {p.parent for pattern in ("*/ablation.json", "*/launch.json") for p in root.glob(pattern)}
+        for run_dir in folders:
+            req = read_json(run_dir / "ablation.json")
+            df = read_progress(run_dir)
+            counts = df["state"].value_counts().to_dict() if not df.empty else {}
+            data = req.get("data", {})
+            rows.append({
+                "name": run_dir.name,
+                "path": str(run_dir),
+                "state": run_state(run_dir),
+                "created": req.get("created") or _mtime(run_dir),
+                "recipe": req.get("recipe", {}).get("name"),
+                "data": data.get("kind") if isinstance(data, dict) else str(data),
+                "variants": ",".join(v["name"] for v in req.get("variants", [])),
+                "seeds": len(req.get("seeds", [])),
+                "device": req.get("device_label") or req.get("device"),
+                "jobs": len(df),
+                "done": int(counts.get("done", 0)),
+                "failed": int(counts.get("failed", 0)),
+                "running": int(counts.get("running", 0)),
+                "report": (run_dir / "report.md").is_file(),
+            })
+    df = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
+    return df.sort_values("created", ascending=False, na_position="last").reset_index(drop=True)

@@ -1,0 +1,219 @@
+"""Training recipes of the ablation: ``paper``, ``quick``, ``smoke`` (``configs/recipes/*.yaml``) or
+any YAML file with the same keys. Unknown keys and bad values are errors naming the key."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+
+import yaml
+
+from hrnet_core import HRNetConfig
+from hrnet_core.config import Stage1Config, StemConfig
+from hrnet_core.errors import UserInputError
+
+from .coco_data import Augment
+
+RECIPE_DIR = Path(__file__).resolve().parents[2] / "configs" / "recipes"
+BUILTIN_RECIPES = ("quick", "paper", "smoke")
+MODEL_OVERRIDES = ("width", "blocks", "stem", "stage1_blocks", "stage1_planes")
+
+
+class RecipeError(UserInputError):
+    """A recipe that cannot be used; the message names the file and key."""
+
+
+@dataclass(frozen=True)
+class BuiltinData:
+    """Size of the built-in dataset (generated once per setting, cached)."""
+
+    seed: int = 0
+    train: int = 4000
+    val: int = 500
+    image_size: tuple[int, int] = (256, 256)  # H, W
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything a training run needs besides the model and the data folder."""
+
+    name: str
+    description: str = ""
+    data: str = "builtin"  # builtin | coco (coco needs --data PATH)
+    builtin: BuiltinData = field(default_factory=BuiltinData)
+    input_size: tuple[int, int] | None = None  # H, W; None = the base config's
+    sigma: float = 2.0
+    epochs: int = 30
+    batch_size: int = 32  # per process (per GPU)
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    lr_steps: tuple[int, ...] = ()
+    lr_factor: float = 0.1
+    augment: Augment = field(default_factory=Augment)
+    eval_every: int = 1
+    flip_test: bool = False
+    eval_batch_size: int = 64
+    train_limit: int | None = None  # train on the persons of the first N train images only
+    val_limit: int | None = None  # evaluate on the first N val images only
+    workers: int | None = None  # None = auto
+    cpu_threads: int | None = None  # torch threads when training on CPU; None = torch's default
+    bf16: bool = True  # autocast on CUDA
+    channels_last: bool = True  # on CUDA
+    model: dict = field(default_factory=dict)  # overrides: width, blocks, stem, stage1_blocks, stage1_planes
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of 1-based ``epoch``: MultiStep, dropped by ``lr_factor`` after each step
+        (official: 1e-3 for epochs 1..170, 1e-4 for 171..200, 1e-5 for 201..210)."""
+        return self.lr * self.lr_factor ** sum(1 for s in self.lr_steps if s < epoch)
+
+    def resolve_workers(self) -> int:
+        if self.workers is not None:
+            return self.workers
+        return max(0, min(10, (os.cpu_count() or 1) - 2))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["builtin"]["image_size"] = list(self.builtin.image_size)
+        d["input_size"] = list(self.input_size) if self.input_size else None
+        d["lr_steps"] = list(self.lr_steps)
+        return d
+
+
+def _check(cond: bool, where: str, msg: str) -> None:
+    if not cond:
+        raise RecipeError(f"{where}: {msg}")
+
+
+def _pos_int(v, where: str, allow_zero: bool = False) -> int:
+    ok = isinstance(v, int) and not isinstance(v, bool) and (v >= 0 if allow_zero else v > 0)
+    _check(ok, where, f"must be a {'non-negative' if allow_zero else 'positive'} integer, got {v!r}")
+    return v
+
+
+def _number(v, where: str, positive: bool = True) -> float:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and (v > 0 if positive else v >= 0)
+    _check(ok, where, f"must be a {'positive' if positive else 'non-negative'} number, got {v!r}")
+    return float(v)
+
+
+def _bool(v, where: str) -> bool:
+    _check(isinstance(v, bool), where, f"must be true or false, got {v!r}")
+    return v
+
+
+def _hw(v, where: str) -> tuple[int, int]:
+    _check(isinstance(v, (list, tuple)) and len(v) == 2, where, f"must be [H, W], got {v!r}")
+    return (_pos_int(v[0], f"{where}[0]"), _pos_int(v[1], f"{where}[1]"))
+
+
+def _keys(d, allowed, where: str) -> dict:
+    _check(isinstance(d, dict), where, f"must be a mapping, got {type(d).__name__}")
+    unknown = sorted(set(d) - set(allowed))
+    if unknown:
+        key = f"{where}.{unknown[0]}" if ": " in where else f"{where}: {unknown[0]}"
+        raise RecipeError(f"{key}: unknown key; allowed: {', '.join(sorted(allowed))}")
+    return d
+
+
+def parse_recipe(data: dict, source: str = "<recipe>") -> Recipe:
+    """A ``Recipe`` from a mapping; ``RecipeError`` names ``source`` and the key."""
+    names = {f.name for f in fields(Recipe)}
+    d = _keys(data, names, source)
+    kw: dict = {"name": str(d.get("name", Path(source).stem))}
+    w = source
+    if "description" in d:
+        kw["description"] = str(d["description"])
+    if "data" in d:
+        _check(d["data"] in ("builtin", "coco"), f"{w}: data", f"must be builtin or coco, got {d['data']!r}")
+        kw["data"] = d["data"]
+    if "builtin" in d:
+        b = _keys(d["builtin"], {f.name for f in fields(BuiltinData)}, f"{w}: builtin")
+        kw["builtin"] = BuiltinData(
+            seed=_pos_int(b.get("seed", 0), f"{w}: builtin.seed", allow_zero=True),
+            train=_pos_int(b.get("train", 4000), f"{w}: builtin.train"),
+            val=_pos_int(b.get("val", 500), f"{w}: builtin.val"),
+            image_size=_hw(b.get("image_size", [256, 256]), f"{w}: builtin.image_size"),
+        )
+    if d.get("input_size") is not None:
+        kw["input_size"] = _hw(d["input_size"], f"{w}: input_size")
+    for key in ("sigma", "lr", "lr_factor"):
+        if key in d:
+            kw[key] = _number(d[key], f"{w}: {key}")
+    if "weight_decay" in d:
+        kw["weight_decay"] = _number(d["weight_decay"], f"{w}: weight_decay", positive=False)
+    for key in ("epochs", "batch_size", "eval_every", "eval_batch_size"):
+        if key in d:
+            kw[key] = _pos_int(d[key], f"{w}: {key}")
+    for key in ("train_limit", "val_limit", "workers", "cpu_threads"):
+        if d.get(key) is not None and d.get(key) != "auto":
+            kw[key] = _pos_int(d[key], f"{w}: {key}", allow_zero=key == "workers")
+    for key in ("flip_test", "bf16", "channels_last"):
+        if key in d:
+            kw[key] = _bool(d[key], f"{w}: {key}")
+    if "lr_steps" in d:
+        steps = d["lr_steps"] or []
+        _check(isinstance(steps, list), f"{w}: lr_steps", "must be a list of epochs")
+        kw["lr_steps"] = tuple(_pos_int(s, f"{w}: lr_steps[{i}]") for i, s in enumerate(steps))
+        _check(list(kw["lr_steps"]) == sorted(kw["lr_steps"]), f"{w}: lr_steps", "must be increasing")
+    if "augment" in d:
+        a = _keys(d["augment"] or {}, {f.name for f in fields(Augment)}, f"{w}: augment")
+        aug = Augment()
+        for f in fields(Augment):
+            if f.name in a:
+                v = a[f.name]
+                if f.name == "flip":
+                    v = _bool(v, f"{w}: augment.flip")
+                elif f.name == "half_body_joints":
+                    v = _pos_int(v, f"{w}: augment.half_body_joints", allow_zero=True)
+                else:
+                    v = _number(v, f"{w}: augment.{f.name}", positive=False)
+                aug = replace(aug, **{f.name: v})
+        kw["augment"] = aug
+    if d.get("model"):
+        m = _keys(d["model"], MODEL_OVERRIDES, f"{w}: model")
+        kw["model"] = {k: _pos_int(v, f"{w}: model.{k}") for k, v in m.items()}
+    recipe = Recipe(**kw)
+    _check(all(s <= recipe.epochs for s in recipe.lr_steps), f"{w}: lr_steps", f"must lie within the {recipe.epochs} epochs")
+    return recipe
+
+
+def load_recipe(name_or_path: str | Path) -> Recipe:
+    """A built-in recipe by name (``quick``, ``paper``, ``smoke``) or a YAML file."""
+    s = str(name_or_path)
+    path = RECIPE_DIR / f"{s}.yaml" if s in BUILTIN_RECIPES else Path(s)
+    if not path.is_file():
+        raise RecipeError(f"{s}: no such recipe (a YAML file, or one of {', '.join(BUILTIN_RECIPES)})")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise RecipeError(f"{path}: cannot read recipe ({err.__class__.__name__})") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise RecipeError(f"{path}: invalid YAML{where}") from None
+    return parse_recipe(data or {}, str(path) if s not in BUILTIN_RECIPES else s)
+
+
+def recipe_from_dict(d: dict) -> Recipe:
+    """Inverse of ``Recipe.to_dict`` (for ``ablation.json`` on resume)."""
+    return parse_recipe(d, d.get("name", "<stored recipe>"))
+
+
+def apply_model_overrides(cfg: HRNetConfig, overrides: dict) -> HRNetConfig:
+    """``cfg`` with the recipe's size overrides (smoke: a tiny model); modules and fusion are kept."""
+    if not overrides:
+        return cfg
+    stages = []
+    for st in cfg.stages:
+        ch = tuple(overrides["width"] * 2**k for k in range(st.branches)) if "width" in overrides else st.channels
+        bl = (overrides["blocks"],) * st.branches if "blocks" in overrides else st.blocks
+        stages.append(replace(st, channels=ch, blocks=bl))
+    stem = StemConfig(overrides["stem"]) if "stem" in overrides else cfg.stem
+    stage1 = Stage1Config(cfg.stage1.block, overrides.get("stage1_blocks", cfg.stage1.blocks),
+                          overrides.get("stage1_planes", cfg.stage1.planes))
+    return replace(cfg, stages=tuple(stages), stem=stem, stage1=stage1, name=f"{cfg.name}_resized")
+
+
+def dump_recipe(recipe: Recipe) -> str:
+    return yaml.safe_dump(recipe.to_dict(), sort_keys=False, default_flow_style=None)

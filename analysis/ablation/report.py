@@ -1,0 +1,464 @@
+"""The ablation report: ``report.md``, ``report.html`` (plotly), ``summary.csv``, ``summary.json``.
+
+One summary row per variant: fusions, params and GFLOPs in the paper convention (from
+``analysis.complexity``), training images/s, peak GPU memory, wall time and the final evaluation
+(AP, AR, PCK, left/right swaps) as mean and standard deviation over the seeds. The paper's own
+ablation table is read from ``../shared/model_zoo.md`` at report time and shown beside the measured
+numbers, with a plain list of how this run's data and schedule differ from the paper's.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import hrnet_core as hc
+
+from .evaluate import METRIC_FIELDS
+from .files import read_jsonl
+from .progress import read_progress
+from .synth import REPO_ROOT
+
+SUMMARY_METRICS = ("AP", "AP50", "AP75", "AR", "PCK@0.05", "PCK@0.1", "LR-swap", "train_loss")
+TABLE_METRICS = ("AP", "AR", "PCK@0.05", "PCK@0.1", "LR-swap")  # shown as percentages
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    md: Path
+    html: Path
+    csv: Path
+    json: Path
+
+    def as_dict(self) -> dict[str, Path]:
+        return {"md": self.md, "html": self.html, "csv": self.csv, "json": self.json}
+
+
+# ---- reading a run -------------------------------------------------------------------------
+def _request(run_dir: Path) -> dict:
+    path = run_dir / "ablation.json"
+    if not path.is_file():
+        raise hc.UserInputError(f"{run_dir}: not an ablation run (no ablation.json)")
+    return json.loads(path.read_text())
+
+
+def load_metrics(run_dir: str | Path) -> pd.DataFrame:
+    """Every ``metrics.jsonl`` row of the run with ``variant`` and ``seed`` columns (long format)."""
+    run_dir = Path(run_dir)
+    req = _request(run_dir)
+    frames = []
+    for v in req["variants"]:
+        for s in req["seeds"]:
+            rows = read_jsonl(run_dir / v["name"] / f"seed{s}" / "metrics.jsonl")
+            if rows:
+                df = pd.DataFrame(rows)
+                df.insert(0, "seed", s)
+                df.insert(0, "variant", v["name"])
+                frames.append(df)
+    if not frames:
+        return pd.DataFrame(columns=["variant", "seed", "epoch"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def _complexity(req: dict) -> dict[str, tuple[int, float]]:
+    """``variant -> (params, gflops_paper)`` from ``analysis.complexity``."""
+    from analysis.complexity import analyze
+
+    from .runner import _bits_schedule
+
+    base = hc.load_config(req["base"])
+    out = {}
+    for v in req["variants"]:
+        cfg = base.with_fusion(_bits_schedule(v["schedule"], base, v["name"]))
+        rep = analyze(cfg)
+        out[v["name"]] = (int(rep.params), float(rep.gflops_paper))
+    return out
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    vals = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return float("nan"), float("nan")
+    return float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+
+
+def load_summary(run_dir: str | Path) -> pd.DataFrame:
+    """One row per variant: ``variant, fusions, schedule, state, seeds_done, params, gflops,
+    images_per_s, peak_mem_mib, wall_s, epochs`` and ``<metric>_mean`` / ``<metric>_std`` over seeds
+    for AP, AP50, AP75, AR, PCK@0.05, PCK@0.1, LR-swap and the final train loss (fractions, not %)."""
+    run_dir = Path(run_dir)
+    req = _request(run_dir)
+    progress = read_progress(run_dir)
+    metrics = load_metrics(run_dir)
+    cx = _complexity(req)
+    rows = []
+    for v in req["variants"]:
+        name = v["name"]
+        prog = progress[progress["variant"] == name]
+        m = metrics[metrics["variant"] == name] if not metrics.empty else metrics
+        finals, ips, mem, wall, errors = [], [], [], [], []
+        for s in req["seeds"]:
+            ms = m[m["seed"] == s] if not m.empty else m
+            st = prog[prog["seed"] == s]
+            if not st.empty and st.iloc[0]["state"] == "failed" and st.iloc[0]["error"]:
+                errors.append(f"seed {s}: {st.iloc[0]['error']}")
+            if ms.empty:
+                continue
+            evaluated = ms[ms["AP"].notna()] if "AP" in ms else ms.iloc[0:0]
+            if not st.empty and st.iloc[0]["state"] == "done" and not evaluated.empty:
+                final = evaluated.iloc[-1].to_dict()
+                final["train_loss"] = ms.iloc[-1]["train_loss"]
+                finals.append(final)
+                wall.append(float(ms.iloc[-1]["wall_s"]))
+            # Steady-state throughput: the first epoch (workers starting, cudnn autotuning) left out.
+            steady = ms["images_per_s"].iloc[1:] if len(ms) > 1 else ms["images_per_s"]
+            ips.append(float(steady.median()))
+            if "peak_mem_mib" in ms and ms["peak_mem_mib"].notna().any():
+                mem.append(float(ms["peak_mem_mib"].max()))
+        states = prog["state"].tolist()
+        state = "done" if states and all(x == "done" for x in states) else (
+            "failed" if "failed" in states else ("running" if "running" in states else "queued"))
+        row = {
+            "variant": name,
+            "fusions": v["fusions"],
+            "schedule": v["schedule"],
+            "state": state,
+            "seeds_done": len(finals),
+            "seeds": len(req["seeds"]),
+            "params": cx[name][0],
+            "gflops": cx[name][1],
+            "images_per_s": float(np.mean(ips)) if ips else float("nan"),
+            "peak_mem_mib": float(np.max(mem)) if mem else float("nan"),
+            "wall_s": float(np.mean(wall)) if wall else float("nan"),
+            "epochs": req["recipe"]["epochs"],
+            "error": "; ".join(errors) or None,
+        }
+        for key in SUMMARY_METRICS:
+            mean, std = _mean_std([f.get(key) for f in finals])
+            row[f"{key}_mean"], row[f"{key}_std"] = mean, std
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+# ---- the paper's table ---------------------------------------------------------------------
+def shared_dir() -> Path:
+    env = os.environ.get("HRNET_EXPLORER_SHARED")
+    return Path(env) if env else REPO_ROOT.parent / "shared"
+
+
+def paper_table(path: Path | None = None) -> tuple[pd.DataFrame | None, str]:
+    """The paper's fusion-ablation rows (``label, fusions, definition, AP``) from ``model_zoo.md``,
+    and a note saying where they came from (or why they are missing)."""
+    path = path or shared_dir() / "model_zoo.md"
+    if not path.is_file():
+        return None, f"{path} not found: the paper's table is not shown (it is read from ../shared at report time)."
+    lines = path.read_text(encoding="utf-8").splitlines()
+    start = next((i for i, ln in enumerate(lines) if ln.startswith("#") and "ablation" in ln.lower()), None)
+    if start is None:
+        return None, f"{path} has no 'Paper ablations' section: the paper's table is not shown."
+    heading = lines[start].lstrip("#").strip()
+    rows = []
+    in_table = False
+    for ln in lines[start + 1:]:
+        if ln.startswith("#"):
+            break
+        if ln.startswith("|"):
+            cells = [c.strip() for c in ln.strip().strip("|").split("|")]
+            m = re.search(r"(\d+)\s+fusions?", cells[0])
+            if m and len(cells) >= 3:
+                try:
+                    ap = float(cells[-1])
+                except ValueError:
+                    continue
+                rows.append({"label": cells[0], "fusions": int(m.group(1)), "definition": cells[1], "AP": ap})
+                in_table = True
+        elif in_table:
+            break
+    if not rows:
+        return None, f"{path}: no fusion rows found under '{heading}'."
+    return pd.DataFrame(rows), f"{heading} - from {path}"
+
+
+# ---- differences from the paper ------------------------------------------------------------
+def differences(req: dict, env: dict | None) -> list[str]:
+    """Plain sentences on how this run's data, model, schedule and evaluation differ from the paper's."""
+    from .recipes import load_recipe
+
+    r = req["recipe"]
+    paper = load_recipe("paper").to_dict()
+    data = req.get("data", {})
+    out = []
+    if data.get("kind") == "builtin":
+        out.append(
+            f"Data: the built-in synthetic figures ({data.get('train_images')} training images with "
+            f"{data.get('train_persons')} persons, {data.get('val_images')} validation images with "
+            f"{data.get('val_persons')} persons), not COCO train2017 / val2017. Absolute AP is not comparable "
+            "to the paper's; only the ordering and the gaps between variants are.")
+    else:
+        out.append(f"Data: the COCO-format folder {data.get('path')} ({data.get('train_persons')} training and "
+                   f"{data.get('val_persons')} validation persons); the paper used COCO train2017 / val2017.")
+    if r["epochs"] != paper["epochs"] or r["lr_steps"] != paper["lr_steps"]:
+        out.append(f"Schedule: {r['epochs']} epochs with the learning rate divided by {1 / r['lr_factor']:g} after "
+                   f"epochs {r['lr_steps']}, against the paper's {paper['epochs']} epochs with steps at "
+                   f"{paper['lr_steps']}.")
+    else:
+        out.append(f"Schedule: the paper's ({r['epochs']} epochs, steps at {r['lr_steps']}).")
+    world = int(req.get("world_size") or 1)
+    out.append(f"Batch: {r['batch_size']} per process x {world} process(es) = {r['batch_size'] * world} per step; "
+               f"the official run used {paper['batch_size']} per GPU on 4 GPUs (128 per step). Adam, learning "
+               f"rate {r['lr']:g} (paper {paper['lr']:g}).")
+    in_hw = r.get("input_size") or req["base"].get("input_size")
+    if list(in_hw) != list(paper["input_size"]):
+        out.append(f"Input: {in_hw[0]}x{in_hw[1]} instead of {paper['input_size'][0]}x{paper['input_size'][1]}.")
+    if r.get("model"):
+        out.append(f"Model: the base config {req.get('base_source') or req['base'].get('name')} shrunk by the "
+                   f"recipe ({', '.join(f'{k} {v}' for k, v in r['model'].items())}), not HRNet-W32.")
+    else:
+        out.append(f"Model: {req['base'].get('name')} (the paper: HRNet-W32); both trained from scratch, as "
+                   "in the paper's ablation.")
+    dev = (env or {}).get("device") or req.get("device_label") or req.get("device")
+    if dev and "cuda" in str(dev) and r.get("bf16"):
+        out.append(f"Precision: bf16 autocast on {dev}; the official code trains in float32.")
+    else:
+        out.append(f"Precision: float32 on {dev}.")
+    out.append("Evaluation: ground-truth person boxes (the official code's USE_GT_BBOX); the paper's COCO val "
+               "figures use person-detector boxes. "
+               + ("Flip test on." if r.get("flip_test") else "No flip test (the paper's results use one).")
+               + (f" Only the first {r['val_limit']} validation images." if r.get("val_limit") else ""))
+    if r.get("train_limit"):
+        out.append(f"Training set cut to the first {r['train_limit']} images of the folder.")
+    n = len(req.get("seeds", []))
+    out.append(f"Seeds: {n} per variant (mean and sample standard deviation shown); the paper reports one run.")
+    return out
+
+
+# ---- formatting ----------------------------------------------------------------------------
+def _pct(mean: float, std: float, seeds: int) -> str:
+    if mean is None or math.isnan(mean):
+        return "-"
+    return f"{100 * mean:.1f} ± {100 * std:.1f}" if seeds > 1 else f"{100 * mean:.1f}"
+
+
+def _num(v, fmt: str) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return format(v, fmt)
+
+
+def display_table(summary: pd.DataFrame, paper: pd.DataFrame | None) -> pd.DataFrame:
+    """The human table: percentages, M params, and the paper's AP for the same number of fusions."""
+    paper_ap = dict(zip(paper["fusions"], paper["AP"])) if paper is not None else {}
+    rows = []
+    for _, r in summary.iterrows():
+        n = int(r["seeds_done"]) or 1
+        row = {
+            "variant": r["variant"],
+            "fusions": int(r["fusions"]),
+            "params (M)": f"{r['params'] / 1e6:.2f}",
+            "GFLOPs": f"{r['gflops']:.3f}",
+        }
+        for key in TABLE_METRICS:
+            row[f"{key} (%)"] = _pct(r[f"{key}_mean"], r[f"{key}_std"], n)
+        row["images/s"] = _num(r["images_per_s"], ".0f")
+        row["peak GPU mem (MiB)"] = _num(r["peak_mem_mib"], ".0f")
+        row["wall (s)"] = _num(r["wall_s"], ".1f")
+        row["seeds"] = f"{int(r['seeds_done'])}/{int(r['seeds'])}"
+        row["paper AP (%)"] = _num(paper_ap.get(int(r["fusions"])), ".1f")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _md_table(df: pd.DataFrame) -> str:
+    cols = list(df.columns)
+    out = ["| " + " | ".join(cols) + " |", "|" + "|".join("---" for _ in cols) + "|"]
+    for _, r in df.iterrows():
+        out.append("| " + " | ".join(str(r[c]) for c in cols) + " |")
+    return "\n".join(out)
+
+
+def _first_env(run_dir: Path, req: dict) -> dict | None:
+    for v in req["variants"]:
+        for s in req["seeds"]:
+            p = run_dir / v["name"] / f"seed{s}" / "env.json"
+            if p.is_file():
+                return json.loads(p.read_text())
+    return None
+
+
+# ---- figures -------------------------------------------------------------------------------
+def figures(metrics: pd.DataFrame, summary: pd.DataFrame) -> list:
+    import plotly.graph_objects as go
+    from plotly.colors import qualitative
+
+    colours = {v: qualitative.Plotly[i % 10] for i, v in enumerate(summary["variant"])}
+    label = {r["variant"]: f"{r['variant']} ({int(r['fusions'])} fusion{'' if int(r['fusions']) == 1 else 's'})"
+             for _, r in summary.iterrows()}
+    figs = []
+    for key, title, ytitle in (("train_loss", "Training loss per epoch", "loss (weighted heatmap MSE)"),
+                               ("AP", "Validation AP per epoch", "OKS AP (%)")):
+        fig = go.Figure()
+        if not metrics.empty and key in metrics:
+            for (variant, seed), g in metrics.groupby(["variant", "seed"], sort=False):
+                g = g[g[key].notna()]
+                if g.empty:
+                    continue
+                y = 100 * g[key] if key == "AP" else g[key]
+                fig.add_trace(go.Scatter(x=g["epoch"], y=y, mode="lines+markers", name=f"{label[variant]} seed {seed}",
+                                         line={"color": colours[variant]}, legendgroup=variant))
+        fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=ytitle, height=420)
+        if key == "train_loss":
+            fig.update_yaxes(type="log")
+        figs.append(fig)
+
+    ok = summary[summary["AP_mean"].notna()]
+    fig = go.Figure()
+    for _, r in ok.iterrows():
+        fig.add_trace(go.Scatter(x=[r["gflops"]], y=[100 * r["AP_mean"]], mode="markers+text", text=[label[r["variant"]]],
+                                 textposition="top center", marker={"size": 12, "color": colours[r["variant"]]},
+                                 error_y={"type": "data", "array": [100 * r["AP_std"]], "visible": True},
+                                 name=label[r["variant"]]))
+    fig.update_layout(title="AP against GFLOPs (paper convention)", xaxis_title="GFLOPs", yaxis_title="AP (%)",
+                      height=420)
+    figs.append(fig)
+
+    from plotly.subplots import make_subplots
+
+    keys = ("AP", "PCK@0.1", "LR-swap")
+    fig = make_subplots(rows=1, cols=len(keys), subplot_titles=[f"{k} (%)" for k in keys])
+    final = _final_per_seed(metrics)
+    for c, key in enumerate(keys, 1):
+        for _, r in ok.iterrows():
+            v = r["variant"]
+            fig.add_trace(go.Bar(x=[label[v]], y=[100 * r[f"{key}_mean"]], marker_color=colours[v], name=label[v],
+                                 error_y={"type": "data", "array": [100 * r[f"{key}_std"]], "visible": True},
+                                 legendgroup=v, showlegend=c == 1), row=1, col=c)
+        if not final.empty and key in final:
+            fig.add_trace(go.Scatter(x=[label[v] for v in final["variant"]], y=100 * final[key], mode="markers",
+                                     marker={"color": "black", "size": 7}, name="one seed", legendgroup="seeds",
+                                     showlegend=c == 1), row=1, col=c)
+    fig.update_layout(title="Final metrics per variant (bars: mean over seeds, whiskers: std, dots: seeds)",
+                      height=460)
+    figs.append(fig)
+    return figs
+
+
+def _final_per_seed(metrics: pd.DataFrame) -> pd.DataFrame:
+    if metrics.empty or "AP" not in metrics:
+        return pd.DataFrame()
+    ev = metrics[metrics["AP"].notna()]
+    return ev.groupby(["variant", "seed"], sort=False).tail(1)
+
+
+# ---- writing -------------------------------------------------------------------------------
+def _json_clean(v):
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return None
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return _json_clean(float(v))
+    return v
+
+
+def write_report(run_dir: str | Path) -> ReportPaths:
+    """Write ``report.md``, ``report.html``, ``summary.csv`` and ``summary.json`` into ``run_dir``."""
+    run_dir = Path(run_dir)
+    req = _request(run_dir)
+    summary = load_summary(run_dir)
+    metrics = load_metrics(run_dir)
+    paper, paper_note = paper_table()
+    env = _first_env(run_dir, req)
+    table = display_table(summary, paper)
+    diffs = differences(req, env)
+    paths = ReportPaths(run_dir / "report.md", run_dir / "report.html", run_dir / "summary.csv",
+                        run_dir / "summary.json")
+
+    summary.to_csv(paths.csv, index=False)
+    records = [{k: _json_clean(v) for k, v in r.items()} for r in summary.to_dict(orient="records")]
+    doc = {
+        "run": req["name"],
+        "recipe": req["recipe"]["name"],
+        "data": req.get("data"),
+        "device": (env or {}).get("device") or req.get("device_label"),
+        "gpu": (env or {}).get("gpu"),
+        "seeds": req["seeds"],
+        "metrics_note": "AP/AR/PCK/LR-swap are fractions (0-1); gflops in the paper convention "
+                        "(conv and linear multiply-adds / 2**30, batch 1)",
+        "variants": records,
+        "paper": paper.to_dict(orient="records") if paper is not None else None,
+        "paper_note": paper_note,
+        "differences": diffs,
+    }
+    paths.json.write_text(json.dumps(doc, indent=1))
+
+    title = f"Fusion ablation: {req['name']}"
+    info = [
+        f"- base config: {req.get('base_source') or '-'} ({req['base'].get('name')}), input "
+        f"{'x'.join(map(str, req['recipe'].get('input_size') or req['base'].get('input_size')))}",
+        f"- recipe: {req['recipe']['name']} - {req['recipe'].get('description', '')}",
+        f"- data: {req.get('data', {}).get('kind')} ({req.get('data', {}).get('path')})",
+        f"- device: {doc['device']}" + (f"; torch {env['torch']}, CUDA {env['cuda']}" if env else ""),
+        f"- seeds: {', '.join(map(str, req['seeds']))}; git commit {((env or {}).get('git') or {}).get('commit')}",
+    ]
+    failed = summary[summary["error"].notna()]
+    md = [f"# {title}", "", *info, "",
+          "## Measured", "",
+          "AP, AR (OKS, COCOeval), PCK normalised by the larger box side, and LR-swap (left/right pairs predicted "
+          "the wrong way round) on the validation set after the last epoch; mean ± std over seeds. GFLOPs: paper "
+          "convention. images/s: training throughput (median epoch, first epoch excluded).", "",
+          _md_table(table), ""]
+    if not failed.empty:
+        md += ["Failed:", ""] + [f"- {r['variant']}: {r['error']}" for _, r in failed.iterrows()] + [""]
+    md += ["## The paper", ""]
+    if paper is not None:
+        md += [paper_note, "", _md_table(paper.rename(columns={"AP": "AP (%)"})), ""]
+    else:
+        md += [paper_note, ""]
+    md += ["## How this run differs from the paper", ""] + [f"- {d}" for d in diffs] + [""]
+    md += ["## Files", "", "`summary.csv`, `summary.json` (one row per variant), `report.html` (plots), and per "
+           "job `<variant>/seed<k>/` with `metrics.jsonl`, `config.yaml`, `env.json`, `last.pth`.", ""]
+    paths.md.write_text("\n".join(md), encoding="utf-8")
+
+    figs = figures(metrics, summary)
+    parts = []
+    for i, fig in enumerate(figs):
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), default_width="100%"))
+    esc = html.escape
+    body = [f"<h1>{esc(title)}</h1>", "<ul>" + "".join(f"<li>{esc(x[2:])}</li>" for x in info) + "</ul>",
+            "<h2>Measured</h2>", table.to_html(index=False, classes="t", border=0, escape=True)]
+    if not failed.empty:
+        body.append("<p><b>Failed:</b></p><ul>" + "".join(f"<li>{esc(str(r['variant']))}: {esc(str(r['error']))}</li>"
+                                                          for _, r in failed.iterrows()) + "</ul>")
+    body.append("<h2>The paper</h2>")
+    body.append(f"<p>{esc(paper_note)}</p>")
+    if paper is not None:
+        body.append(paper.to_html(index=False, classes="t", border=0))
+    body.append("<h2>How this run differs from the paper</h2><ul>" + "".join(f"<li>{esc(d)}</li>" for d in diffs) + "</ul>")
+    body.append("<h2>Plots</h2>")
+    body += [f"<div class='fig'>{p}</div>" for p in parts]
+    style = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em}"
+             "table.t{border-collapse:collapse;margin:1em 0}table.t td,table.t th{border:1px solid #ccc;"
+             "padding:4px 8px;text-align:right}table.t th{background:#f4f4f4}.fig{margin:1.5em 0}")
+    page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
+            f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
+    paths.html.write_text(page, encoding="utf-8")
+    return paths
+
+
+def report_text(run_dir: str | Path) -> str:
+    """The measured table as Markdown (for the CLI)."""
+    summary = load_summary(run_dir)
+    paper, _ = paper_table()
+    return _md_table(display_table(summary, paper))
+
+
+__all__ = ["METRIC_FIELDS", "ReportPaths", "differences", "load_metrics", "load_summary", "paper_table",
+           "report_text", "write_report"]

@@ -1,0 +1,422 @@
+"""The ablation runner: variants x seeds, run folders, resume, failure isolation.
+
+Layout::
+
+    runs/<name>/ablation.json            the request (base config, variants, recipe, data, seeds, device)
+    runs/<name>/status.json              the run: state, pid, host, jobs done / failed, report
+    runs/<name>/<variant>/seed<k>/       one job: config.yaml, model.yaml, env.json, metrics.jsonl,
+                                         status.json, last.pth (and error.txt when it failed)
+
+Every variant shares the recipe, the data (and its order and augmentation, drawn from the seed) and
+the seeds; only the fusion schedule differs. A failing job (any exception, CUDA out of memory) is
+recorded in its ``status.json`` and the next one starts. With ``resume`` finished jobs are skipped and
+the others continue from their last complete epoch.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import platform
+import re
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import yaml
+
+import hrnet_core as hc
+from hrnet_core.concise_yaml import to_concise_dict
+from hrnet_core.config import FUSION_PRESETS, fusion_preset
+from hrnet_core.device import device_label
+from hrnet_core.errors import UserInputError
+
+from .coco_data import SPLITS, DatasetError, KeypointData, coco_paths, load_keypoint_data
+from .files import read_json, read_jsonl, write_json_atomic
+from .recipes import Recipe, apply_model_overrides, recipe_from_dict
+from .synth import REPO_ROOT, builtin_dataset
+from .train import DistContext, Job, make_context, train_job
+
+PRESET_ORDER = ("final_only", "across_stage", "all", "none")
+
+
+class VariantError(UserInputError):
+    """A variant list or schedule that does not fit the base config."""
+
+
+# ---- variants ------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Variant:
+    """A named fusion schedule: one tuple of per-module flags per stage."""
+
+    name: str
+    schedule: tuple[tuple[bool, ...], ...]
+
+    @property
+    def fusions(self) -> int:
+        return sum(sum(s) for s in self.schedule)
+
+    @property
+    def bits(self) -> str:
+        return "/".join("".join("1" if f else "0" for f in s) for s in self.schedule)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "fusions": self.fusions, "schedule": self.bits}
+
+
+def _modules(base: hc.HRNetConfig) -> tuple[int, ...]:
+    return tuple(st.modules for st in base.stages)
+
+
+def _bits_schedule(bits: str, base: hc.HRNetConfig, where: str) -> tuple[tuple[bool, ...], ...]:
+    """``1/1001/001`` (per stage) or ``11001001`` / ``1,1,0,0,1,0,0,1`` (flat) -> per-stage flags."""
+    mods = _modules(base)
+    s = bits.replace(" ", "")
+    if "/" in s:
+        parts = s.split("/")
+        if len(parts) != len(mods) or any(len(p) != m for p, m in zip(parts, mods)):
+            raise VariantError(f"{where}: schedule {bits!r} must give {'/'.join('x' * m for m in mods)} "
+                               f"(one 0/1 per module of stages with {list(mods)} modules)")
+        flat = "".join(parts)
+    else:
+        flat = s.replace(",", "")
+    if not re.fullmatch(r"[01]+", flat or "x"):
+        raise VariantError(f"{where}: schedule {bits!r} must be 0/1 flags, one per module")
+    if len(flat) != sum(mods):
+        raise VariantError(f"{where}: schedule {bits!r} has {len(flat)} flags; the base has {sum(mods)} modules "
+                           f"({list(mods)} per stage)")
+    out, i = [], 0
+    for m in mods:
+        out.append(tuple(c == "1" for c in flat[i:i + m]))
+        i += m
+    return tuple(out)
+
+
+def _preset_counts(base: hc.HRNetConfig) -> dict[str, int]:
+    return {p: sum(sum(s) for s in fusion_preset(_modules(base), p)) for p in PRESET_ORDER}
+
+
+def _one_variant(token, base: hc.HRNetConfig, where: str, name: str | None = None, as_bits: bool = False) -> Variant:
+    """One variant from a fusion count, a preset name, a 0/1 schedule string or a list of flags.
+
+    A string of one or two digits is a count (``8``), longer ones a flat schedule (``11001001``);
+    ``as_bits`` (``--schedule``) always reads a schedule."""
+    mods = _modules(base)
+    if isinstance(token, str) and not as_bits:
+        t = token.strip()
+        if t in FUSION_PRESETS:
+            return Variant(name or t, fusion_preset(mods, t))
+        if t.isdigit() and len(t) <= 2:
+            token = int(t)
+    if isinstance(token, int) and not isinstance(token, bool):
+        counts = _preset_counts(base)
+        for p in PRESET_ORDER:
+            if counts[p] == token:
+                return Variant(name or p, fusion_preset(mods, p))
+        avail = ", ".join(f"{p} {c}" for p, c in counts.items())
+        raise VariantError(f"{where}: no preset gives {token} fusions for modules {list(mods)} ({avail}); "
+                           "give a schedule of 0/1 flags instead")
+    if isinstance(token, str):
+        sched = _bits_schedule(token, base, where)
+        return Variant(name or "custom_" + "-".join("".join("1" if f else "0" for f in st) for st in sched), sched)
+    if isinstance(token, list) and token:
+        if all(isinstance(r, list) for r in token):
+            if len(token) != len(mods) or any(len(r) != m for r, m in zip(token, mods)):
+                raise VariantError(f"{where}: needs one list per stage with {list(mods)} flags")
+            sched = tuple(tuple(bool(f) for f in r) for r in token)
+        else:
+            sched = _bits_schedule(",".join(str(int(bool(f))) for f in token), base, where)
+        return Variant(name or "custom", sched)
+    raise VariantError(f"{where}: {token!r} is not a variant (a fusion count, a preset or a 0/1 schedule)")
+
+
+def parse_variants(spec: str, base: hc.HRNetConfig, schedules: list[str] | tuple[str, ...] = ()) -> list[Variant]:
+    """Variants from ``--variants`` and ``--schedule``.
+
+    ``spec``: comma-separated fusion counts (``1,3,8``: the presets giving that many fusions for the
+    base's modules), preset names (``final_only,across_stage,all,none``), per-stage 0/1 schedules
+    (``1/0001/001``), or a YAML file mapping names to any of these (or to lists of flags).
+    ``schedules``: extra custom variants ``NAME=FLAGS`` with flat flags (``mine=1,1,0,0,1,0,0,1``).
+    """
+    variants: list[Variant] = []
+    spec = (spec or "").strip()
+    if spec.endswith((".yaml", ".yml")) or (spec and Path(spec).is_file()):
+        path = Path(spec)
+        if not path.is_file():
+            raise VariantError(f"{spec}: no such variants file")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as err:
+            raise VariantError(f"{spec}: cannot read variants YAML ({err.__class__.__name__})") from None
+        if not isinstance(data, dict) or not data:
+            raise VariantError(f"{spec}: must map variant names to fusion counts, presets or schedules")
+        for k, v in data.items():
+            variants.append(_one_variant(v, base, f"{spec}: {k}", name=str(k)))
+    elif spec:
+        for tok in spec.split(","):
+            tok = tok.strip()
+            if tok:
+                variants.append(_one_variant(tok, base, f"--variants {tok}"))
+    for s in schedules:
+        name, _, bits = s.partition("=")
+        if not bits:
+            name, bits = "", name
+        variants.append(_one_variant(bits, base, f"--schedule {s}", name=name.strip() or None, as_bits=True))
+    if not variants:
+        raise VariantError("--variants: no variants given")
+    seen: dict[str, Variant] = {}
+    for v in variants:
+        if v.name in seen:
+            raise VariantError(f"variant {v.name!r} is given twice")
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", v.name):
+            raise VariantError(f"variant name {v.name!r}: use letters, digits, '_', '-', '.' only")
+        seen[v.name] = v
+    return variants
+
+
+# ---- the request ---------------------------------------------------------------------------
+@dataclass
+class AblationRequest:
+    """What to run. ``base`` already carries the recipe's input size and model overrides."""
+
+    out: Path
+    base: hc.HRNetConfig
+    variants: list[Variant]
+    recipe: Recipe
+    data: str  # "builtin" or a COCO folder
+    seeds: list[int]
+    device: str = "auto"
+    base_source: str = ""
+    smoke: bool = False
+    command: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.out.name
+
+    def to_dict(self, data_info: dict | None = None, device_text: str = "", world: int = 1) -> dict:
+        return {
+            "name": self.name,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "command": self.command,
+            "base_source": self.base_source,
+            "base": to_concise_dict(self.base),
+            "variants": [v.to_dict() for v in self.variants],
+            "recipe": self.recipe.to_dict(),
+            "data": data_info or {"kind": "builtin" if self.data == "builtin" else "coco", "path": self.data},
+            "data_arg": self.data,
+            "seeds": list(self.seeds),
+            "device": self.device,
+            "device_label": device_text,
+            "world_size": world,
+            "smoke": self.smoke,
+        }
+
+
+def resolve_base(base: hc.HRNetConfig, recipe: Recipe) -> hc.HRNetConfig:
+    """The base config with the recipe's model overrides and input size applied."""
+    cfg = apply_model_overrides(base, recipe.model)
+    if recipe.input_size:
+        cfg = cfg.with_input(recipe.input_size)
+    return hc.load_config(to_concise_dict(cfg))  # re-validated (input multiple of 32 etc.)
+
+
+def load_request(out: str | Path, device: str | None = None) -> AblationRequest:
+    """The stored request of ``out`` (for ``--resume``)."""
+    out = Path(out)
+    path = out / "ablation.json"
+    if not path.is_file():
+        raise UserInputError(f"{out}: nothing to resume (no ablation.json)")
+    try:
+        d = json.loads(path.read_text())
+        base = hc.load_config(d["base"])
+        variants = [Variant(v["name"], _bits_schedule(v["schedule"], base, v["name"])) for v in d["variants"]]
+        recipe = recipe_from_dict(d["recipe"])
+        seeds = [int(s) for s in d["seeds"]]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UserInputError(f"{path}: not a readable ablation request ({err.__class__.__name__}: {err})") from None
+    return AblationRequest(out, base, variants, recipe, d.get("data_arg", "builtin"), seeds,
+                           device or d.get("device", "auto"), d.get("base_source", ""), bool(d.get("smoke")),
+                           d.get("command", []))
+
+
+def check_data_arg(data: str) -> None:
+    """Fail early (before any folder is written) on a COCO path that lacks a split."""
+    if data != "builtin":
+        for split in SPLITS:
+            coco_paths(data, split)
+
+
+def prepare_data(req: AblationRequest, ctx: DistContext, log=print) -> KeypointData:
+    if req.data == "builtin":
+        b = req.recipe.builtin
+        root = None
+        if ctx.main:
+            root = builtin_dataset(b.seed, b.train, b.val, b.image_size, log=log)
+        ctx.barrier()
+        if root is None:
+            root = builtin_dataset(b.seed, b.train, b.val, b.image_size)
+        kind = "builtin"
+    else:
+        root, kind = Path(req.data), "coco"
+    return load_keypoint_data(root, kind, req.base.input_hw, req.recipe.val_limit, req.recipe.train_limit)
+
+
+# ---- environment ---------------------------------------------------------------------------
+def git_commit() -> dict:
+    def git(*args):
+        try:
+            r = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return r.stdout.strip() if r.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(dirty) if dirty is not None else None}
+
+
+def environment(ctx: DistContext) -> dict:
+    cuda = torch.cuda.is_available()
+    return {
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
+        "gpu": torch.cuda.get_device_name(ctx.device) if ctx.device.type == "cuda" else None,
+        "gpu_count": torch.cuda.device_count() if cuda else 0,
+        "gpu_memory_mib": (torch.cuda.get_device_properties(ctx.device).total_memory / 2**20
+                           if ctx.device.type == "cuda" else None),
+        "device": device_label(ctx.device),
+        "world_size": ctx.world,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "git": git_commit(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def job_folder(out: Path, variant: str, seed: int) -> Path:
+    return out / variant / f"seed{seed}"
+
+
+def _job_done(folder: Path, epochs: int) -> bool:
+    rows = read_jsonl(folder / "metrics.jsonl")
+    return read_json(folder / "status.json").get("state") == "done" and bool(rows) and int(rows[-1].get("epoch", 0)) >= epochs
+
+
+def _error_line(err: BaseException) -> str:
+    first = (str(err).strip().splitlines() or [""])[0]
+    kind = "CUDA out of memory" if isinstance(err, torch.cuda.OutOfMemoryError) else err.__class__.__name__
+    text = f"{kind}: {first}" if first and not first.startswith(kind) else (first or kind)
+    return text[:400]
+
+
+# ---- the run -------------------------------------------------------------------------------
+def run_ablation(req: AblationRequest, resume: bool = False, log=print,
+                 on_epoch_end: Callable[[Job, int], None] | None = None) -> dict:
+    """Run every variant and seed of ``req`` into ``req.out``; write the report. Returns the run status.
+
+    Raises ``UserInputError`` for a bad request (before anything is written), lets ``BaseException``
+    (a kill, Ctrl-C) through after marking the current job failed, and records any other exception in
+    the job's ``status.json``.
+    """
+    out = req.out
+    if (out / "ablation.json").is_file() and not resume:
+        raise UserInputError(f"{out}: already holds an ablation; continue it with --resume or choose another --out")
+    check_data_arg(req.data)
+    ctx = make_context(req.device)
+    if ctx.main:
+        out.mkdir(parents=True, exist_ok=True)
+    data = prepare_data(req, ctx, log)
+    env = environment(ctx)
+    run_status_path = out / "status.json"
+    jobs = [(v, s) for s in req.seeds for v in req.variants]
+    if ctx.main:
+        if not (out / "ablation.json").is_file():
+            write_json_atomic(out / "ablation.json", req.to_dict(data.describe(), env["device"], ctx.world))
+        write_json_atomic(run_status_path, {"state": "running", "pid": os.getpid(), "host": env["host"],
+                                            "started_at": time.time(), "jobs": len(jobs), "done": 0, "failed": 0})
+        for v, s in jobs:
+            folder = job_folder(out, v.name, s)
+            folder.mkdir(parents=True, exist_ok=True)
+            if not _job_done(folder, req.recipe.epochs):
+                _mark(folder, state="queued", variant=v.name, seed=s, fusions=v.fusions, epochs=req.recipe.epochs,
+                      error=None, epoch=read_json(folder / "status.json").get("epoch", 0))
+        log(f"ablation {req.name}: {len(req.variants)} variants x {len(req.seeds)} seeds on {env['device']}"
+            f" (world {ctx.world}); data {data.kind} {data.root} ({len(data.train_records)} train / "
+            f"{len(data.val_records)} val persons); recipe {req.recipe.name}")
+
+    done = failed = 0
+    for v, s in jobs:
+        folder = job_folder(out, v.name, s)
+        if ctx.broadcast(_job_done(folder, req.recipe.epochs) if ctx.main else None):  # rank 0 decides
+            done += 1
+            continue
+        cfg = req.base.with_fusion(v.schedule)
+        job = Job(folder, v.name, s, cfg, req.recipe, fusions=v.fusions)
+        if ctx.main:
+            model_yaml = hc.dump_config(cfg)
+            (folder / "model.yaml").write_text(model_yaml)
+            (folder / "config.yaml").write_text(yaml.safe_dump({
+                "variant": v.name, "fusions": v.fusions, "schedule": v.bits, "seed": s,
+                "model": yaml.safe_load(model_yaml), "recipe": req.recipe.to_dict(), "data": data.describe(),
+            }, sort_keys=False, default_flow_style=None))
+            write_json_atomic(folder / "env.json", env)
+            (folder / "error.txt").unlink(missing_ok=True)
+            log(f"{v.name} (fusions {v.fusions}, {v.bits}) seed {s}:")
+        try:
+            train_job(job, data, ctx, resume=True, on_epoch_end=on_epoch_end, log=log)
+            done += 1
+        except Exception as err:  # any failure of one job is recorded, the others go on
+            failed += 1
+            if ctx.main:
+                (folder / "error.txt").write_text(traceback.format_exc())
+                _mark(folder, state="failed", error=_error_line(err))
+                log(f"  {v.name} seed {s} failed: {_error_line(err)}")
+            if ctx.world > 1:
+                raise  # the other ranks cannot go on alone
+        except BaseException as err:
+            if ctx.main:
+                reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"stopped ({err.__class__.__name__})"
+                _mark(folder, state="failed", error=f"{reason}; continue with --resume")
+                write_json_atomic(run_status_path, {**read_json(run_status_path), "state": "failed",
+                                                    "error": reason, "finished_at": time.time()})
+            raise
+        finally:
+            job = None
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+    result = {"state": "done" if failed == 0 else "failed", "jobs": len(jobs), "done": done, "failed": failed}
+    if ctx.main:
+        from .report import write_report
+
+        paths = write_report(out) if done else None
+        result["report"] = {k: str(p) for k, p in paths.as_dict().items()} if paths else None
+        if failed:
+            result["error"] = f"{failed} of {len(jobs)} jobs failed"
+        write_json_atomic(run_status_path, {**read_json(run_status_path), **result, "finished_at": time.time()})
+    ctx.barrier()
+    if ctx.world > 1 and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+    return result
+
+
+def _mark(folder: Path, **kw) -> None:
+    path = folder / "status.json"
+    write_json_atomic(path, {**read_json(path), **kw, "updated_at": time.time()})
+
+
+__all__ = ["AblationRequest", "DatasetError", "Variant", "VariantError", "load_request", "parse_variants",
+           "resolve_base", "run_ablation"]

@@ -1,0 +1,135 @@
+"""``hrnet-explorer ablate`` (the paper's fusion ablation on any base config) and
+``hrnet-explorer report RUN_DIR`` (its report)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from hrnet_core.errors import UserInputError
+
+DEFAULT_BASE = "configs/pose_hrnet_w32_256x192.yaml"  # in the project (any working directory)
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "ablate",
+        help="train fusion variants (1 / 3 / 8 exchange units) of a base config and report them",
+        description="Train the fusion variants of a base config with one recipe, data order and seeds "
+                    "(only the fusion schedule differs), then write the report. Under torchrun the same "
+                    "command trains with DistributedDataParallel.",
+    )
+    p.add_argument("--base", default=None, help=f"base config YAML (default {DEFAULT_BASE})")
+    p.add_argument("--variants", default="1,3,8",
+                   help="fusion counts (1,3,8), presets (final_only,across_stage,all,none), per-stage 0/1 "
+                        "schedules (1/0001/001) or a YAML file of name: schedule (default 1,3,8)")
+    p.add_argument("--schedule", action="append", default=[], metavar="NAME=FLAGS",
+                   help="an extra custom variant: one 0/1 flag per module, e.g. mine=1,1,0,0,1,0,0,1 (repeatable)")
+    p.add_argument("--data", default=None, help="builtin, or a COCO 2017 keypoints folder (default: the recipe's)")
+    p.add_argument("--recipe", default=None, help="quick | paper | smoke | a recipe YAML (default quick)")
+    p.add_argument("--seeds", type=int, default=1, help="seeds per variant: 0..N-1 (default 1)")
+    p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
+    p.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"), help="default auto (cpu with --smoke)")
+    p.add_argument("--out", default=None, help="run folder (default runs/ablation-<date>-<time>)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last complete epochs")
+    p.add_argument("--smoke", action="store_true",
+                   help="recipe smoke: a tiny model on 48 built-in images (or the first 48 of --data PATH), "
+                        "all variants end to end on CPU in seconds; overrides --recipe")
+    p.set_defaults(func=run_ablate)
+
+    r = sub.add_parser("report", help="write report.md, report.html, summary.csv and summary.json of an ablation run")
+    r.add_argument("run_dir", help="an ablation run folder (runs/NAME)")
+    r.set_defaults(func=run_report)
+
+
+def _sigterm(_signum, _frame):
+    raise KeyboardInterrupt
+
+
+def _build_request(args, out: Path):
+    import hrnet_core as hc
+
+    from .ablation.recipes import RecipeError, load_recipe
+    from .ablation.runner import AblationRequest, parse_variants, resolve_base
+
+    if args.smoke and args.recipe not in (None, "smoke"):
+        print(f"--smoke: the smoke recipe is used instead of {args.recipe}")
+    recipe = load_recipe("smoke" if args.smoke else (args.recipe or "quick"))
+    if args.epochs is not None:
+        if args.epochs <= 0:
+            raise RecipeError(f"--epochs: must be a positive integer, got {args.epochs}")
+        from dataclasses import replace
+
+        recipe = replace(recipe, epochs=args.epochs, lr_steps=tuple(s for s in recipe.lr_steps if s <= args.epochs))
+    if args.seeds <= 0:
+        raise UserInputError(f"--seeds: must be a positive integer, got {args.seeds}")
+    base_path = args.base or str(PROJECT / DEFAULT_BASE)
+    base = resolve_base(hc.load_config(base_path), recipe)
+    variants = parse_variants(args.variants, base, args.schedule)
+    data = args.data or recipe.data
+    if data == "coco":
+        raise RecipeError(f"recipe {recipe.name} trains on COCO: give --data PATH (a COCO 2017 keypoints folder)")
+    device = args.device or ("cpu" if args.smoke else "auto")
+    return AblationRequest(out, base, variants, recipe, data, list(range(args.seeds)), device, base_path,
+                           args.smoke, ["hrnet-explorer", *sys.argv[1:]] if sys.argv else [])
+
+
+def run_ablate(args) -> int:
+    from .ablation.runner import load_request, run_ablation
+
+    try:
+        from hrnet_core.device import resolve_device
+
+        if args.device:
+            resolve_device(args.device)
+    except ValueError as err:
+        raise UserInputError(f"--device: {err}") from None
+    out = Path(args.out) if args.out else Path("runs") / time.strftime("ablation-%Y%m%d-%H%M%S")
+    if args.resume and (out / "ablation.json").is_file():
+        req = load_request(out, args.device)
+        print(f"resuming {out} with its stored request: variants "
+              f"{', '.join(v.name for v in req.variants)}; recipe {req.recipe.name}; seeds {req.seeds}")
+    else:
+        req = _build_request(args, out)
+    previous = signal.signal(signal.SIGTERM, _sigterm)
+    t0 = time.perf_counter()
+    try:
+        result = run_ablation(req, resume=args.resume, log=lambda s: print(s, flush=True))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    wall = time.perf_counter() - t0
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
+        return 0 if not result["failed"] else 1
+    if result.get("report"):
+        from .ablation.report import report_text
+
+        print()
+        print(report_text(out))
+        print()
+        print("report: " + ", ".join(result["report"].values()))
+    label = "smoke ablation" if req.smoke else "ablation"
+    print(f"{label}: {len(req.variants)} variants x {len(req.seeds)} seed(s), {result['done']} done, "
+          f"{result['failed']} failed, in {wall:.1f} s")
+    if result["failed"]:
+        print(f"hrnet-explorer ablate: {result['failed']} of {result['jobs']} jobs failed; "
+              f"see {out}/<variant>/seed<k>/status.json", file=sys.stderr)
+        return 1
+    return 0
+
+
+def run_report(args) -> int:
+    from .ablation.report import report_text, write_report
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "ablation.json").is_file():
+        raise UserInputError(f"{run_dir}: not an ablation run folder (no ablation.json)")
+    paths = write_report(run_dir)
+    print(report_text(run_dir))
+    print()
+    for name, p in paths.as_dict().items():
+        print(f"{name}: {p}")
+    return 0
