@@ -33,10 +33,11 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from hrnet_core.errors import UserInputError
 
+from .topdown import box_to_center_scale, get_affine_transform, warp
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # Official top-down pose: boxes are enlarged by 1.25 around their centre (lib/dataset/coco.py _xywh2cs).
-POSE_BOX_ENLARGE = 1.25
 # Official ImageNet validation crop: Resize(int(224 / 0.875)) then CenterCrop(224).
 CLS_CROP_FRACTION = 0.875
 MAX_PIXELS = 64_000_000  # refuse decompression bombs (PIL warns at 89M and fails at 179M)
@@ -178,39 +179,18 @@ def bundled_box(source) -> tuple[float, float, float, float] | None:
 
 
 # ---- geometry ----------------------------------------------------------------------------------
-def _pose_src_rect(box: tuple[float, float, float, float], input_hw: tuple[int, int]) -> tuple[float, float, float, float]:
-    """Official ``_xywh2cs`` (widen to the aspect ratio, enlarge 1.25): centre x, y and source w, h."""
-    x, y, w, h = (float(v) for v in box)
-    if w <= 0 or h <= 0:
+def affine_crop(img: np.ndarray, box: tuple[float, float, float, float], input_hw: tuple[int, int]) -> np.ndarray:
+    """The official pose crop of ``box`` (x, y, w, h) to ``input_hw`` (H, W): the box widened to the input's
+    aspect ratio and enlarged 1.25x, warped bilinearly with a zero border (``analysis.topdown``).
+
+    Raises ``ImageError`` for a box without positive width and height.
+    """
+    if box[2] <= 0 or box[3] <= 0:
         raise ImageError(f"person box {box!r}: width and height must be positive")
     out_h, out_w = input_hw
-    aspect = out_w / out_h
-    cx, cy = x + w * 0.5, y + h * 0.5
-    if w > aspect * h:
-        h = w / aspect
-    else:
-        w = h * aspect
-    return cx, cy, w * POSE_BOX_ENLARGE, h * POSE_BOX_ENLARGE
-
-
-def affine_crop(img: np.ndarray, box: tuple[float, float, float, float], input_hw: tuple[int, int]) -> np.ndarray:
-    """The official pose crop of ``box`` (x, y, w, h) to ``input_hw`` (H, W): bilinear, zero border.
-
-    Equivalent to ``cv2.warpAffine(img, get_affine_transform(c, s, 0, (W, H)), (W, H))``: output pixel
-    ``u`` samples source pixel ``cx + (u - W/2) * sw / W`` (pixel-centre coordinates).
-    """
-    out_h, out_w = input_hw
-    cx, cy, sw, sh = _pose_src_rect(box, input_hw)
-    scale_x, scale_y = sw / out_w, sh / out_h
-    # PIL maps output continuous coordinates (pixel centres at +0.5) to input continuous coordinates.
-    cx_pil = cx + 0.5 - (0.5 + out_w / 2.0) * scale_x
-    cy_pil = cy + 0.5 - (0.5 + out_h / 2.0) * scale_y
-    im = Image.fromarray(img)
-    out = im.transform(
-        (out_w, out_h), Image.Transform.AFFINE, (scale_x, 0.0, cx_pil, 0.0, scale_y, cy_pil),
-        resample=Image.Resampling.BILINEAR, fillcolor=(0, 0, 0),
-    )
-    return np.asarray(out)
+    center, scale = box_to_center_scale(box, out_w / out_h)
+    m = get_affine_transform(center, scale, 0, (out_w, out_h))
+    return np.asarray(warp(Image.fromarray(img), m, (out_w, out_h)))
 
 
 def center_crop_resize(img: np.ndarray, input_hw: tuple[int, int], crop_fraction: float = 1.0) -> np.ndarray:
