@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from analysis.complexity import analyze
 from analysis.config_edit import load_preset
 from app.compare import changed_mask, compare_totals
 from hrnet_core import load_config
@@ -16,6 +17,11 @@ ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "streamlit_app.py")
 OFFICIAL_W48 = ROOT.parent / "shared" / "official" / "pose_coco" / "w48_384x288_adam_lr1e-3.yaml"
 TIMEOUT = 180
+
+
+def shown_params(cfg) -> str:
+    """The page's params metric for ``cfg``, derived from the analysis (not hard-coded)."""
+    return f"{analyze(cfg).params / 1e6:.2f}M"
 
 
 @pytest.fixture(autouse=True)
@@ -54,7 +60,8 @@ def test_default_is_pose_w32_with_numbers_and_diagram():
     assert at.selectbox(key="b_preset").value == "pose_hrnet_w32_256x192"
     assert at.session_state.cfg == load_preset("pose_hrnet_w32_256x192")
     m = metrics(at)
-    assert m["Params"] == "28.54M" and m["GFLOPs (paper)"] == "7.12"  # model zoo: 28.5M, 7.1
+    w32 = load_preset("pose_hrnet_w32_256x192")
+    assert m["Params"] == shown_params(w32) and m["GFLOPs (paper)"] == f"{analyze(w32).gflops_paper:.2f}"
     assert m["Output"] == "1x17x64x48"
     charts = at.get("graphviz_chart")
     assert len(charts) == 1 and "digraph" in charts[0].proto.spec
@@ -68,7 +75,7 @@ def test_invalid_yaml_shows_error_and_keeps_last_valid_model():
     assert any(e.startswith("Invalid config") and "invalid YAML at line" in e for e in errors(at)), errors(at)
     assert "last valid model" in at.warning[0].value
     assert at.session_state.cfg == load_preset("pose_hrnet_w32_256x192")
-    assert metrics(at)["Params"] == "28.54M"
+    assert metrics(at)["Params"] == shown_params(load_preset("pose_hrnet_w32_256x192"))
     assert len(at.get("graphviz_chart")) == 1  # the diagram of the last valid model stays
 
     at.text_area(key="yaml_text").input("width: 32\nblocks: 4\nhead: {kind: v1, outputs: 0}\n").run()
@@ -88,7 +95,7 @@ def test_official_experiment_yaml_is_accepted():
     no_failure(at)
     cfg = at.session_state.cfg
     assert cfg.input_hw == (384, 288) and cfg.stages[0].channels == (48, 96)
-    assert metrics(at)["Params"] == "63.60M"
+    assert metrics(at)["Params"] == shown_params(load_config(OFFICIAL_W48))
 
 
 def test_form_edits_fusion_grid_and_field_errors():
@@ -155,7 +162,8 @@ def test_complexity_totals_and_charts():
     at = start("app/complexity.py")
     no_failure(at)
     m = metrics(at)
-    assert m["Params"] == "28.54M" and m["GFLOPs · paper"] == "7.120"
+    w32 = load_preset("pose_hrnet_w32_256x192")
+    assert m["Params"] == shown_params(w32) and m["GFLOPs · paper"] == f"{analyze(w32).gflops_paper:.3f}"
     assert len(at.get("plotly_chart")) >= 3  # by stage, branch, component (+ comparison)
     assert any("aten::add" in c.value for c in at.caption)  # fvcore's uncounted operators are reported
 
@@ -177,8 +185,9 @@ def test_complexity_comparison_highlights_differences():
     at.selectbox(key="c_compare").set_value("pose_hrnet_w48_256x192").run()
     no_failure(at)
     totals = _totals_table(at)
-    assert round(totals.loc["params", "B"] / 1e6, 1) == 63.6
-    assert round(totals.loc["GFLOPs (paper, conv+linear MACs / 2^30)", "B"], 1) == 14.6
+    w48 = analyze(load_preset("pose_hrnet_w48_256x192"))
+    assert totals.loc["params", "B"] == w48.params
+    assert totals.loc["GFLOPs (paper, conv+linear MACs / 2^30)", "B"] == pytest.approx(w48.gflops_paper)
 
     at.selectbox(key="c_compare").set_value("current, fusion: all").run()
     assert (_totals_table(at)["Δ"] == 0).all()

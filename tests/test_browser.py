@@ -21,6 +21,17 @@ OFFICIAL_W48 = ROOT.parent / "shared" / "official" / "pose_coco" / "w48_384x288_
 CHROMIUM = os.environ.get("HRNET_EXPLORER_CHROMIUM", "/usr/bin/chromium")
 TIMEOUT_MS = 90_000
 
+
+def _params_label(config: Path) -> str:
+    """How the Build page shows a config's parameter count (derived, not hard-coded)."""
+    import hrnet_core as hc
+
+    return f"{hc.count_params(hc.load_config(config)) / 1e6:.2f}M"
+
+
+W32_PARAMS = _params_label(ROOT / "configs" / "pose_hrnet_w32_256x192.yaml")
+W48_PARAMS = _params_label(OFFICIAL_W48)
+
 pytestmark = pytest.mark.browser
 
 
@@ -136,7 +147,7 @@ def test_build_page_and_invalid_yaml(server, page):
     _open(page, f"{server}/")
     page.get_by_text("pose_hrnet_w32_256x192").first.wait_for()
     _diagram_drawn(page)
-    assert "28.54M" in page.inner_text("body")
+    page.get_by_text(W32_PARAMS).first.wait_for(timeout=TIMEOUT_MS)
     _no_error(page)
     _shot(page, "1_build")
 
@@ -148,13 +159,13 @@ def test_build_page_and_invalid_yaml(server, page):
     _settle(page)
     assert "invalid YAML at line" in error.inner_text()
     assert "last valid model" in page.inner_text("body")
-    assert "28.54M" in page.inner_text("body")  # the W32 model is still on screen
+    assert W32_PARAMS in page.inner_text("body")  # the W32 model is still on screen
     _diagram_drawn(page)
     _shot(page, "1_build_invalid_yaml")
 
     # An official experiment YAML uploaded as a file replaces the model (and clears the error).
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(OFFICIAL_W48))
-    page.get_by_text("63.60M").first.wait_for(timeout=TIMEOUT_MS)
+    page.get_by_text(W48_PARAMS).first.wait_for(timeout=TIMEOUT_MS)
     _settle(page)
     assert page.locator('[data-testid="stAlertContentError"]').count() == 0
     assert "384x288" in page.inner_text("body")
