@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 import hrnet_core as hc  # noqa: E402
-from analysis.ablation.train import init_by_name, joints_mse  # noqa: E402
+from analysis.ablation.train import init_by_name, train_step  # noqa: E402
 from hrnet_core.device import device_label, resolve_device  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "pose_hrnet_w32_256x192.yaml"
@@ -65,13 +65,7 @@ def run_mode(mode: str, cfg, dev: torch.device, batch: int, steps: int, warmup: 
     net = torch.compile(model) if mode == "compile" else model
 
     def step():
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=nhwc):
-            out = net(x)
-        loss = joints_mse(out.float(), target, weight)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss
+        return train_step(net, opt, x, target, weight, amp=nhwc)
 
     fn = step
     if dev.type == "cuda":

@@ -117,6 +117,19 @@ def joints_mse(out: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) ->
     return 0.5 * ((out - target) * w).pow(2).mean()
 
 
+def train_step(net: nn.Module, optimizer, x: torch.Tensor, target: torch.Tensor, weight: torch.Tensor,
+               amp: bool) -> torch.Tensor:
+    """One optimisation step on a batch ``x`` ``(N, 3, H, W)`` against heatmaps ``(N, J, H/4, W/4)``;
+    bf16 autocast when ``amp``. Returns the (detached-able) loss."""
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+        out = net(x)
+    loss = joints_mse(out.float(), target, weight)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
 def _unwrap(model: nn.Module) -> nn.Module:
     return model.module if hasattr(model, "module") else model
 
@@ -264,12 +277,7 @@ def train_job(job: Job, data: KeypointData, ctx: DistContext, resume: bool = Tru
             x = normalize(images)
             if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                out = train_model(x)
-            loss = joints_mse(out.float(), target, weight)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            loss = train_step(train_model, optimizer, x, target, weight, amp)
             loss_sum += loss.detach().double() * images.shape[0]
             seen += images.shape[0]
             if ctx.main and time.monotonic() - status.last_write > STATUS_EVERY_S:
