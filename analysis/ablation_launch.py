@@ -10,7 +10,6 @@ folder alone. A run folder that exists is never reused except to resume it.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from hrnet_core import UserInputError, load_config, load_config_text
 
+from .ablation.files import read_json, write_json_atomic, write_text_atomic
 from .config_edit import PROJECT_ROOT
 
 RUNS_ENV = "HRNET_EXPLORER_RUNS"
@@ -104,24 +104,6 @@ class Launch:
     started: float
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write ``text`` atomically: a temporary file beside ``path``, then ``os.replace``."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _write_json(path: Path, data: dict) -> None:
-    _write_text(path, json.dumps(data, indent=1))
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def launch(request: AblationRequest, root: Path | None = None, base_text: str | None = None) -> Launch:
     """Validate ``request`` and start its worker detached in a new run folder; returns at once.
 
@@ -141,7 +123,7 @@ def launch(request: AblationRequest, root: Path | None = None, base_text: str | 
     except FileExistsError:
         raise LaunchError(f"run name: {run_dir} already exists; pick another name or resume it") from None
     if base_text is not None:
-        _write_text(run_dir / BASE_NAME, base_text)
+        write_text_atomic(run_dir / BASE_NAME, base_text)
         request = replace(request, base=str(run_dir / BASE_NAME))
     return _start(run_dir, request.ablate_args(run_dir), asdict(request))
 
@@ -157,7 +139,7 @@ def resume(run_dir: str | Path, device: str | None = None) -> Launch:
         raise LaunchError(f"run name: {run_dir} does not exist, so there is nothing to resume")
     if worker_status(run_dir)["state"] == "running":
         raise LaunchError(f"run name: {run_dir} is still running")
-    launched = _read_json(run_dir / LAUNCH_NAME) or {}
+    launched = read_json(run_dir / LAUNCH_NAME)
     if (run_dir / "ablation.json").is_file():
         args = ["ablate", "--out", str(run_dir), "--resume"] + (["--device", device] if device else [])
         return _start(run_dir, args, launched.get("request"))
@@ -181,7 +163,7 @@ def _start(run_dir: Path, args: list[str], request: dict | None) -> Launch:
         )
     _CHILDREN.append(proc)
     info = Launch(str(run_dir), proc.pid, str(run_dir / LOG_NAME), tuple(argv), time.time())
-    _write_json(run_dir / LAUNCH_NAME, asdict(info) | {"request": request})
+    write_json_atomic(run_dir / LAUNCH_NAME, asdict(info) | {"request": request})
     return info
 
 
@@ -235,10 +217,10 @@ def worker_status(run_dir: str | Path) -> dict:
     """``state`` (running, finished, failed, stopped, unknown), ``pid``, ``returncode``, ``reason``."""
     _reap()
     run_dir = Path(run_dir).resolve()
-    info = _read_json(run_dir / WORKER_NAME)
-    if info is None:  # not started up yet (or not launched from the app): the launcher's record
-        launched = _read_json(run_dir / LAUNCH_NAME)
-        if launched is None:
+    info = read_json(run_dir / WORKER_NAME)
+    if not info:  # not started up yet (or not launched from the app): the launcher's record
+        launched = read_json(run_dir / LAUNCH_NAME)
+        if not launched:
             return {"state": "unknown", "pid": None, "returncode": None, "reason": ""}
         info = {"state": "running", "pid": launched.get("pid"), "started": launched.get("started")}
     out = {"state": info.get("state", "unknown"), "pid": info.get("pid"), "returncode": info.get("returncode"),
@@ -267,7 +249,7 @@ def stop(run_dir: str | Path) -> bool:
 def _worker(run_dir: Path, args: list[str]) -> int:
     """Run the ablation CLI, then record how it ended in ``worker.json``."""
     started = time.time()
-    _write_json(run_dir / WORKER_NAME, {"state": "running", "pid": os.getpid(), "started": started})
+    write_json_atomic(run_dir / WORKER_NAME, {"state": "running", "pid": os.getpid(), "started": started})
     child = subprocess.Popen([sys.executable, "-m", "analysis.cli", *args], cwd=PROJECT_ROOT)
 
     def forward(signum, _frame):
@@ -281,7 +263,7 @@ def _worker(run_dir: Path, args: list[str]) -> int:
     if state != "finished":
         sys.stdout.flush()
         result["reason"] = failure_reason(log_tail(run_dir)) if state == "failed" else "stopped by the user"
-    _write_json(run_dir / WORKER_NAME, result)
+    write_json_atomic(run_dir / WORKER_NAME, result)
     return rc
 
 

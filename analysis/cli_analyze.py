@@ -62,6 +62,8 @@ def format_view(report: ComplexityReport, key: str) -> str:
 
 
 def format_report(report: ComplexityReport, key: str) -> str:
+    """The ``analyze`` text output: totals (params; GFLOPs as paper MACs / 2**30, fvcore and torch flops / 1e9),
+    what fvcore leaves out, activations (MiB at float32 and bfloat16) and the ``key`` view."""
     h, w = report.input_hw
     lines = [
         f"model: {report.name}   family: {report.family}   head: {report.head}   fusion: {report.fusion}",

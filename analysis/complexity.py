@@ -61,6 +61,7 @@ import pandas as pd
 from hrnet_core.config import BLOCK_EXPANSION, ConfigError, HRNetConfig, named_fusion
 from hrnet_core.errors import UserInputError
 from hrnet_core.heads import CLS_FEATURES, cls_head_channels
+from hrnet_core.loader import load_config
 
 BACKENDS = ("analytic", "fvcore")
 BY_KEYS = ("stage", "branch", "component", "module")
@@ -216,12 +217,18 @@ def _dtype_bytes(dtype) -> int:
     return size
 
 
+def check_batch(batch) -> int:
+    """``batch`` if it is a positive int; else ``AnalysisError`` naming ``batch``."""
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
+        raise AnalysisError(f"batch: must be a positive integer, got {batch!r}")
+    return batch
+
+
 def activation_memory_mib(report: ComplexityReport, batch: int = 1, dtype="float32") -> float:
     """Forward activation footprint in MiB: every tensor the forward pass writes (``report.activations``,
     rescaled from the report's batch to ``batch``) at ``dtype`` (a name such as ``bfloat16`` or a torch dtype).
-    In-place ReLUs write nothing new; weights are not included."""
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
-        raise AnalysisError(f"batch: must be a positive integer, got {batch!r}")
+    In-place ReLUs write nothing new; weights are not included. Raises ``AnalysisError`` for a bad batch or dtype."""
+    check_batch(batch)
     per_sample = report.activations / report.batch
     return per_sample * batch * _dtype_bytes(dtype) / 2**20
 
@@ -406,7 +413,6 @@ def _count(cfg: HRNetConfig, batch: int) -> _Counter:
                      s1.block, c, s1.planes, s1.blocks, h, w)
     feats = [(c, h, w)]  # per branch: channels, height, width
 
-    last_stage = len(cfg.stages) - 1
     for s, st in enumerate(cfg.stages):
         sname = f"stage{s + 2}"
         # transition (hrnet_core.exchange.Transition)
@@ -444,11 +450,10 @@ def _count(cfg: HRNetConfig, batch: int) -> _Counter:
             for k, (kc, kh, kw) in enumerate(feats):
                 mk = _meta(sname, "branch_blocks", 4 * 2**k, module=mi, branch=k, live=k in live_blocks)
                 ys.append(_layer(em, f"{p}.branches.{k}", mk, st.block, kc, st.channels[k], st.blocks[k], kh, kw))
-            if not (st.fuse[mi] and st.branches > 1):
+            outs = cfg.fuse_outputs(s, mi)
+            if not outs:
                 feats = ys
                 continue
-            last = s == last_stage and mi == st.modules - 1
-            outs = 1 if (last and cfg.head.kind == "v1") else st.branches
             fused = []
             for i in range(outs):
                 ci, hi, wi = ys[i]
@@ -457,18 +462,15 @@ def _count(cfg: HRNetConfig, batch: int) -> _Counter:
                 first = True
                 for j, (cj, hj, wj) in enumerate(ys):
                     mij = _meta(sname, "fusion", 4 * 2**j, module=mi, branch=i, source=j, live=live)
+                    # upsampling and the sum run at the target branch's resolution
+                    mto = _meta(sname, "fusion", 4 * 2**i, module=mi, branch=i, source=j, live=live)
                     q = f"{p}.fuse_layers.{i}.{j}"
                     if j > i:
                         em.conv(f"{q}.0", mij, cj, ci, 1, 1, False, hj, wj)
                         em.bn(f"{q}.1", mij, ci, hj, wj)
-                        if cfg.upsample.mode == "nearest":
-                            f = 2 ** (j - i)
-                            uh, uw = hj * f, wj * f
-                            if (uh, uw) != (hi, wi):
-                                raise ConfigError("input_size", f"{cfg.input_hw[0]}x{cfg.input_hw[1]} does not upsample "
-                                                  "evenly with nearest (scale-factor) upsampling")
-                        em.upsample(p, _meta(sname, "fusion", 4 * 2**i, module=mi, branch=i, source=j, live=live),
-                                    ci, hi, wi, cfg.upsample.mode)
+                        # nearest scales by 2**(j - i): exact, as HRNetConfig makes nearest inputs multiples
+                        # of the lowest branch's stride
+                        em.upsample(p, mto, ci, hi, wi, cfg.upsample.mode)
                     elif j < i:
                         dh, dw, dc = hj, wj, cj
                         for k in range(i - j):
@@ -480,7 +482,7 @@ def _count(cfg: HRNetConfig, batch: int) -> _Counter:
                                 em.relu(f"{q}.{k}.2", mk, out, dh, dw, False)
                             dc = out
                     if not first:
-                        em.add(p, _meta(sname, "fusion", 4 * 2**i, module=mi, branch=i, source=j, live=live), ci, hi, wi)
+                        em.add(p, mto, ci, hi, wi)
                     first = False
                 em.relu(f"{p}.relu", mf, ci, hi, wi, False)
                 fused.append((ci, hi, wi))
@@ -517,12 +519,9 @@ def _count_head(em: _Counter, cfg: HRNetConfig, feats: list[tuple[int, int, int]
         ch = head.channels
         em.conv("reduction_conv.conv", m, total, ch, 1, 1, True, h0, w0)
         levels = [(h0, w0)]
-        for i in range(1, head.levels):
+        for i in range(1, head.levels):  # HRNetConfig checks the 1/4 map is at least 2**(levels - 1)
             k = 2**i
             ph, pw = (h0 - k) // k + 1, (w0 - k) // k + 1
-            if h0 < k or w0 < k:
-                raise ConfigError("head.levels", f"{head.levels} pyramid levels need a 1/4 map of at least {k}x{k}, "
-                                  f"got {h0}x{w0}")
             em.avg_pool("", _meta("head", "head", 4 * k), ch, ph, pw)
             levels.append((ph, pw))
         for lvl, (ph, pw) in enumerate(levels):
@@ -636,8 +635,6 @@ def group_breakdown(df: pd.DataFrame, key: str) -> pd.DataFrame:
 
 
 def _resolve(cfg, input_hw) -> HRNetConfig:
-    from hrnet_core import load_config
-
     cfg = load_config(cfg)
     if input_hw is not None:
         if len(tuple(input_hw)) != 2:
@@ -662,8 +659,7 @@ def analyze(cfg, input_hw: tuple[int, int] | None = None, backend: str = "analyt
     ``UserInputError``)."""
     if backend not in BACKENDS:
         raise AnalysisError(f"backend: unknown {backend!r}; expected one of {', '.join(BACKENDS)}")
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
-        raise AnalysisError(f"batch: must be a positive integer, got {batch!r}")
+    check_batch(batch)
     cfg = _resolve(cfg, input_hw)
     if backend == "fvcore":
         from .complexity_fvcore import analyze_fvcore
@@ -703,6 +699,7 @@ __all__ = [
     "Convention",
     "activation_memory_mib",
     "analyze",
+    "check_batch",
     "frame_records",
     "group_breakdown",
 ]

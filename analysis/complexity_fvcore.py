@@ -28,6 +28,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from hrnet_core.config import HRNetConfig, named_fusion
 from hrnet_core.model import MAX_PARAMS, _construct, check_buildable
+from hrnet_core.shapes import branch_sizes
 
 from .complexity import AnalysisError, ComplexityReport, _analytic_cached, breakdown_frame
 
@@ -75,6 +76,16 @@ def measurable_model(cfg: HRNetConfig) -> nn.Module:
                 mod.weight.fill_(1.0)
                 mod.running_var.fill_(1.0)
     return model.eval()
+
+
+def own_params(model: nn.Module) -> dict[str, int]:
+    """Module name -> parameters the module holds itself (not its children), for modules holding any."""
+    out = {}
+    for name, mod in model.named_modules():
+        n = sum(p.numel() for p in mod.parameters(recurse=False))
+        if n:
+            out[name] = n
+    return out
 
 
 def _op_name(kind: str) -> str:
@@ -205,15 +216,9 @@ def eager_counts(model: nn.Module, x: torch.Tensor) -> EagerCounts:
 
 # ---- locating fvcore's rows in the architecture (names, and sizes for fusion sums) ---------------------
 
-def _branch_sizes(cfg: HRNetConfig) -> dict[tuple[int, int], int]:
-    """Output (H, W) -> branch index, for branches 0..3 (ceil halving as the stride-2 convs do)."""
-    h, w = cfg.input_hw
-    h, w = -(-h // 4), -(-w // 4)
-    sizes = {}
-    for k in range(cfg.num_branches):
-        sizes.setdefault((h, w), k)
-        h, w = -(-h // 2), -(-w // 2)
-    return sizes
+def _branch_of_size(cfg: HRNetConfig) -> dict[tuple[int, int], int]:
+    """Output (H, W) -> branch index (the lowest index where two branches share a size)."""
+    return {hw: k for k, hw in reversed(list(enumerate(branch_sizes(cfg))))}
 
 
 _OCR_TOP = ("aux_head", "conv3x3_ocr", "ocr_gather_head", "ocr_distri_head", "cls_head")
@@ -288,10 +293,10 @@ def analyze_fvcore(cfg: HRNetConfig, batch: int = 1) -> ComplexityReport:
         meta_model = _construct(cfg).eval()
     eager = eager_counts(meta_model, torch.zeros(batch, 3, h, w, device="meta"))
     modules = dict(model.named_modules())
-    own_params = {name: sum(p.numel() for p in mod.parameters(recurse=False)) for name, mod in modules.items()}
-    sizes = _branch_sizes(cfg)
+    params_left = own_params(model)
+    total_params = sum(params_left.values())
+    sizes = _branch_of_size(cfg)
     rows = []
-    params_left = {k: v for k, v in own_params.items() if v}
     macs_left = dict(eager.official_macs)
     for c in trace.calls:
         params = macs = 0
@@ -331,7 +336,7 @@ def analyze_fvcore(cfg: HRNetConfig, batch: int = 1) -> ComplexityReport:
         input_hw=tuple(cfg.input_hw),
         batch=batch,
         fusion=named_fusion(cfg) or "custom",
-        params=sum(own_params.values()),
+        params=total_params,
         conv_linear_macs=conv_linear_macs,
         gflops_paper=conv_linear_macs / 2**30,
         fvcore_flops=trace.total,
@@ -346,4 +351,4 @@ def analyze_fvcore(cfg: HRNetConfig, batch: int = 1) -> ComplexityReport:
 
 
 __all__ = ["EagerCounts", "FvcoreTrace", "TraceCall", "analyze_fvcore", "eager_counts", "fvcore_trace",
-           "measurable_model", "quiet"]
+           "measurable_model", "own_params", "quiet"]

@@ -29,7 +29,6 @@ Graphviz ``dot`` program); ``render_bytes(graph, fmt)`` returns the bytes for th
 
 from __future__ import annotations
 
-import math
 import re
 import shutil
 import subprocess
@@ -43,6 +42,7 @@ from hrnet_core import HRNetConfig, named_fusion
 from hrnet_core.config import BLOCK_EXPANSION
 from hrnet_core.errors import UserInputError
 from hrnet_core.heads import CLS_FEATURES, cls_head_channels
+from hrnet_core.shapes import branch_sizes
 
 from .diagram_costs import CostTable, cost_table, fmt_gflops, fmt_params
 
@@ -64,43 +64,20 @@ class DiagramError(UserInputError):
 
 
 # ---- geometry from the config (no tracing) ---------------------------------------------------------
-def branch_sizes(cfg: HRNetConfig, input_hw: tuple[int, int] | None = None) -> list[tuple[int, int]]:
-    """``(H, W)`` of branch k (1/4 * 2**-k) at ``input_hw``: each stride-2 3x3 conv (padding 1) maps a
-    side s to ceil(s / 2)."""
-    h, w = input_hw or cfg.input_hw
-    h, w = math.ceil(math.ceil(h / 2) / 2), math.ceil(math.ceil(w / 2) / 2)
-    sizes = [(h, w)]
-    for _ in range(cfg.num_branches - 1):
-        h, w = math.ceil(h / 2), math.ceil(w / 2)
-        sizes.append((h, w))
-    return sizes
-
-
 def module_names(cfg: HRNetConfig) -> list[str]:
     """Every module as ``stageS.moduleM`` (0-based M, as ``forward_intermediates`` names them)."""
     return [f"stage{s + 2}.module{m}" for s, st in enumerate(cfg.stages) for m in range(st.modules)]
 
 
-def fuse_outputs(cfg: HRNetConfig, s: int, m: int) -> int:
-    """How many branches module m of stage index s fuses into (0 when its fusion is off)."""
-    st = cfg.stages[s]
-    if not st.fuse[m]:
-        return 0
-    last = s == len(cfg.stages) - 1 and m == st.modules - 1
-    return 1 if (last and cfg.head.kind == "v1") else st.branches
-
-
 def _parse_module(cfg: HRNetConfig, name: str | None) -> tuple[int, int]:
-    names = module_names(cfg)
     if name is None:
-        s = len(cfg.stages) - 1
-        return s, 0
+        return len(cfg.stages) - 1, 0
     m = re.fullmatch(r"\s*stage(\d+)[._ ]?module(\d+)\s*", str(name))
     if m:
         s, k = int(m.group(1)) - 2, int(m.group(2))
         if 0 <= s < len(cfg.stages) and 0 <= k < cfg.stages[s].modules:
             return s, k
-    raise DiagramError(f"module {name!r}: no such module; expected one of {', '.join(names)}")
+    raise DiagramError(f"module {name!r}: no such module; expected one of {', '.join(module_names(cfg))}")
 
 
 def _esc(text: str, newline: str = "\\n") -> str:
@@ -174,9 +151,8 @@ class _Builder:
         if j == i:
             self.edge(src, dst, "fuse_identity", color=SAME_COLOUR, tooltip="same resolution: identity")
         elif j > i:
-            how = "nearest" if self.cfg.upsample.mode == "nearest" else "bilinear"
             self.edge(src, dst, "fuse_up", color=UP_COLOUR,
-                      tooltip=f"1x1 conv + BN, upsample x{2 ** (j - i)} ({how}): branch {j} -> {i}")
+                      tooltip=f"1x1 conv + BN, upsample x{2 ** (j - i)} ({self.cfg.upsample.mode}): branch {j} -> {i}")
         else:
             self.edge(src, dst, "fuse_down", color=DOWN_COLOUR,
                       tooltip=f"{i - j} strided 3x3 conv{'s' if i - j > 1 else ''} + BN: branch {j} -> {i}")
@@ -232,8 +208,7 @@ class _Builder:
         branch, ``targets`` the first column's node ids of stage s."""
         cfg = self.cfg
         st = cfg.stages[s]
-        pre = cfg.stage1.out_channels if s == 0 else None
-        pre_ch = (pre,) if s == 0 else cfg.stages[s - 1].out_channels
+        pre_ch = (cfg.stage1.out_channels,) if s == 0 else cfg.stages[s - 1].out_channels
         cur = st.out_channels
         nodes = []
         for i, c in enumerate(cur):
@@ -403,7 +378,7 @@ def _network(bd: _Builder, per_stage: bool) -> None:
                     bd.edge(prev[b], ids[b], "flow", weight="8")
             bd.column([bd.make(ids[b], _branch_label(bd, s, b, note), "branch", prefixes[b], **bd.branch_attrs(b))
                        for b in range(st.branches)], header=title)
-            outs = fuse_outputs(cfg, s, m)
+            outs = cfg.fuse_outputs(s, m)
             if outs:
                 fids = [f"{uid}f{i}" for i in range(outs)]
                 bd.column([bd.make(fids[i], "Σ", "fuse", (f"stage{S}.{m}.fuse_layers.{i}",), shape="circle",
@@ -447,8 +422,7 @@ def _block_level(bd: _Builder, module: str | None) -> str:
             bd.edge(last_ids[b], bid, "flow", weight="8")
             last_ids[b] = bid
         bd.column(nodes, header=f"block {k + 1}")
-    outs = fuse_outputs(cfg, s, m)
-    how = "nearest" if cfg.upsample.mode == "nearest" else "bilinear"
+    outs = cfg.fuse_outputs(s, m)
     if outs:
         # Every fusion unit is a chain of nodes ending at the sum of its target branch; chains are
         # right-aligned in columns before the sums and ordered by (target, source) within a column.
@@ -464,7 +438,7 @@ def _block_level(bd: _Builder, module: str | None) -> str:
                     chain = [
                         bd.make(f"u{i}_{j}_conv", f"1x1 conv + BN\n{out_ch[j]}→{out_ch[i]} ch", "fuse_unit",
                                 (f"{unit}.0", f"{unit}.1"), color=UP_COLOUR, **bd.branch_attrs(j)),
-                        bd.make(f"u{i}_{j}_up", f"upsample x{2 ** (j - i)}\n({how}) → {bd.hw(i)}", "fuse_unit",
+                        bd.make(f"u{i}_{j}_up", f"upsample x{2 ** (j - i)}\n({cfg.upsample.mode}) → {bd.hw(i)}", "fuse_unit",
                                 color=UP_COLOUR, **bd.branch_attrs(i)),
                     ]
                     colour = UP_COLOUR
@@ -561,7 +535,7 @@ def expected_counts(cfg: HRNetConfig, level: str = "module", module: str | None 
         s, m = _parse_module(cfg, module)
         st = stages[s]
         n = st.branches
-        outs = fuse_outputs(cfg, s, m)
+        outs = cfg.fuse_outputs(s, m)
         nodes["io"] = n + (outs if outs else n)
         nodes["block"] = sum(st.blocks)
         edges["flow"] = n + sum(b - 1 for b in st.blocks) + (outs if outs else n)
@@ -588,7 +562,7 @@ def expected_counts(cfg: HRNetConfig, level: str = "module", module: str | None 
         edges["transition"] += 2 * (changed + 1)
         edges["flow"] += (len(pre) - changed) + (len(units) - 1) * st.branches
         for m in units:
-            outs = fuse_outputs(cfg, s, m)
+            outs = cfg.fuse_outputs(s, m)
             nodes["fuse"] += outs
             edges["fuse_up"] += sum(1 for i in range(outs) for j in range(st.branches) if j > i)
             edges["fuse_down"] += sum(1 for i in range(outs) for j in range(st.branches) if j < i)
@@ -665,7 +639,6 @@ __all__ = [
     "count_classes",
     "dot_program",
     "expected_counts",
-    "fuse_outputs",
     "module_names",
     "render",
     "render_bytes",

@@ -40,19 +40,13 @@ from hrnet_core.device import autocast, device_label, prepare_input, resolve_dev
 from hrnet_core.device import prepare as prepare_model
 from hrnet_core.errors import UserInputError
 
+from .ablation import keypoints as coco
 from .images import bundled_box, load_image, prepare
 
 TOPK = 16
 
-COCO_JOINTS = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-    "right_knee", "left_ankle", "right_ankle",
-)
-COCO_SKELETON = (
-    (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8), (7, 9),
-    (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
-)
+COCO_JOINTS = coco.COCO_KEYPOINTS
+COCO_SKELETON = tuple((a - 1, b - 1) for a, b in coco.COCO_SKELETON)  # 0-based pairs
 MPII_JOINTS = (
     "r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "pelvis", "thorax", "upper_neck",
     "head_top", "r_wrist", "r_elbow", "r_shoulder", "l_shoulder", "l_elbow", "l_wrist",

@@ -29,7 +29,7 @@ import torch
 import hrnet_core as hc
 from hrnet_core.device import autocast, device_label, prepare, prepare_input, resolve_device
 
-from .complexity import AnalysisError, analyze
+from .complexity import AnalysisError, analyze, check_batch
 
 MODES = ("stage", "branch")
 PROFILE_COLUMNS = (
@@ -174,7 +174,8 @@ def profile(
     ``device``: ``auto`` (CUDA when available), ``cpu`` or ``cuda``. Defaults: 10 warm-up and 50 timed
     iterations on CUDA, 2 and 5 on the CPU. ``model`` (optional) is a built model with the weights to use.
     One row per piece and batch size, plus a ``total`` row per batch size (median of the per-iteration
-    sums). Columns: ``PROFILE_COLUMNS``.
+    sums). Columns: ``PROFILE_COLUMNS`` (times in ms, memory in MiB, ``gmacs`` in 1e9 multiply-adds).
+    Raises ``AnalysisError`` for a bad device, batch size, mode, ``warmup`` or ``iters``.
     """
     cfg = hc.load_config(cfg)
     if input_hw is not None:
@@ -184,8 +185,7 @@ def profile(
     except ValueError as err:
         raise AnalysisError(f"device: {err}") from None
     for b in batch_sizes:
-        if isinstance(b, bool) or not isinstance(b, int) or b <= 0:
-            raise AnalysisError(f"batch: must be a positive integer, got {b!r}")
+        check_batch(b)
     cuda = dev.type == "cuda"
     warmup = (10 if cuda else 2) if warmup is None else warmup
     iters = (50 if cuda else 5) if iters is None else iters
@@ -206,6 +206,7 @@ def profile(
             per_part, totals = _time(parts, x, dev, warmup, iters)
             mem = _memory(parts, x, dev)
         medians = [statistics.median(t) for t in per_part]
+        medians_sum = sum(medians)
         total_median = statistics.median(totals)
         total_macs = total_acts = 0
         for p, times, med, (peak, work) in zip(parts, per_part, medians, mem):
@@ -214,7 +215,7 @@ def profile(
             total_acts += acts * b
             rows.append({
                 "part": p.name, "stage": p.stage, "module": p.module, "branch": p.branch, "component": p.component,
-                "batch": b, "median_ms": med, "min_ms": min(times), "share": med / sum(medians) if sum(medians) else 0.0,
+                "batch": b, "median_ms": med, "min_ms": min(times), "share": med / medians_sum if medians_sum else 0.0,
                 "gmacs": macs * b / 1e9, "gmacs_per_s": (macs * b / 1e9) / (med / 1e3) if med > 0 else float("nan"),
                 "activation_mib": acts * b * itemsize / 2**20, "peak_mib": peak, "workspace_mib": work,
                 "device": label, "dtype": dtype, "iters": iters,

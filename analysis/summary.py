@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 import pandas as pd
 
 from hrnet_core import HRNetConfig, count_params, named_fusion
-from hrnet_core.shapes import output_shapes
+from hrnet_core.shapes import branch_sizes, output_shapes
 
 
 @dataclass(frozen=True)
@@ -50,18 +50,19 @@ class ModelSummary:
         return "\n".join(lines)
 
 
-def stage_rows(cfg: HRNetConfig) -> list[dict]:
-    h, w = cfg.input_hw
+def stage_rows(cfg: HRNetConfig, input_hw: tuple[int, int] | None = None) -> list[dict]:
+    """One row per stage and branch: resolution, ``size_hw`` (H x W at ``input_hw``, default the config's),
+    block, blocks, output channels, modules and fusing modules."""
+    sizes = branch_sizes(cfg, input_hw)
     rows = [{
-        "stage": "stage1", "branch": 0, "resolution": "1/4", "size_hw": f"{-(-h // 4)}x{-(-w // 4)}",
+        "stage": "stage1", "branch": 0, "resolution": "1/4", "size_hw": "{}x{}".format(*sizes[0]),
         "block": cfg.stage1.block, "blocks": cfg.stage1.blocks, "channels": cfg.stage1.out_channels,
         "modules": 1, "fusing_modules": 0,
     }]
     for s, st in enumerate(cfg.stages):
         for b in range(st.branches):
-            f = 4 * 2**b
             rows.append({
-                "stage": f"stage{s + 2}", "branch": b, "resolution": f"1/{f}", "size_hw": f"{-(-h // f)}x{-(-w // f)}",
+                "stage": f"stage{s + 2}", "branch": b, "resolution": f"1/{4 * 2**b}", "size_hw": "{}x{}".format(*sizes[b]),
                 "block": st.block, "blocks": st.blocks[b], "channels": st.out_channels[b],
                 "modules": st.modules, "fusing_modules": sum(st.fuse),
             })
@@ -69,7 +70,8 @@ def stage_rows(cfg: HRNetConfig) -> list[dict]:
 
 
 def model_summary(cfg: HRNetConfig, input_hw: tuple[int, int] | None = None) -> ModelSummary:
-    """Summary of ``cfg`` (no weights allocated: params and shapes come from the meta device)."""
+    """Summary of ``cfg`` at input ``(H, W)`` = ``input_hw`` (default: the config's); no weights allocated:
+    params and shapes come from the meta device."""
     hw = tuple(input_hw or cfg.input_hw)
     return ModelSummary(
         name=cfg.name,
@@ -81,5 +83,5 @@ def model_summary(cfg: HRNetConfig, input_hw: tuple[int, int] | None = None) -> 
         fusion_schedule=named_fusion(cfg) or "custom",
         input_hw=hw,
         output_shapes=tuple(output_shapes(cfg, hw)),
-        stages=tuple(stage_rows(cfg)),
+        stages=tuple(stage_rows(cfg, hw)),
     )

@@ -9,13 +9,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
-import torch
 
 from analysis import ablation_launch as al
 from analysis.ablation import report as rp
-from analysis.ablation.progress import RUN_COLUMNS, list_runs, read_progress, run_state
+from analysis.ablation.progress import list_runs, progress_table, read_progress, run_state
 from app import common
 from hrnet_core import dump_config
 
@@ -43,7 +41,7 @@ def _start_form(cfg) -> None:
                               help="quick: minutes per variant on one GPU (built-in data); paper: the official "
                                    "210-epoch schedule; smoke: a tiny end-to-end check")
         seeds = c3.number_input("Seeds", min_value=1, max_value=100, value=1, key="abl_seeds")
-        devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        devices = common.device_choices()
         device = c4.selectbox("Device", devices, key="abl_device")
         smoke = st.checkbox("Smoke run (tiny model and data, all variants end to end on CPU in under 2 minutes; "
                             "uses the smoke recipe)", key="abl_smoke")
@@ -68,8 +66,10 @@ def _start_form(cfg) -> None:
 def _progress_view(run_dir: Path) -> None:
     status = al.worker_status(run_dir)
     state = status["state"]
+    progress = read_progress(run_dir)
     if state == "unknown":  # started from the CLI: only the run's own records
-        state = {"done": "finished"}.get(run_state(run_dir), run_state(run_dir))
+        state = run_state(run_dir, progress)
+        state = "finished" if state == "done" else state
     badge = {"running": ":blue[running]", "finished": ":green[finished]", "failed": ":red[failed]",
              "stopped": ":orange[stopped]"}.get(state, state)
     st.markdown(f"**{run_dir.name}** — {badge}" + (f" (worker pid {status['pid']})" if status.get("pid") else ""))
@@ -77,13 +77,12 @@ def _progress_view(run_dir: Path) -> None:
         st.error(f"The run failed: {status['reason']}")
     elif state == "stopped":
         st.warning("The run was stopped; resume it to continue from the last complete epoch.")
-    progress = read_progress(run_dir)
     if progress.empty:
         st.caption("No progress recorded yet (the worker is preparing the data and models).")
     else:
         for _, row in progress[progress["error"].notna()].iterrows():
             st.error(f"{row['variant']} seed {row['seed']}: {row['error']}")
-        st.dataframe(_progress_table(progress), hide_index=True, width="stretch",
+        st.dataframe(progress_table(progress), hide_index=True, width="stretch",
                      column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0,
                                                                                 max_value=1.0, format="percent")})
     c1, c2 = st.columns(2)
@@ -96,14 +95,6 @@ def _progress_view(run_dir: Path) -> None:
             st.rerun()
     with st.expander("Worker log (last lines)"):
         st.code(al.log_tail(run_dir, 40) or "(empty)")
-
-
-def _progress_table(progress: pd.DataFrame) -> pd.DataFrame:
-    df = progress[["variant", "seed", "fusions", "state", "epoch", "epochs", "loss", "AP"]].copy()
-    df["ETA"] = progress["eta_s"].map(lambda s: "" if pd.isna(s) else time.strftime("%H:%M:%S", time.gmtime(float(s))))
-    epochs = pd.to_numeric(df["epochs"], errors="coerce").replace(0, float("nan"))
-    df["progress"] = (pd.to_numeric(df["epoch"], errors="coerce") / epochs).fillna(0.0).clip(0, 1)
-    return df
 
 
 def _report_view(run_dir: Path) -> None:
@@ -138,13 +129,7 @@ def _report_view(run_dir: Path) -> None:
 def _runs() -> None:
     st.subheader("Runs")
     root = al.runs_root()
-    runs = list_runs(root)
-    # Runs launched here that have not written their request yet (starting up, or failed early).
-    early = [p.parent for p in sorted(root.glob(f"*/{al.LAUNCH_NAME}")) if p.parent.name not in set(runs["name"])]
-    if early:
-        extra = pd.DataFrame([{"name": d.name, "path": str(d), "state": al.worker_status(d)["state"]} for d in early],
-                             columns=list(RUN_COLUMNS))
-        runs = pd.concat([extra, runs], ignore_index=True) if len(runs) else extra
+    runs = list_runs(root)  # also the runs launched here that have not written their request yet
     if runs.empty:
         st.caption(f"No runs in {root} yet.")
         return

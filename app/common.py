@@ -11,6 +11,7 @@ import contextlib
 import os
 
 import streamlit as st
+import torch
 
 from analysis.complexity import analyze
 from analysis.config_edit import (
@@ -156,6 +157,11 @@ def model(cfg: HRNetConfig, device: str = "auto", checkpoint: str | None = None)
 
 
 # ---- small display helpers -----------------------------------------------------------------------
+
+
+def device_choices() -> list[str]:
+    """The devices a page offers: auto, cpu, and cuda when torch sees a GPU."""
+    return ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 
 def model_caption(cfg: HRNetConfig) -> str:

@@ -101,10 +101,8 @@ def _comparison(cfg, hw) -> None:
 
 
 def _profile(cfg, hw) -> None:
-    import torch
-
     st.subheader("Measured latency and memory")
-    devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devices = common.device_choices()
     c1, c2, c3 = st.columns(3)
     device = c1.selectbox("Device", devices, key="c_prof_device",
                           help=f"auto = {device_label(resolve_device('auto'))}")

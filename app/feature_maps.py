@@ -9,14 +9,15 @@ from pathlib import Path
 
 import plotly.express as px
 import streamlit as st
-import torch
 
 from analysis import features_render as fr
+from analysis.ablation.files import atomic_target
+from analysis.ablation.progress import checkpoint_config, list_checkpoints
 from analysis.ablation_launch import runs_root
 from analysis.features import capture
 from analysis.images import BUNDLED
 from app import common
-from hrnet_core import CheckpointError, load_config
+from hrnet_core import CheckpointError
 from hrnet_core.device import device_label, resolve_device
 
 ss = st.session_state
@@ -24,31 +25,6 @@ UPLOAD = "upload an image…"
 RANDOM = "none (random weights, official initialisation)"
 CK_UPLOAD = "upload a checkpoint…"
 CK_PATH = "a checkpoint file on this machine…"
-CK_SUFFIXES = (".pth", ".pt", ".pth.tar", ".ckpt")
-RUN_CONFIG_NAMES = ("model.yaml",)  # written by the ablation runner beside last.pth
-
-
-def _run_checkpoints(limit: int = 200) -> dict[str, str]:
-    """Checkpoints found in the ablation runs folder: label -> path."""
-    root = runs_root()
-    if not root.is_dir():
-        return {}
-    found = {}
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and path.name.endswith(CK_SUFFIXES):
-            found[f"run: {path.relative_to(root)}"] = str(path)
-            if len(found) >= limit:
-                break
-    return found
-
-
-def _run_config(checkpoint: Path):
-    """The resolved config an ablation run saved beside (or above) its checkpoint, if any."""
-    for folder in (checkpoint.parent, checkpoint.parent.parent):
-        for name in RUN_CONFIG_NAMES:
-            if (folder / name).is_file():
-                return load_config(folder / name), folder / name
-    return None, None
 
 
 def _stash_upload(upload, suffix: str) -> str:
@@ -58,9 +34,8 @@ def _stash_upload(upload, suffix: str) -> str:
     path = Path(tempfile.gettempdir()) / "hrnet-explorer-uploads" / f"{digest}{suffix}"
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".part")
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        with atomic_target(path) as tmp:
+            tmp.write_bytes(data)
     return str(path)
 
 
@@ -89,7 +64,7 @@ def _inputs(cfg):
     else:
         ss.image_name = choice
 
-    runs = _run_checkpoints()
+    runs = list_checkpoints(runs_root())
     ck_choice = c2.selectbox("Checkpoint", [RANDOM, *runs, CK_UPLOAD, CK_PATH], key="f_ck")
     checkpoint = None
     if ck_choice in runs:
@@ -102,11 +77,11 @@ def _inputs(cfg):
         path = c2.text_input("Path", key="f_ck_path", placeholder="/path/to/pose_hrnet_w32_256x192.pth")
         checkpoint = path.strip() or None
     if checkpoint and ck_choice in runs:
-        run_cfg, where = _run_config(Path(checkpoint))
+        run_cfg, where = checkpoint_config(checkpoint)
         if run_cfg is not None:
             cfg = run_cfg
             st.caption(f"Using the run's own config ({where}) so its checkpoint fits.")
-    devices = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devices = common.device_choices()
     device = c3.selectbox("Device", devices, key="f_device", help=f"auto = {device_label(resolve_device('auto'))}")
     return cfg, image, image_key, checkpoint, device
 
@@ -168,12 +143,13 @@ with common.guard("feature maps"):
     chosen = _inputs(cfg)
     if chosen is not None:
         run_cfg, image, image_key, checkpoint, device = chosen
-        dev = str(resolve_device(device))
+        dev = resolve_device(device)
         if checkpoint and not Path(checkpoint).is_file():
             raise CheckpointError(f"{checkpoint}: no such checkpoint file")
         ck_key = f"{checkpoint}:{Path(checkpoint).stat().st_mtime}" if checkpoint else ""
-        with st.spinner(f"Running {run_cfg.name} on {device_label(torch.device(dev))}…"):
-            cap, status = _capture(f"{common.key_of(run_cfg)}|{image_key}", run_cfg, image, dev, ck_key, checkpoint)
+        with st.spinner(f"Running {run_cfg.name} on {device_label(dev)}…"):
+            cap, status = _capture(f"{common.key_of(run_cfg)}|{image_key}", run_cfg, image, str(dev), ck_key,
+                                   checkpoint)
         t = cap.timings
         st.caption(f"Device: **{cap.device}** · weights: {status} · load {1e3 * t.get('load_s', 0):.0f} ms, "
                    f"forward {1e3 * t.get('forward_s', 0):.0f} ms, reduce {1e3 * t.get('reduce_s', 0):.0f} ms")

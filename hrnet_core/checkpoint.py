@@ -60,10 +60,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             break
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: holds no state_dict (a mapping of names to tensors)")
-    out = {}
-    for k, v in obj.items():
-        out[k[len("module."):] if k.startswith("module.") else k] = v
-    return out
+    return {k.removeprefix("module."): v for k, v in obj.items()}
 
 
 def load_checkpoint(model: nn.Module, path: str | Path, strict: bool = True) -> CheckpointReport:
@@ -78,13 +75,10 @@ def load_checkpoint(model: nn.Module, path: str | Path, strict: bool = True) -> 
     unexpected = [k for k in state if k not in own]
     shaped = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     if strict and (missing or unexpected or shaped):
-        parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected)):
-            if keys:
-                parts.append(f"{len(keys)} {label} ({', '.join(keys[:5])}{', ...' if len(keys) > 5 else ''})")
-        if shaped:
-            shown = ", ".join(f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shaped[:5])
-            parts.append(f"{len(shaped)} mis-shaped ({shown}{', ...' if len(shaped) > 5 else ''})")
+        shaped_shown = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shaped]
+        parts = [f"{len(keys)} {label} ({', '.join(keys[:5])}{', ...' if len(keys) > 5 else ''})"
+                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shaped_shown))
+                 if keys]
         raise CheckpointError(f"{path}: does not fit the model: " + "; ".join(parts))
     usable = {k: v.to(own[k].dtype) for k, v in state.items() if k in own and k not in shaped}
     model.load_state_dict(usable, strict=strict)

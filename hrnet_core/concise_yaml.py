@@ -33,9 +33,11 @@ from .config import (
     StemConfig,
     UpsampleConfig,
     apply_fusion,
+    check_block,
     named_fusion,
+    positive_int,
 )
-from .fields import boolean, hw_pair, int_list, integer
+from .fields import as_mapping, boolean, hw_pair, int_list, integer, section
 
 TOP_KEYS = {"name", "family", "input_size", "width", "modules", "blocks", "block", "stages", "stage1", "stem",
             "fusion", "upsample", "head", "description"}
@@ -57,18 +59,11 @@ def _check_keys(mapping: Mapping, allowed: set[str], path: str) -> None:
         raise ConfigError(f"{where}{unknown[0]}", f"unknown key; allowed: {', '.join(sorted(allowed))}")
 
 
-def _mapping(value: Any, path: str) -> Mapping:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ConfigError(path, f"must be a mapping, got {type(value).__name__}")
-    return value
-
-
-def _block(value: Any, path: str) -> str:
-    if value not in ("BASIC", "BOTTLENECK"):
-        raise ConfigError(path, f"unknown block {value!r}; expected BASIC or BOTTLENECK")
-    return value
+def _flags(row: Any, modules: int, path: str) -> tuple[bool, ...]:
+    """One true/false per module of a stage: a stage's fusion schedule."""
+    if not isinstance(row, list) or len(row) != modules:
+        raise ConfigError(path, f"needs one true/false per module ({modules})")
+    return tuple(boolean(f, f"{path}[{j}]") for j, f in enumerate(row))
 
 
 def _explicit_stages(raw: Any) -> tuple[StageConfig, ...]:
@@ -77,7 +72,7 @@ def _explicit_stages(raw: Any) -> tuple[StageConfig, ...]:
     stages = []
     for i, st in enumerate(raw):
         path = f"stages[{i}]"
-        st = _mapping(st, path)
+        st = as_mapping(st, path)
         _check_keys(st, {"modules", "block", "blocks", "channels", "fusion"}, path)
         channels = int_list(st.get("channels"), f"{path}.channels")
         if len(channels) != i + 2:
@@ -88,13 +83,8 @@ def _explicit_stages(raw: Any) -> tuple[StageConfig, ...]:
             else int_list(blocks_raw, f"{path}.blocks")
         if len(blocks) != len(channels):
             raise ConfigError(f"{path}.blocks", f"has {len(blocks)} entries for {len(channels)} branches")
-        fusion = st.get("fusion")
-        fuse: tuple[bool, ...] = ()
-        if fusion is not None:
-            if not isinstance(fusion, list) or len(fusion) != modules:
-                raise ConfigError(f"{path}.fusion", f"needs one true/false per module ({modules})")
-            fuse = tuple(boolean(f, f"{path}.fusion[{j}]") for j, f in enumerate(fusion))
-        stages.append(StageConfig(modules, _block(st.get("block", "BASIC"), f"{path}.block"), blocks, channels,
+        fuse = () if st.get("fusion") is None else _flags(st["fusion"], modules, f"{path}.fusion")
+        stages.append(StageConfig(modules, check_block(st.get("block", "BASIC"), f"{path}.block"), blocks, channels,
                                   fuse, name=f"stage{i + 2}"))
     return tuple(stages)
 
@@ -104,10 +94,10 @@ def _shorthand_stages(data: Mapping) -> tuple[StageConfig, ...]:
         raise ConfigError("width", "is missing (give width, or an explicit stages list)")
     width = integer(data, "width", "width")
     modules = int_list(data.get("modules", [1, 4, 3]), "modules")
-    block = _block(data.get("block", "BASIC"), "block")
+    block = check_block(data.get("block", "BASIC"), "block")
     blocks_raw = data.get("blocks", 4)
     if isinstance(blocks_raw, int) and not isinstance(blocks_raw, bool):
-        per_stage = (integer({"blocks": blocks_raw}, "blocks", "blocks"),) * len(modules)
+        per_stage = (positive_int(blocks_raw, "blocks"),) * len(modules)
     else:
         per_stage = int_list(blocks_raw, "blocks")
         if len(per_stage) != len(modules):
@@ -123,12 +113,7 @@ def _fusion(value: Any, stages: tuple[StageConfig, ...]) -> tuple[StageConfig, .
         return apply_fusion(stages, value)
     if not isinstance(value, list) or len(value) != len(stages):
         raise ConfigError("fusion", f"must be a preset name or one list of true/false per stage ({len(stages)})")
-    flags = []
-    for s, (row, st) in enumerate(zip(value, stages)):
-        if not isinstance(row, list) or len(row) != st.modules:
-            raise ConfigError(f"fusion[{s}]", f"needs one true/false per module ({st.modules})")
-        flags.append(tuple(boolean(f, f"fusion[{s}][{m}]") for m, f in enumerate(row)))
-    return apply_fusion(stages, flags)
+    return apply_fusion(stages, [_flags(row, st.modules, f"fusion[{s}]") for s, (row, st) in enumerate(zip(value, stages))])
 
 
 def parse_concise(data: Mapping, name: str = "hrnet") -> HRNetConfig:
@@ -145,16 +130,16 @@ def parse_concise(data: Mapping, name: str = "hrnet") -> HRNetConfig:
     else:
         stages = _shorthand_stages(data)
     if "fusion" in data:
-        if any("fusion" in _mapping(s, "stages") for s in data.get("stages") or []):
+        if any("fusion" in as_mapping(s, "stages") for s in data.get("stages") or []):
             raise ConfigError("fusion", "give the fusion schedule either at the top or per stage, not both")
         stages = _fusion(data["fusion"], stages)
 
     stem = data.get("stem", 64)
     stem_ch = stem.get("channels", 64) if isinstance(stem, Mapping) else stem
-    s1 = _mapping(data.get("stage1"), "stage1")
+    s1 = section(data, "stage1", "stage1")
     _check_keys(s1, {"block", "blocks", "planes"}, "stage1")
     stage1 = Stage1Config(
-        _block(s1.get("block", "BOTTLENECK"), "stage1.block"),
+        check_block(s1.get("block", "BOTTLENECK"), "stage1.block"),
         integer(s1, "blocks", "stage1.blocks", 4),
         integer(s1, "planes", "stage1.planes", 64),
     )
@@ -163,14 +148,14 @@ def parse_concise(data: Mapping, name: str = "hrnet") -> HRNetConfig:
     if up is None:
         upsample = DEFAULT_UPSAMPLE[family]
     else:
-        up = {"mode": up} if isinstance(up, str) else _mapping(up, "upsample")
+        up = {"mode": up} if isinstance(up, str) else as_mapping(up, "upsample")
         _check_keys(up, {"mode", "align_corners"}, "upsample")
         mode = up.get("mode", "nearest")
         if mode not in ("nearest", "bilinear"):
             raise ConfigError("upsample.mode", f"unknown mode {mode!r}; expected nearest or bilinear")
         upsample = UpsampleConfig(mode, boolean(up.get("align_corners", False), "upsample.align_corners"))
 
-    h = _mapping(data.get("head"), "head")
+    h = section(data, "head", "head")
     _check_keys(h, {"kind", "outputs", "final_conv_kernel", "channels", "levels", "key_channels"}, "head")
     kind = h.get("kind", DEFAULT_HEAD[family])
     head = HeadConfig(
@@ -192,7 +177,7 @@ def parse_concise(data: Mapping, name: str = "hrnet") -> HRNetConfig:
         stages=stages,
         head=head,
         input_hw=input_hw,
-        stem=StemConfig(integer({"c": stem_ch}, "c", "stem.channels")),
+        stem=StemConfig(positive_int(stem_ch, "stem.channels")),
         stage1=stage1,
         upsample=upsample,
         name=cfg_name,

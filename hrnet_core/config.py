@@ -41,10 +41,12 @@ class ConfigError(UserInputError):
 
     def __init__(self, field: str, message: str):
         self.field = field
+        self.message = message
         super().__init__(f"{field}: {message}" if field else message)
 
 
-def _positive_int(value: object, field: str, upper: int | None = None) -> int:
+def positive_int(value: object, field: str, upper: int | None = None) -> int:
+    """``value`` if it is an int in 1..``upper``; else ``ConfigError`` naming ``field``."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ConfigError(field, f"must be a positive integer, got {value!r}")
     if value <= 0:
@@ -54,7 +56,8 @@ def _positive_int(value: object, field: str, upper: int | None = None) -> int:
     return value
 
 
-def _block(value: object, field: str) -> str:
+def check_block(value: object, field: str) -> str:
+    """``value`` if it is ``BASIC`` or ``BOTTLENECK``; else ``ConfigError`` naming ``field``."""
     if value not in BLOCK_EXPANSION:
         raise ConfigError(field, f"unknown block {value!r}; expected BASIC or BOTTLENECK")
     return value  # type: ignore[return-value]
@@ -67,7 +70,7 @@ class StemConfig:
     channels: int = 64
 
     def __post_init__(self) -> None:
-        _positive_int(self.channels, "stem.channels", MAX_CHANNELS)
+        positive_int(self.channels, "stem.channels", MAX_CHANNELS)
 
 
 @dataclass(frozen=True)
@@ -79,9 +82,9 @@ class Stage1Config:
     planes: int = 64
 
     def __post_init__(self) -> None:
-        _block(self.block, "stage1.block")
-        _positive_int(self.blocks, "stage1.blocks", MAX_BLOCKS)
-        _positive_int(self.planes, "stage1.planes", MAX_CHANNELS)
+        check_block(self.block, "stage1.block")
+        positive_int(self.blocks, "stage1.blocks", MAX_BLOCKS)
+        positive_int(self.planes, "stage1.planes", MAX_CHANNELS)
 
     @property
     def out_channels(self) -> int:
@@ -105,14 +108,14 @@ class StageConfig:
 
     def __post_init__(self) -> None:
         n = self.name.upper()
-        _positive_int(self.modules, f"{n}.NUM_MODULES", MAX_MODULES)
-        _block(self.block, f"{n}.BLOCK")
+        positive_int(self.modules, f"{n}.NUM_MODULES", MAX_MODULES)
+        check_block(self.block, f"{n}.BLOCK")
         if not isinstance(self.blocks, tuple) or not isinstance(self.channels, tuple):
             raise ConfigError(n, "blocks and channels must be tuples")
         for i, b in enumerate(self.blocks):
-            _positive_int(b, f"{n}.NUM_BLOCKS[{i}]", MAX_BLOCKS)
+            positive_int(b, f"{n}.NUM_BLOCKS[{i}]", MAX_BLOCKS)
         for i, c in enumerate(self.channels):
-            _positive_int(c, f"{n}.NUM_CHANNELS[{i}]", MAX_CHANNELS)
+            positive_int(c, f"{n}.NUM_CHANNELS[{i}]", MAX_CHANNELS)
         if len(self.channels) != len(self.blocks):
             raise ConfigError(
                 f"{n}.NUM_CHANNELS",
@@ -176,12 +179,12 @@ class HeadConfig:
     def __post_init__(self) -> None:
         if self.kind not in HEAD_KINDS:
             raise ConfigError("head.kind", f"unknown head {self.kind!r}; expected one of {', '.join(HEAD_KINDS)}")
-        _positive_int(self.outputs, "head.outputs", 100_000)
+        positive_int(self.outputs, "head.outputs", 100_000)
         if self.final_conv_kernel not in (1, 3):
             raise ConfigError("head.final_conv_kernel", f"must be 1 or 3, got {self.final_conv_kernel!r}")
-        _positive_int(self.channels, "head.channels", MAX_CHANNELS)
-        _positive_int(self.levels, "head.levels", 8)
-        _positive_int(self.key_channels, "head.key_channels", MAX_CHANNELS)
+        positive_int(self.channels, "head.channels", MAX_CHANNELS)
+        positive_int(self.levels, "head.levels", 8)
+        positive_int(self.key_channels, "head.key_channels", MAX_CHANNELS)
 
 
 @dataclass(frozen=True)
@@ -217,7 +220,7 @@ class HRNetConfig:
         if len(self.input_hw) != 2:
             raise ConfigError("input_size", "must be [H, W]")
         for side, v in zip("HW", self.input_hw):
-            _positive_int(v, f"input_size.{side}", MAX_INPUT_SIDE)
+            positive_int(v, f"input_size.{side}", MAX_INPUT_SIDE)
         stride = self.min_input_multiple
         if self.upsample.mode == "nearest" and any(v % stride for v in self.input_hw):
             raise ConfigError(
@@ -225,6 +228,14 @@ class HRNetConfig:
                 f"{self.input_hw[0]}x{self.input_hw[1]} must be a multiple of {stride} in both sides "
                 "with nearest (scale-factor) upsampling",
             )
+        if self.head.kind == "v2p":
+            # The pyramid average-pools the 1/4 map (ceil(side / 4) after the two stride-2 stem convs) by
+            # 2**(levels - 1) at most; a smaller map cannot be pooled.
+            h4, w4 = (-(-v // 4) for v in self.input_hw)
+            k = 2 ** (self.head.levels - 1)
+            if h4 < k or w4 < k:
+                raise ConfigError("head.levels", f"{self.head.levels} pyramid levels need a 1/4 map of at least "
+                                  f"{k}x{k}, got {h4}x{w4}")
         if self.head.kind == "cls" and self.family != "cls":
             raise ConfigError("head.kind", "the classification head needs family 'cls' (its state_dict naming)")
         if self.family == "cls" and self.head.kind != "cls":
@@ -252,11 +263,22 @@ class HRNetConfig:
         """Stride of the lowest-resolution branch: 1/4 after the stem, halved per added branch."""
         return 2 ** (len(self.stages) + 2)
 
+    def fuse_outputs(self, s: int, m: int) -> int:
+        """How many branches module ``m`` of stage index ``s`` (0 = stage 2) fuses into: 0 with its fusion
+        off; 1 for the very last module under the V1 head, which reads branch 0 only (official pose model:
+        ``multi_scale_output=False``); else all of the stage's branches."""
+        st = self.stages[s]
+        if not st.fuse[m]:
+            return 0
+        last = s == len(self.stages) - 1 and m == st.modules - 1
+        return 1 if (last and self.head.kind == "v1") else st.branches
+
     def with_fusion(self, schedule: str | tuple[tuple[bool, ...], ...] | list) -> HRNetConfig:
         """A copy with another fusion schedule: a preset name or one tuple of bools per stage."""
         return replace(self, stages=apply_fusion(self.stages, schedule))
 
     def with_input(self, input_hw: tuple[int, int]) -> HRNetConfig:
+        """A copy for input ``(H, W)`` pixels; raises ``ConfigError`` if the model cannot take that size."""
         return replace(self, input_hw=(int(input_hw[0]), int(input_hw[1])))
 
 
@@ -285,6 +307,10 @@ def fusion_preset(stages_modules: tuple[int, ...], preset: str) -> tuple[tuple[b
 
 
 def apply_fusion(stages: tuple[StageConfig, ...], schedule) -> tuple[StageConfig, ...]:
+    """``stages`` with the fusion flags of ``schedule`` (a preset name or one sequence of bools per stage).
+
+    Raises ``ConfigError`` for an unknown preset or a schedule of the wrong length.
+    """
     if isinstance(schedule, str):
         flags = fusion_preset(tuple(st.modules for st in stages), schedule)
     else:

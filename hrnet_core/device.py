@@ -8,15 +8,22 @@ import contextlib
 import torch
 from torch import nn
 
+from .errors import UserInputError
+
+
+class DeviceError(UserInputError):
+    """An unknown device name, or ``cuda`` asked for where no CUDA GPU is available."""
+
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` -> ``cuda`` when available else ``cpu``; ``cuda`` without a GPU raises ``ValueError``."""
+    """``auto`` -> ``cuda`` when available else ``cpu``; an unknown name, or ``cuda`` without a GPU, raises
+    ``DeviceError`` (a ``UserInputError``, so also a ``ValueError``)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise ValueError(f"unknown device {name!r}; expected auto, cpu or cuda")
+        raise DeviceError(f"unknown device {name!r}; expected auto, cpu or cuda")
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device cuda asked for, but no CUDA GPU is available")
+        raise DeviceError("device cuda asked for, but no CUDA GPU is available")
     return torch.device(name)
 
 
@@ -36,6 +43,7 @@ def prepare(model: nn.Module, device: torch.device) -> nn.Module:
 
 
 def prepare_input(x: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """Move an ``(N, 3, H, W)`` batch to ``device``; channels_last on CUDA, as ``prepare`` does the model."""
     x = x.to(device)
     return x.contiguous(memory_format=torch.channels_last) if device.type == "cuda" else x
 

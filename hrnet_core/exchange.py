@@ -16,7 +16,7 @@ from .blocks import BLOCKS, bn, conv3x3, make_layer
 
 
 def upsample_to(y: torch.Tensor, factor: int, target_hw: tuple[int, int], mode: str, align_corners: bool) -> torch.Tensor:
-    """Bring ``y`` up to a higher-resolution branch.
+    """Bring ``y`` ``(N, C, h, w)`` up to a higher-resolution branch: ``(N, C, H, W)`` with ``(H, W) = target_hw``.
 
     ``nearest``: scale factor ``factor`` (official pose/cls ``nn.Upsample``); ``bilinear``: to
     ``target_hw`` (official seg/face ``F.interpolate``).

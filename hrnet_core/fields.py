@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .config import ConfigError
+from .config import ConfigError, positive_int
 
 _MISSING = object()
 
 
-def section(mapping: Mapping, key: str, path: str, required: bool = False) -> Mapping:
-    value = mapping.get(key, _MISSING)
+def as_mapping(value: Any, path: str, required: bool = False) -> Mapping:
+    """``value`` as a mapping (``None`` -> ``{}``, or "is missing" when ``required``)."""
     if value is _MISSING or value is None:
         if required:
             raise ConfigError(path, "is missing")
@@ -21,29 +21,28 @@ def section(mapping: Mapping, key: str, path: str, required: bool = False) -> Ma
     return value
 
 
+def section(mapping: Mapping, key: str, path: str, required: bool = False) -> Mapping:
+    """The sub-mapping ``mapping[key]`` (see ``as_mapping``)."""
+    return as_mapping(mapping.get(key, _MISSING), path, required)
+
+
 def integer(mapping: Mapping, key: str, path: str, default: Any = _MISSING) -> int:
+    """The positive integer ``mapping[key]`` (``default`` when absent; "is missing" without one)."""
     value = mapping.get(key, default)
     if value is _MISSING:
         raise ConfigError(path, "is missing")
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(path, f"must be a positive integer, got {value!r}")
-    if value <= 0:
-        raise ConfigError(path, f"must be a positive integer, got {value}")
-    return value
+    return positive_int(value, path)
 
 
 def int_list(value: Any, path: str) -> tuple[int, ...]:
+    """A non-empty list of positive integers as a tuple; errors name the entry (``path[i]``)."""
     if not isinstance(value, (list, tuple)) or not value:
         raise ConfigError(path, f"must be a non-empty list of positive integers, got {value!r}")
-    out = []
-    for i, v in enumerate(value):
-        if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-            raise ConfigError(f"{path}[{i}]", f"must be a positive integer, got {v!r}")
-        out.append(v)
-    return tuple(out)
+    return tuple(positive_int(v, f"{path}[{i}]") for i, v in enumerate(value))
 
 
 def boolean(value: Any, path: str) -> bool:
+    """``value`` if it is ``true`` or ``false``."""
     if not isinstance(value, bool):
         raise ConfigError(path, f"must be true or false, got {value!r}")
     return value

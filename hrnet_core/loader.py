@@ -54,9 +54,10 @@ def load_config(source: str | Path | Mapping | HRNetConfig) -> HRNetConfig:
     try:
         return load_config_text(text, source=str(path), name=path.stem)
     except ConfigError as err:
-        if err.field and err.field != str(path):
-            raise ConfigError(f"{path}: {err.field}", str(err).split(": ", 1)[-1]) from None
-        raise
+        if err.field == str(path):
+            raise
+        # Name the file in every error, also those about the whole document (no field).
+        raise ConfigError(f"{path}: {err.field}" if err.field else str(path), err.message) from None
 
 
 def dump_config(cfg: HRNetConfig) -> str:

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import bn
+from .heads import concat_branches
 
 OCR_DROPOUT = 0.05
 
@@ -93,8 +94,6 @@ class OCRHead(nn.Module):
         )
 
     def forward(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
-        from .heads import concat_branches
-
         x = concat_branches(feats, self.align_corners)
         aux = self.aux_head(x)
         pixels = self.conv3x3_ocr(x)

@@ -9,8 +9,8 @@
   (default true), input from ``TRAIN.IMAGE_SIZE``.
 - seg + OCR (``seg_hrnet_ocr``): the seg backbone with the OCR head (``hrnet_core.ocr_head``),
   ``MODEL.OCR.MID_CHANNELS`` (512) and ``KEY_CHANNELS`` (256). Development-only names seen in some
-  experiment files (``seg_hrnet_ocr_b``, ``..._bndefault_...``) have no model file in the released code
-  and are refused with that reason.
+  experiment files (``seg_hrnet_ocr_b``, ``..._bndefault_...``) are separate development model files;
+  they are refused with that reason.
 - face (HRNet/HRNet-Facial-Landmark-Detection, ``hrnet``): stage 1 fixed like pose, V2 ``head``,
   bilinear fusion with ``align_corners=False``.
 
@@ -31,8 +31,9 @@ from .config import (
     StageConfig,
     StemConfig,
     UpsampleConfig,
+    check_block,
 )
-from .fields import hw_pair, int_list, integer, section
+from .fields import boolean, hw_pair, int_list, integer, section
 
 MODEL_NAMES = {"pose_hrnet": "pose", "cls_hrnet": "cls", "seg_hrnet": "seg", "seg_hrnet_ocr": "seg", "hrnet": "face"}
 DEFAULT_INPUT_WH = {"pose": (256, 256), "cls": (224, 224), "seg": (1024, 512), "face": (256, 256)}
@@ -55,7 +56,6 @@ def _stage(extra: Mapping, k: int) -> StageConfig:
         raise ConfigError(
             f"{path}.NUM_BRANCHES", f"stage {k} must have {k} branches (one more than the stage before), got {branches}"
         )
-    block = raw.get("BLOCK", "BASIC")
     blocks = int_list(raw.get("NUM_BLOCKS"), f"{path}.NUM_BLOCKS")
     channels = int_list(raw.get("NUM_CHANNELS"), f"{path}.NUM_CHANNELS")
     for name, values in (("NUM_BLOCKS", blocks), ("NUM_CHANNELS", channels)):
@@ -64,8 +64,7 @@ def _stage(extra: Mapping, k: int) -> StageConfig:
     fuse_method = raw.get("FUSE_METHOD", "SUM")
     if fuse_method != "SUM":
         raise ConfigError(f"{path}.FUSE_METHOD", f"only SUM exists in the official code, got {fuse_method!r}")
-    if block not in ("BASIC", "BOTTLENECK"):
-        raise ConfigError(f"{path}.BLOCK", f"unknown block {block!r}; expected BASIC or BOTTLENECK")
+    block = check_block(raw.get("BLOCK", "BASIC"), f"{path}.BLOCK")
     return StageConfig(modules=modules, block=block, blocks=blocks, channels=channels, name=f"stage{k}")
 
 
@@ -74,9 +73,7 @@ def _stage1(extra: Mapping) -> Stage1Config:
     if not raw:
         return FIXED_STAGE1
     path = "MODEL.EXTRA.STAGE1"
-    block = raw.get("BLOCK", "BOTTLENECK")
-    if block not in ("BASIC", "BOTTLENECK"):
-        raise ConfigError(f"{path}.BLOCK", f"unknown block {block!r}; expected BASIC or BOTTLENECK")
+    block = check_block(raw.get("BLOCK", "BOTTLENECK"), f"{path}.BLOCK")
     blocks = int_list(raw.get("NUM_BLOCKS", [4]), f"{path}.NUM_BLOCKS")
     planes = int_list(raw.get("NUM_CHANNELS", [64]), f"{path}.NUM_CHANNELS")
     if len(blocks) != 1 or len(planes) != 1:
@@ -91,9 +88,8 @@ def parse_official(data: Mapping, name: str = "official") -> HRNetConfig:
     if isinstance(model_name, str) and model_name.startswith("seg_hrnet_ocr_"):
         raise ConfigError(
             "MODEL.NAME",
-            f"{model_name!r} names a development-only OCR variant with no model file in the released "
-            "HRNet-Semantic-Segmentation code; use seg_hrnet_ocr",
-        )
+            f"{model_name!r} names a development-only variant of HRNet-OCR (its own lib/models file, which "
+            "differs from seg_hrnet_ocr.py and is not supported here); use seg_hrnet_ocr")
     if model_name not in MODEL_NAMES:
         raise ConfigError(
             "MODEL.NAME",
@@ -109,10 +105,7 @@ def parse_official(data: Mapping, name: str = "official") -> HRNetConfig:
         train = section(data, "TRAIN", "TRAIN")
         size_path, size_value = "TRAIN.IMAGE_SIZE", train.get("IMAGE_SIZE", DEFAULT_INPUT_WH["seg"])
         outputs = integer(section(data, "DATASET", "DATASET"), "NUM_CLASSES", "DATASET.NUM_CLASSES", 19)
-        align = model.get("ALIGN_CORNERS", True)
-        if not isinstance(align, bool):
-            raise ConfigError("MODEL.ALIGN_CORNERS", f"must be true or false, got {align!r}")
-        upsample = UpsampleConfig("bilinear", align)
+        upsample = UpsampleConfig("bilinear", boolean(model.get("ALIGN_CORNERS", True), "MODEL.ALIGN_CORNERS"))
     else:
         size_path, size_value = "MODEL.IMAGE_SIZE", model.get("IMAGE_SIZE", DEFAULT_INPUT_WH[family])
         key = "NUM_CLASSES" if family == "cls" else "NUM_JOINTS"
@@ -141,5 +134,5 @@ def parse_official(data: Mapping, name: str = "official") -> HRNetConfig:
         )
     except ConfigError as err:
         if err.field == "input_size":
-            raise ConfigError(size_path, str(err).split(": ", 1)[1]) from None
+            raise ConfigError(size_path, err.message) from None
         raise

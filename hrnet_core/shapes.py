@@ -9,6 +9,18 @@ from .config import HRNetConfig
 from .model import build_on_meta
 
 
+def branch_sizes(cfg: HRNetConfig, input_hw: tuple[int, int] | None = None) -> list[tuple[int, int]]:
+    """``(H, W)`` of branch k (1/4 * 2**-k of the input) at ``input_hw`` (default: the config's), for every
+    branch of the last stage: each stride-2 3x3 conv (padding 1) maps a side s to ceil(s / 2). Pure arithmetic."""
+    h, w = input_hw or cfg.input_hw
+    h, w = -(-h // 4), -(-w // 4)
+    sizes = [(h, w)]
+    for _ in range(cfg.num_branches - 1):
+        h, w = -(-h // 2), -(-w // 2)
+        sizes.append((h, w))
+    return sizes
+
+
 def _meta_run(cfg: HRNetConfig, input_hw: tuple[int, int] | None, batch: int, intermediates: bool):
     h, w = input_hw or cfg.input_hw
     model = build_on_meta(cfg).eval()

@@ -268,3 +268,19 @@ def test_person_records_reject_bad_keypoint_arrays(tmp_path):
     ann.write_text(json.dumps(doc))
     with pytest.raises(DatasetError, match="annotation 1: needs 51 keypoint values"):
         person_records(load_coco_api(ann), root / "images" / "val2017", 0.75)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda a: a.pop("bbox"), r"annotation 1: needs a bbox \[x, y, w, h\]"),
+    (lambda a: a.update(bbox="abc"), r"annotation 1: needs a bbox \[x, y, w, h\]"),
+    (lambda a: a.pop("image_id"), r"person_keypoints_val2017.json: not a COCO annotation file \(an entry without 'image_id'\)"),
+])
+def test_malformed_annotations_are_one_line_dataset_errors(tmp_path, edit, message):
+    root = _hand_made_coco(tmp_path / "coco")
+    ann = root / "annotations" / "person_keypoints_val2017.json"
+    doc = json.loads(ann.read_text())
+    edit(doc["annotations"][0])
+    ann.write_text(json.dumps(doc))
+    with pytest.raises(DatasetError, match=message) as err:
+        person_records(load_coco_api(ann), root / "images" / "val2017", 0.75)
+    assert "\n" not in str(err.value)

@@ -210,6 +210,9 @@ def test_existing_run_needs_resume_and_resume_needs_a_run(tmp_path, capsys):
     assert rc == 2 and "already holds an ablation; continue it with --resume" in err
     rc, _, err = _cli(["report", str(tmp_path / "nothing")], capsys)
     assert rc == 2 and "not an ablation run folder" in err
+    (out / "ablation.json").write_text('{"name": "run", "variants": [')  # torn by a kill
+    rc, _, err = _cli(["report", str(out)], capsys)
+    assert rc == 2 and "ablation.json: not a readable ablation request" in err and err.count("\n") == 1
 
 
 def test_smoke_on_a_coco_folder(tmp_path, capsys):

@@ -6,13 +6,21 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from streamlit.testing.v1 import AppTest
 
 from analysis import ablation_launch as al
-from analysis.ablation.progress import read_progress
+from analysis.ablation.progress import (
+    RUN_CONFIG_NAME,
+    checkpoint_config,
+    list_checkpoints,
+    progress_table,
+    read_progress,
+)
 from analysis.config_edit import list_presets
+from hrnet_core import dump_config, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "streamlit_app.py")
@@ -149,3 +157,27 @@ def test_ablation_page_starts_a_smoke_run_and_follows_it(runs):
     captions = [c.value for c in again.caption]
     assert any("Using the run's own config" in c for c in captions)
     assert any("(strict)" in c and "last.pth" in c for c in captions)
+
+
+def test_progress_table_derives_eta_and_progress():
+    rows = [{"variant": "all", "seed": 0, "fusions": 8, "state": "running", "epoch": 1, "epochs": 4, "loss": 0.1,
+             "AP": None, "eta_s": 3 * 3600 + 2 * 60 + 1.0},
+            {"variant": "none", "seed": 0, "fusions": 0, "state": "queued", "epoch": 0, "epochs": None, "loss": None,
+             "AP": None, "eta_s": None}]
+    df = progress_table(pd.DataFrame(rows))
+    assert list(df["ETA"]) == ["03:02:01", ""]
+    assert list(df["progress"]) == [rows[0]["epoch"] / rows[0]["epochs"], 0.0]
+
+
+def test_run_checkpoints_come_with_the_run_config(runs):
+    job = runs / "r1" / "all" / "seed0"
+    job.mkdir(parents=True)
+    cfg = load_config(BASE).with_fusion("final_only")
+    (job / RUN_CONFIG_NAME).write_text(dump_config(cfg))
+    (job / "last.pth").write_bytes(b"")
+    (job / "notes.txt").write_text("not a checkpoint")
+    found = list_checkpoints(runs)
+    assert found == {"run: r1/all/seed0/last.pth": str(job / "last.pth")}
+    run_cfg, where = checkpoint_config(found["run: r1/all/seed0/last.pth"])
+    assert run_cfg == cfg and where == job / RUN_CONFIG_NAME
+    assert checkpoint_config(runs / "elsewhere.pth") == (None, None)

@@ -78,7 +78,11 @@ def load_coco_api(ann_file: str | Path):
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO()
         coco.dataset = data
-        coco.createIndex()
+        try:
+            coco.createIndex()
+        except (KeyError, TypeError) as err:  # an entry that is not an object, or lacks an id
+            what = f"an entry without '{err.args[0]}'" if isinstance(err, KeyError) else "an entry that is not an object"
+            raise DatasetError(f"{ann_file}: not a COCO annotation file ({what})") from None
     return coco
 
 
@@ -119,7 +123,10 @@ def person_records(coco, image_dir: str | Path, aspect_ratio: float, check_files
                 raise DatasetError(f"annotation {ann.get('id')}: needs {NUM_JOINTS * 3} keypoint values (x, y, v per joint)")
             if max(kps) == 0:
                 continue
-            x, y, w, h = ann["bbox"]
+            try:
+                x, y, w, h = (float(v) for v in ann["bbox"])
+            except (KeyError, TypeError, ValueError):
+                raise DatasetError(f"annotation {ann.get('id')}: needs a bbox [x, y, w, h]") from None
             x1, y1 = max(0.0, x), max(0.0, y)
             x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
             y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))

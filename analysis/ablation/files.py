@@ -1,10 +1,27 @@
-"""Small, crash-safe file helpers shared by the runner, the trainer and the progress reader."""
+"""Small, crash-safe file helpers shared by the runner, the trainer, the launcher and the progress reader."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_target(path: Path) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write to; renamed over ``path`` when the block succeeds, so
+    readers never see half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    yield tmp
+    os.replace(tmp, path)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    with atomic_target(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
 
 
 def read_json(path: Path) -> dict:
@@ -17,10 +34,7 @@ def read_json(path: Path) -> dict:
 
 
 def write_json_atomic(path: Path, obj) -> None:
-    """Write to a temporary file and rename it over ``path``: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=1))
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -40,6 +54,4 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))

@@ -1,7 +1,8 @@
 """Live progress of ablation runs, read from their folders (the UI polls these; nothing is locked).
 
 A job whose ``status.json`` says ``running`` but whose process is gone (same host, pid not alive) is
-shown as ``failed`` with the reason, so a killed worker is never mistaken for a live one.
+shown as ``failed`` with the reason, so a killed worker is never mistaken for a live one. Also the
+checkpoints the runs hold, with the config each was trained with (for the Feature maps page).
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ from pathlib import Path
 
 import pandas as pd
 
+from hrnet_core import HRNetConfig, load_config
+
 from .files import read_json
 
 PROGRESS_COLUMNS = ("variant", "seed", "fusions", "state", "epoch", "epochs", "loss", "AP", "eta_s", "error",
                     "updated_at", "folder")
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".pth.tar", ".ckpt")
+RUN_CONFIG_NAME = "model.yaml"  # the resolved config the runner writes beside last.pth
 RUN_COLUMNS = ("name", "path", "state", "created", "recipe", "data", "variants", "seeds", "device", "jobs",
                "done", "failed", "running", "report")
 
@@ -80,9 +85,10 @@ def read_progress(run_dir: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(PROGRESS_COLUMNS))
 
 
-def run_state(run_dir: str | Path) -> str:
-    """Overall state: running (a live job), failed (any failed), done (all done), queued (nothing started)."""
-    df = read_progress(run_dir)
+def run_state(run_dir: str | Path, progress: pd.DataFrame | None = None) -> str:
+    """Overall state: running (a live job), failed (any failed), done (all done), queued (nothing started).
+    ``progress``: the run's ``read_progress`` when already at hand."""
+    df = read_progress(run_dir) if progress is None else progress
     run_status = read_json(Path(run_dir) / "status.json")
     if df.empty:
         return run_status.get("state", "queued")
@@ -118,7 +124,7 @@ def list_runs(root: str | Path = "runs") -> pd.DataFrame:
             rows.append({
                 "name": run_dir.name,
                 "path": str(run_dir),
-                "state": run_state(run_dir),
+                "state": run_state(run_dir, df),
                 "created": req.get("created") or _mtime(run_dir),
                 "recipe": req.get("recipe", {}).get("name"),
                 "data": data.get("kind") if isinstance(data, dict) else str(data),
@@ -133,3 +139,36 @@ def list_runs(root: str | Path = "runs") -> pd.DataFrame:
             })
     df = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
     return df.sort_values("created", ascending=False, na_position="last").reset_index(drop=True)
+
+
+def progress_table(progress: pd.DataFrame) -> pd.DataFrame:
+    """``read_progress`` as the app shows it: variant, seed, fusions, state, epoch, epochs, loss, AP,
+    ``ETA`` (H:M:S) and ``progress`` (epoch / epochs, 0..1)."""
+    df = progress[["variant", "seed", "fusions", "state", "epoch", "epochs", "loss", "AP"]].copy()
+    df["ETA"] = progress["eta_s"].map(lambda s: "" if pd.isna(s) else time.strftime("%H:%M:%S", time.gmtime(float(s))))
+    epochs = pd.to_numeric(df["epochs"], errors="coerce").replace(0, float("nan"))
+    df["progress"] = (pd.to_numeric(df["epoch"], errors="coerce") / epochs).fillna(0.0).clip(0, 1)
+    return df
+
+
+def list_checkpoints(root: str | Path, limit: int = 200) -> dict[str, str]:
+    """Checkpoint files under the runs folder ``root`` (at most ``limit``): ``run: <relative path>`` -> path."""
+    root = Path(root)
+    found: dict[str, str] = {}
+    if not root.is_dir():
+        return found
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.name.endswith(CHECKPOINT_SUFFIXES):
+            found[f"run: {path.relative_to(root)}"] = str(path)
+            if len(found) >= limit:
+                break
+    return found
+
+
+def checkpoint_config(checkpoint: str | Path) -> tuple[HRNetConfig | None, Path | None]:
+    """``(config, its file)`` the ablation runner saved beside (or above) ``checkpoint``; ``(None, None)``."""
+    checkpoint = Path(checkpoint)
+    for folder in (checkpoint.parent, checkpoint.parent.parent):
+        if (folder / RUN_CONFIG_NAME).is_file():
+            return load_config(folder / RUN_CONFIG_NAME), folder / RUN_CONFIG_NAME
+    return None, None

@@ -23,7 +23,7 @@ import pandas as pd
 import hrnet_core as hc
 
 from .evaluate import METRIC_FIELDS
-from .files import read_jsonl
+from .files import read_json, read_jsonl
 from .progress import read_progress
 from .synth import REPO_ROOT
 
@@ -47,7 +47,10 @@ def _request(run_dir: Path) -> dict:
     path = run_dir / "ablation.json"
     if not path.is_file():
         raise hc.UserInputError(f"{run_dir}: not an ablation run (no ablation.json)")
-    return json.loads(path.read_text())
+    req = read_json(path)
+    if not isinstance(req.get("variants"), list) or not isinstance(req.get("seeds"), list):
+        raise hc.UserInputError(f"{path}: not a readable ablation request (torn, or without variants and seeds)")
+    return req
 
 
 def load_metrics(run_dir: str | Path) -> pd.DataFrame:
@@ -90,14 +93,15 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
     return float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
 
 
-def load_summary(run_dir: str | Path) -> pd.DataFrame:
+def load_summary(run_dir: str | Path, metrics: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per variant: ``variant, fusions, schedule, state, seeds_done, params, gflops,
     images_per_s, peak_mem_mib, wall_s, epochs`` and ``<metric>_mean`` / ``<metric>_std`` over seeds
-    for AP, AP50, AP75, AR, PCK@0.05, PCK@0.1, LR-swap and the final train loss (fractions, not %)."""
+    for AP, AP50, AP75, AR, PCK@0.05, PCK@0.1, LR-swap and the final train loss (fractions, not %).
+    ``metrics``: the run's ``load_metrics`` when already at hand."""
     run_dir = Path(run_dir)
     req = _request(run_dir)
     progress = read_progress(run_dir)
-    metrics = load_metrics(run_dir)
+    metrics = load_metrics(run_dir) if metrics is None else metrics
     cx = _complexity(req)
     rows = []
     for v in req["variants"]:
@@ -287,9 +291,9 @@ def _md_table(df: pd.DataFrame) -> str:
 def _first_env(run_dir: Path, req: dict) -> dict | None:
     for v in req["variants"]:
         for s in req["seeds"]:
-            p = run_dir / v["name"] / f"seed{s}" / "env.json"
-            if p.is_file():
-                return json.loads(p.read_text())
+            env = read_json(run_dir / v["name"] / f"seed{s}" / "env.json")
+            if env:
+                return env
     return None
 
 
@@ -372,8 +376,8 @@ def write_report(run_dir: str | Path) -> ReportPaths:
     """Write ``report.md``, ``report.html``, ``summary.csv`` and ``summary.json`` into ``run_dir``."""
     run_dir = Path(run_dir)
     req = _request(run_dir)
-    summary = load_summary(run_dir)
     metrics = load_metrics(run_dir)
+    summary = load_summary(run_dir, metrics)
     paper, paper_note = paper_table()
     env = _first_env(run_dir, req)
     table = display_table(summary, paper)

@@ -40,6 +40,7 @@ from hrnet_core.errors import UserInputError
 
 from .coco_data import SPLITS, DatasetError, KeypointData, coco_paths, load_keypoint_data
 from .files import read_json, read_jsonl, write_json_atomic
+from .progress import RUN_CONFIG_NAME
 from .recipes import Recipe, apply_model_overrides, recipe_from_dict
 from .synth import REPO_ROOT, builtin_dataset
 from .train import DistContext, Job, make_context, train_job
@@ -366,7 +367,7 @@ def run_ablation(req: AblationRequest, resume: bool = False, log=print,
         job = Job(folder, v.name, s, cfg, req.recipe, fusions=v.fusions)
         if ctx.main:
             model_yaml = hc.dump_config(cfg)
-            (folder / "model.yaml").write_text(model_yaml)
+            (folder / RUN_CONFIG_NAME).write_text(model_yaml)
             (folder / "config.yaml").write_text(yaml.safe_dump({
                 "variant": v.name, "fusions": v.fusions, "schedule": v.bits, "seed": s,
                 "model": yaml.safe_load(model_yaml), "recipe": req.recipe.to_dict(), "data": data.describe(),

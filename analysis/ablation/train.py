@@ -32,7 +32,7 @@ from hrnet_core.device import resolve_device
 
 from .coco_data import EpochSampler, KeypointData, KeypointDataset, load_coco_api, normalize
 from .evaluate import evaluate
-from .files import read_json, read_jsonl, write_json_atomic, write_jsonl
+from .files import atomic_target, read_json, read_jsonl, write_json_atomic, write_jsonl
 from .recipes import Recipe
 
 STATUS_EVERY_S = 5.0
@@ -70,19 +70,16 @@ class DistContext:
 
 def make_context(device: str = "auto") -> DistContext:
     """Resolve ``device`` (auto | cpu | cuda) and join the process group when launched by torchrun."""
+    dev = resolve_device(device)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return DistContext(resolve_device(device))
+        return DistContext(dev)
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = device in ("auto", "cuda") and torch.cuda.is_available()
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device cuda asked for, but no CUDA GPU is available")
-    if use_cuda:
+    use_cuda = dev.type == "cuda"
+    if use_cuda:  # one GPU per process: the local rank's
         torch.cuda.set_device(local)
         dev = torch.device("cuda", local)
-    else:
-        dev = torch.device("cpu")
     if not dist.is_initialized():
         dist.init_process_group("nccl" if use_cuda else "gloo")
     return DistContext(dev, rank, world, local)
@@ -178,9 +175,8 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer, epoch: int, row: di
         "variant": job.variant,
         "seed": job.seed,
     }
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_target(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_resume_state(folder: Path):
