@@ -21,12 +21,11 @@ from pathlib import Path
 
 from hrnet_core import UserInputError, load_config, load_config_text
 
-from .ablation.files import read_json, write_json_atomic, write_text_atomic
+from .ablation.files import WORKER_NAME, read_json, write_json_atomic, write_text_atomic
 from .config_edit import PROJECT_ROOT
 
 RUNS_ENV = "HRNET_EXPLORER_RUNS"
 LOG_NAME = "worker.log"
-WORKER_NAME = "worker.json"
 LAUNCH_NAME = "launch.json"
 BASE_NAME = "base.yaml"
 RECIPES = ("quick", "paper", "smoke")

@@ -16,6 +16,7 @@ from analysis.ablation.progress import (
     RUN_CONFIG_NAME,
     checkpoint_config,
     list_checkpoints,
+    list_runs,
     progress_table,
     read_progress,
 )
@@ -88,6 +89,8 @@ def test_failed_run_records_its_reason(runs):
     status = _wait(lambda: (s := al.worker_status(info.run_dir))["state"] != "running" and s, 60)
     assert status["state"] == "failed" and status["returncode"] == 2
     assert "banana" in status["reason"] and status["reason"].startswith("hrnet-explorer ablate: error:")
+    runs_table = list_runs(runs)
+    assert runs_table.loc[runs_table["name"] == "bad", "state"].tolist() == ["failed"]  # not "queued"
 
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.switch_page("app/ablation.py").run()  # the page lists it (it never wrote ablation.json) and says why

@@ -8,6 +8,9 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+# How a worker started by the app ended (written by analysis.ablation_launch, read by the run list).
+WORKER_NAME = "worker.json"
+
 
 @contextlib.contextmanager
 def atomic_target(path: Path) -> Iterator[Path]:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from hrnet_core import HRNetConfig, load_config
 
-from .files import read_json
+from .files import WORKER_NAME, read_json
 
 PROGRESS_COLUMNS = ("variant", "seed", "fusions", "state", "epoch", "epochs", "loss", "AP", "eta_s", "error",
                     "updated_at", "folder")
@@ -86,11 +86,16 @@ def read_progress(run_dir: str | Path) -> pd.DataFrame:
 
 
 def run_state(run_dir: str | Path, progress: pd.DataFrame | None = None) -> str:
-    """Overall state: running (a live job), failed (any failed), done (all done), queued (nothing started).
+    """Overall state: running (a live job), failed (any failed, or the app's worker failed before any job),
+    stopped (the worker was stopped before any job), done (all done), queued (nothing started).
     ``progress``: the run's ``read_progress`` when already at hand."""
     df = read_progress(run_dir) if progress is None else progress
     run_status = read_json(Path(run_dir) / "status.json")
     if df.empty:
+        # A worker that died before the run wrote its jobs (bad data path, crash at start) left its end here.
+        worker = read_json(Path(run_dir) / WORKER_NAME)
+        if worker.get("state") in ("failed", "stopped"):
+            return worker["state"]
         return run_status.get("state", "queued")
     states = set(df["state"])
     if "running" in states:
