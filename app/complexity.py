@@ -7,10 +7,10 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from analysis.compare import COMPARE_FUSIONS, compare_groups, compare_totals, group_labels, highlight_changes
 from analysis.complexity import CONVENTIONS
 from analysis.profiler import profile
 from app import common
-from app.compare import COMPARE_FUSIONS, compare_groups, compare_totals, highlight_changes
 from hrnet_core.device import device_label, resolve_device
 
 ss = st.session_state
@@ -18,16 +18,6 @@ GROUPS = {"stage": "By stage", "branch": "By branch (resolution)", "component": 
 
 
 SHARES = {"params_share": "params", "macs_share": "GFLOPs (paper)", "activations_share": "activations"}
-
-
-def group_labels(df: pd.DataFrame, by: str) -> pd.Series:
-    """Readable labels of a ``report.by(by)`` table: ``1/8`` for branches, ``stage3.m2`` for modules."""
-    if by == "branch":
-        return df["resolution"].fillna("merged (stem, head)").astype(str)
-    if by == "module":
-        return pd.Series([s if pd.isna(m) else f"{s}.m{int(m)}" for s, m in zip(df["stage"], df["module"])],
-                         index=df.index)
-    return df[by].astype(str)
 
 
 def _group_chart(df: pd.DataFrame, by: str, title: str):

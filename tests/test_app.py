@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from analysis.compare import changed_mask, compare_totals
 from analysis.complexity import analyze
 from analysis.config_edit import load_preset
-from app.compare import changed_mask, compare_totals
 from hrnet_core import load_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,4 +1,5 @@
-"""Side-by-side comparison of two complexity reports (the Complexity page's comparison view)."""
+"""Tables behind the Complexity page: readable group labels of the by-views, and the side-by-side
+comparison of two complexity reports with the differences marked."""
 
 from __future__ import annotations
 
@@ -71,3 +72,13 @@ def _number(value) -> str:
     """Whole numbers with thousands separators, others with three decimals."""
     value = float(value)
     return f"{value:,.0f}" if value.is_integer() else f"{value:,.3f}"
+
+
+def group_labels(df: pd.DataFrame, by: str) -> pd.Series:
+    """Readable labels of a ``report.by(by)`` table: ``1/8`` for branches, ``stage3.m2`` for modules."""
+    if by == "branch":
+        return df["resolution"].fillna("merged (stem, head)").astype(str)
+    if by == "module":
+        return pd.Series([s if pd.isna(m) else f"{s}.m{int(m)}" for s, m in zip(df["stage"], df["module"])],
+                         index=df.index)
+    return df[by].astype(str)
