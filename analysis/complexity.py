@@ -141,6 +141,20 @@ class ComplexityReport:
     breakdown: pd.DataFrame = field(compare=False, repr=False)
     description: str = ""
 
+    @classmethod
+    def of(cls, cfg: HRNetConfig, backend: str, batch: int, *, params: int, conv_linear_macs: int,
+           fvcore_flops: int, torch_flops: int, activations: int, unsupported_ops: dict[str, int],
+           uncounted_elements: dict[str, int], untraced_flops: int, rows: list) -> ComplexityReport:
+        """A report of ``cfg`` from one backend's counts: the config's identity fields, ``gflops_paper``
+        and the breakdown frame are derived here, once for every backend."""
+        return cls(
+            name=cfg.name, family=cfg.family, head=cfg.head.kind, backend=backend, input_hw=tuple(cfg.input_hw),
+            batch=batch, fusion=named_fusion(cfg) or "custom", params=params, conv_linear_macs=conv_linear_macs,
+            gflops_paper=conv_linear_macs / 2**30, fvcore_flops=fvcore_flops, torch_flops=torch_flops,
+            activations=activations, unsupported_ops=unsupported_ops, uncounted_elements=uncounted_elements,
+            untraced_flops=untraced_flops, breakdown=breakdown_frame(rows), description=cfg.description,
+        )
+
     def by(self, key: str) -> pd.DataFrame:
         """Sums by ``stage``, ``branch`` (with its resolution), ``component`` or ``module`` (stage, module).
 
@@ -666,25 +680,10 @@ def analyze(cfg, input_hw: tuple[int, int] | None = None, backend: str = "analyt
 
         return analyze_fvcore(cfg, batch)
     em = _analytic_cached(cfg, batch)
-    return ComplexityReport(
-        name=cfg.name,
-        family=cfg.family,
-        head=cfg.head.kind,
-        backend="analytic",
-        input_hw=tuple(cfg.input_hw),
-        batch=batch,
-        fusion=named_fusion(cfg) or "custom",
-        params=em.params,
-        conv_linear_macs=em.macs,
-        gflops_paper=em.macs / 2**30,
-        fvcore_flops=em.flops,
-        torch_flops=em.torch_flops,
-        activations=em.acts,
-        unsupported_ops=dict(em.unsupported),
-        uncounted_elements=dict(em.uncounted),
-        untraced_flops=em.dead_flops,
-        breakdown=breakdown_frame(em.rows),
-        description=cfg.description,
+    return ComplexityReport.of(
+        cfg, "analytic", batch, params=em.params, conv_linear_macs=em.macs, fvcore_flops=em.flops,
+        torch_flops=em.torch_flops, activations=em.acts, unsupported_ops=dict(em.unsupported),
+        uncounted_elements=dict(em.uncounted), untraced_flops=em.dead_flops, rows=em.rows,
     )
 
 

@@ -26,11 +26,11 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from hrnet_core.config import HRNetConfig, named_fusion
-from hrnet_core.model import MAX_PARAMS, _construct, check_buildable
+from hrnet_core.config import HRNetConfig
+from hrnet_core.model import MAX_PARAMS, build_on_meta, check_buildable
 from hrnet_core.shapes import branch_sizes
 
-from .complexity import AnalysisError, ComplexityReport, _analytic_cached, breakdown_frame
+from .complexity import AnalysisError, ComplexityReport, _analytic_cached
 
 # fvcore operator kinds seen in HRNet's traces that fvcore has no flop handle for but we record.
 _RECORDED_KINDS = ("aten::add", "aten::add_", "aten::relu", "aten::relu_", "aten::cat", "aten::avg_pool2d",
@@ -65,9 +65,7 @@ def measurable_model(cfg: HRNetConfig) -> nn.Module:
         params = MAX_PARAMS + 1
     if params > MAX_PARAMS:
         check_buildable(cfg)  # raises ConfigError naming the bound
-    with torch.device("meta"):
-        model = _construct(cfg)
-    model = model.to_empty(device="cpu")
+    model = build_on_meta(cfg).to_empty(device="cpu")
     with torch.no_grad():
         for mod in model.modules():
             for t in list(mod.parameters(recurse=False)) + list(mod.buffers(recurse=False)):
@@ -289,8 +287,7 @@ def analyze_fvcore(cfg: HRNetConfig, batch: int = 1) -> ComplexityReport:
     x = torch.zeros(batch, 3, h, w)
     trace = fvcore_trace(model, x)
     # The eager counters need shapes only: run them on the meta device (no compute, no memory).
-    with torch.device("meta"):
-        meta_model = _construct(cfg).eval()
+    meta_model = build_on_meta(cfg).eval()
     eager = eager_counts(meta_model, torch.zeros(batch, 3, h, w, device="meta"))
     modules = dict(model.named_modules())
     params_left = own_params(model)
@@ -328,25 +325,10 @@ def analyze_fvcore(cfg: HRNetConfig, batch: int = 1) -> ComplexityReport:
             uncounted[c.kind] = uncounted.get(c.kind, 0) + math.prod(c.output_shape)
     conv_linear_macs = sum(eager.official_macs.values())
     acts = sum(r[12] for r in rows)
-    return ComplexityReport(
-        name=cfg.name,
-        family=cfg.family,
-        head=cfg.head.kind,
-        backend="fvcore",
-        input_hw=tuple(cfg.input_hw),
-        batch=batch,
-        fusion=named_fusion(cfg) or "custom",
-        params=total_params,
-        conv_linear_macs=conv_linear_macs,
-        gflops_paper=conv_linear_macs / 2**30,
-        fvcore_flops=trace.total,
-        torch_flops=eager.torch_flops,
-        activations=acts,
-        unsupported_ops=unsupported,
-        uncounted_elements=uncounted,
-        untraced_flops=untraced,
-        breakdown=breakdown_frame(rows),
-        description=cfg.description,
+    return ComplexityReport.of(
+        cfg, "fvcore", batch, params=total_params, conv_linear_macs=conv_linear_macs, fvcore_flops=trace.total,
+        torch_flops=eager.torch_flops, activations=acts, unsupported_ops=unsupported, uncounted_elements=uncounted,
+        untraced_flops=untraced, rows=rows,
     )
 
 
