@@ -22,13 +22,14 @@ from pathlib import Path
 from hrnet_core import UserInputError, load_config, load_config_text
 
 from .ablation.files import WORKER_NAME, read_json, write_json_atomic, write_text_atomic
+from .ablation.recipes import BUILTIN_RECIPES
 from .config_edit import PROJECT_ROOT
 
 RUNS_ENV = "HRNET_EXPLORER_RUNS"
 LOG_NAME = "worker.log"
 LAUNCH_NAME = "launch.json"
 BASE_NAME = "base.yaml"
-RECIPES = ("quick", "paper", "smoke")
+RECIPES = BUILTIN_RECIPES
 DEVICES = ("auto", "cpu", "cuda")
 _RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 _VARIANT_RE = re.compile(r"^[A-Za-z0-9_]+$")

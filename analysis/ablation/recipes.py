@@ -16,7 +16,7 @@ from hrnet_core.errors import UserInputError
 from .coco_data import Augment
 
 RECIPE_DIR = Path(__file__).resolve().parents[2] / "configs" / "recipes"
-BUILTIN_RECIPES = ("quick", "paper", "smoke")
+BUILTIN_RECIPES = ("cpu", "quick", "paper", "smoke")
 MODEL_OVERRIDES = ("width", "blocks", "stem", "stage1_blocks", "stage1_planes")
 
 
