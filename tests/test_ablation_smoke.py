@@ -83,7 +83,8 @@ def test_report_md_and_html(smoke_run):
     else:
         assert "not found" in note and note in md
     page = (out / "report.html").read_text()
-    assert page.count("Plotly.newPlot") == 4  # loss, AP, AP vs GFLOPs, bars
+    assert page.count("Plotly.newPlot") == 5  # loss, AP, AP vs GFLOPs, bars, effect of fusion
+    assert "Effect of fusion" in page and "Effect of fusion" in md
     assert len(page) > 1_000_000 and page.count("plotly.js v") == 1  # the library inline, once
     assert "final_only (1 fusion)" in page and "all (8 fusions)" in page
     assert "| final_only | 1 |" in stdout  # the CLI prints the table

@@ -289,12 +289,15 @@ def normalize(images: torch.Tensor) -> torch.Tensor:
 
 
 class EpochSampler(torch.utils.data.Sampler):
-    """Keys ``(index, epoch)`` in an order fixed by ``(seed, epoch)``; with ``world`` > 1 the
-    permutation is padded to a multiple of ``world`` and rank ``rank`` takes every ``world``-th key
-    (as ``DistributedSampler``)."""
+    """Keys ``(index, epoch)`` in an order fixed by ``(seed, epoch)``; with ``world`` > 1 rank ``rank``
+    takes every ``world``-th key. ``pad`` (as ``DistributedSampler``) repeats keys so that every rank
+    gets as many; without it the shards are disjoint and cover the epoch exactly once, and the ranks'
+    last steps are evened out by DDP's ``join``."""
 
-    def __init__(self, n: int, seed: int, epoch: int, shuffle: bool = True, rank: int = 0, world: int = 1):
+    def __init__(self, n: int, seed: int, epoch: int, shuffle: bool = True, rank: int = 0, world: int = 1,
+                 pad: bool = True):
         self.n, self.seed, self.epoch, self.shuffle, self.rank, self.world = n, seed, epoch, shuffle, rank, world
+        self.pad = pad
 
     def _order(self) -> np.ndarray:
         if self.shuffle:
@@ -302,7 +305,7 @@ class EpochSampler(torch.utils.data.Sampler):
         else:
             order = np.arange(self.n)
         if self.world > 1:
-            pad = (-len(order)) % self.world
+            pad = (-len(order)) % self.world if self.pad else 0
             order = np.concatenate([order, order[:pad]])[self.rank::self.world]
         return order
 
@@ -310,7 +313,9 @@ class EpochSampler(torch.utils.data.Sampler):
         return iter([(int(i), self.epoch) for i in self._order()])
 
     def __len__(self) -> int:
-        return -(-self.n // self.world)
+        if self.pad or self.world <= 1:
+            return -(-self.n // self.world)
+        return len(range(self.rank, self.n, self.world))
 
 
 @dataclass

@@ -3,6 +3,7 @@ any YAML file with the same keys. Unknown keys and bad values are errors naming 
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -14,10 +15,14 @@ from hrnet_core.config import Stage1Config, StemConfig
 from hrnet_core.errors import UserInputError
 
 from .coco_data import Augment
+from .precision import CPU_PRECISIONS
+from .synth import DEFAULT_SCENE, Scene
 
 RECIPE_DIR = Path(__file__).resolve().parents[2] / "configs" / "recipes"
 BUILTIN_RECIPES = ("cpu", "quick", "paper", "smoke")
 MODEL_OVERRIDES = ("width", "blocks", "stem", "stage1_blocks", "stage1_planes")
+LR_SCHEDULES = ("step", "cosine")
+INITS = ("official", "pytorch")
 
 
 class RecipeError(UserInputError):
@@ -32,6 +37,7 @@ class BuiltinData:
     train: int = 4000
     val: int = 500
     image_size: tuple[int, int] = (256, 256)  # H, W
+    scene: Scene = DEFAULT_SCENE  # figures, clutter, occluders, rotations (``analysis.ablation.synth.Scene``)
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,8 @@ class Recipe:
     weight_decay: float = 0.0
     lr_steps: tuple[int, ...] = ()
     lr_factor: float = 0.1
+    lr_schedule: str = "step"  # step (MultiStep at lr_steps, official) | cosine (per step, after warm-up)
+    warmup_epochs: float = 0.0  # linear warm-up from 0, per step
     augment: Augment = field(default_factory=Augment)
     eval_every: int = 1
     flip_test: bool = False
@@ -58,23 +66,43 @@ class Recipe:
     val_limit: int | None = None  # evaluate on the first N val images only
     workers: int | None = None  # None = auto
     cpu_threads: int | None = None  # torch threads when training on CPU; None = torch's default
+    parallel_jobs: int = 1  # on CPU: jobs (variant x seed) trained at once, each in its own process
+    cpu_precision: str = "auto"  # auto (measured) | fp32 | bf16 (autocast + channels_last) on CPU
+    init: str = "official"  # official (convs N(0, 0.001)) | pytorch (PyTorch's defaults, head N(0, 0.001))
     bf16: bool = True  # autocast on CUDA
     channels_last: bool = True  # on CUDA
     model: dict = field(default_factory=dict)  # overrides: width, blocks, stem, stage1_blocks, stage1_planes
 
-    def lr_at(self, epoch: int) -> float:
-        """Learning rate of 1-based ``epoch``: MultiStep, dropped by ``lr_factor`` after each step
-        (official: 1e-3 for epochs 1..170, 1e-4 for 171..200, 1e-5 for 201..210)."""
-        return self.lr * self.lr_factor ** sum(1 for s in self.lr_steps if s < epoch)
+    def lr_at(self, epoch: int, frac: float = 0.0) -> float:
+        """Learning rate at ``frac`` (0..1) of 1-based ``epoch``.
 
-    def resolve_workers(self) -> int:
+        ``step``: MultiStep, dropped by ``lr_factor`` after each of ``lr_steps`` (official: 1e-3 for
+        epochs 1..170, 1e-4 for 171..200, 1e-5 for 201..210). ``cosine``: half a cosine from ``lr`` to 0
+        over the epochs after the warm-up. Either way a linear warm-up over the first ``warmup_epochs``."""
+        t = (epoch - 1) + frac
+        if self.lr_schedule == "cosine":
+            span = max(1e-9, self.epochs - self.warmup_epochs)
+            lr = self.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, max(0.0, t - self.warmup_epochs) / span)))
+        else:
+            lr = self.lr * self.lr_factor ** sum(1 for s in self.lr_steps if s < epoch)
+        if self.warmup_epochs > 0 and t < self.warmup_epochs:
+            lr *= (t + 1e-3) / self.warmup_epochs
+        return lr
+
+    def resolve_workers(self, device=None) -> int:
+        """DataLoader workers per training process: the recipe's, or on a CPU one (decoding and warping
+        a 128x128 crop costs about 2 ms, a small fraction of a CPU training step: one worker keeps up,
+        see ``bench/train_throughput.py``), on a GPU all cores but two (at most 10)."""
         if self.workers is not None:
             return self.workers
+        if device is not None and getattr(device, "type", device) == "cpu":
+            return 1 if (os.cpu_count() or 1) > 1 else 0
         return max(0, min(10, (os.cpu_count() or 1) - 2))
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["builtin"]["image_size"] = list(self.builtin.image_size)
+        d["builtin"]["scene"]["figures"] = list(self.builtin.scene.figures)
         d["input_size"] = list(self.input_size) if self.input_size else None
         d["lr_steps"] = list(self.lr_steps)
         return d
@@ -116,6 +144,32 @@ def _keys(d, allowed, where: str) -> dict:
     return d
 
 
+def _fraction(v, where: str) -> float:
+    x = _number(v, where, positive=False)
+    _check(x <= 1, where, f"must lie in [0, 1], got {v!r}")
+    return x
+
+
+def _scene(d, where: str) -> Scene:
+    d = _keys(d, {f.name for f in fields(Scene)}, where)
+    kw = {}
+    if "figures" in d:
+        p = d["figures"]
+        _check(isinstance(p, (list, tuple)) and len(p) == 3, f"{where}.figures",
+               f"must list the chances of 1, 2 and 3 figures, got {p!r}")
+        kw["figures"] = tuple(_fraction(x, f"{where}.figures[{i}]") for i, x in enumerate(p))
+        _check(sum(kw["figures"]) > 0, f"{where}.figures", "must not be all zero")
+    for key in ("clutter_min", "clutter_max"):
+        if key in d:
+            kw[key] = _pos_int(d[key], f"{where}.{key}", allow_zero=True)
+    for key in ("occluder_prob", "free_rotation"):
+        if key in d:
+            kw[key] = _fraction(d[key], f"{where}.{key}")
+    scene = replace(DEFAULT_SCENE, **kw)
+    _check(scene.clutter_min <= scene.clutter_max, f"{where}.clutter_min", "must not exceed clutter_max")
+    return scene
+
+
 def parse_recipe(data: dict, source: str = "<recipe>") -> Recipe:
     """A ``Recipe`` from a mapping; ``RecipeError`` names ``source`` and the key."""
     names = {f.name for f in fields(Recipe)}
@@ -134,15 +188,22 @@ def parse_recipe(data: dict, source: str = "<recipe>") -> Recipe:
             train=_pos_int(b.get("train", 4000), f"{w}: builtin.train"),
             val=_pos_int(b.get("val", 500), f"{w}: builtin.val"),
             image_size=_hw(b.get("image_size", [256, 256]), f"{w}: builtin.image_size"),
+            scene=_scene(b.get("scene") or {}, f"{w}: builtin.scene"),
         )
     if d.get("input_size") is not None:
         kw["input_size"] = _hw(d["input_size"], f"{w}: input_size")
+    for key, allowed in (("lr_schedule", LR_SCHEDULES), ("cpu_precision", CPU_PRECISIONS), ("init", INITS)):
+        if key in d:
+            _check(d[key] in allowed, f"{w}: {key}", f"must be one of {', '.join(allowed)}, got {d[key]!r}")
+            kw[key] = d[key]
+    if "warmup_epochs" in d:
+        kw["warmup_epochs"] = _number(d["warmup_epochs"], f"{w}: warmup_epochs", positive=False)
     for key in ("sigma", "lr", "lr_factor"):
         if key in d:
             kw[key] = _number(d[key], f"{w}: {key}")
     if "weight_decay" in d:
         kw["weight_decay"] = _number(d["weight_decay"], f"{w}: weight_decay", positive=False)
-    for key in ("epochs", "batch_size", "eval_every", "eval_batch_size"):
+    for key in ("epochs", "batch_size", "eval_every", "eval_batch_size", "parallel_jobs"):
         if key in d:
             kw[key] = _pos_int(d[key], f"{w}: {key}")
     for key in ("train_limit", "val_limit", "workers", "cpu_threads"):
@@ -175,6 +236,7 @@ def parse_recipe(data: dict, source: str = "<recipe>") -> Recipe:
         kw["model"] = {k: _pos_int(v, f"{w}: model.{k}") for k, v in m.items()}
     recipe = Recipe(**kw)
     _check(all(s <= recipe.epochs for s in recipe.lr_steps), f"{w}: lr_steps", f"must lie within the {recipe.epochs} epochs")
+    _check(recipe.warmup_epochs < recipe.epochs, f"{w}: warmup_epochs", f"must be below the {recipe.epochs} epochs")
     return recipe
 
 

@@ -22,6 +22,7 @@ import pandas as pd
 
 import hrnet_core as hc
 
+from .effects import Effect, effects_figure, effects_table, final_per_seed, fusion_effects
 from .evaluate import METRIC_FIELDS
 from .files import read_json, read_jsonl
 from .progress import read_progress
@@ -229,7 +230,11 @@ def differences(req: dict, env: dict | None) -> list[str]:
         out.append(f"Model: {req['base'].get('name')} (the paper: HRNet-W32); both trained from scratch, as "
                    "in the paper's ablation.")
     dev = (env or {}).get("device") or req.get("device_label") or req.get("device")
-    if dev and "cuda" in str(dev) and r.get("bf16"):
+    prec = (env or {}).get("precision") or req.get("precision")
+    if prec:
+        official = "; the official code trains in float32" if prec.get("amp") else ""
+        out.append(f"Precision: {prec.get('label')} ({prec.get('reason')}){official}.")
+    elif dev and "cuda" in str(dev) and r.get("bf16"):
         out.append(f"Precision: bf16 autocast on {dev}; the official code trains in float32.")
     else:
         out.append(f"Precision: float32 on {dev}.")
@@ -382,6 +387,7 @@ def write_report(run_dir: str | Path) -> ReportPaths:
     env = _first_env(run_dir, req)
     table = display_table(summary, paper)
     diffs = differences(req, env)
+    effects = run_effects(run_dir, req, metrics)
     paths = ReportPaths(run_dir / "report.md", run_dir / "report.html", run_dir / "summary.csv",
                         run_dir / "summary.json")
 
@@ -400,6 +406,8 @@ def write_report(run_dir: str | Path) -> ReportPaths:
         "paper": paper.to_dict(orient="records") if paper is not None else None,
         "paper_note": paper_note,
         "differences": diffs,
+        "precision": (env or {}).get("precision", {}).get("label") if env else None,
+        "effects": [e.to_dict() for e in effects],
     }
     paths.json.write_text(json.dumps(doc, indent=1))
 
@@ -409,7 +417,8 @@ def write_report(run_dir: str | Path) -> ReportPaths:
         f"{'x'.join(map(str, req['recipe'].get('input_size') or req['base'].get('input_size')))}",
         f"- recipe: {req['recipe']['name']} - {req['recipe'].get('description', '')}",
         f"- data: {req.get('data', {}).get('kind')} ({req.get('data', {}).get('path')})",
-        f"- device: {doc['device']}" + (f"; torch {env['torch']}, CUDA {env['cuda']}" if env else ""),
+        f"- device: {doc['device']}" + (f"; torch {env['torch']}, CUDA {env['cuda']}" if env else "")
+        + (f"; precision: {doc['precision']}" if doc.get("precision") else ""),
         f"- seeds: {', '.join(map(str, req['seeds']))}; git commit {((env or {}).get('git') or {}).get('commit')}",
     ]
     failed = summary[summary["error"].notna()]
@@ -421,6 +430,11 @@ def write_report(run_dir: str | Path) -> ReportPaths:
           _md_table(table), ""]
     if not failed.empty:
         md += ["Failed:", ""] + [f"- {r['variant']}: {r['error']}" for _, r in failed.iterrows()] + [""]
+    md += ["## Effect of fusion", "", EFFECT_INTRO, ""]
+    if effects:
+        md += [f"- {e.verdict}" for e in effects] + ["", _md_table(effects_table(effects)), ""]
+    else:
+        md += ["No pair of variants finished with a common seed yet.", ""]
     md += ["## The paper", ""]
     if paper is not None:
         md += [paper_note, "", _md_table(paper.rename(columns={"AP": "AP (%)"})), ""]
@@ -441,6 +455,15 @@ def write_report(run_dir: str | Path) -> ReportPaths:
     if not failed.empty:
         body.append("<p><b>Failed:</b></p><ul>" + "".join(f"<li>{esc(str(r['variant']))}: {esc(str(r['error']))}</li>"
                                                           for _, r in failed.iterrows()) + "</ul>")
+    body.append("<h2>Effect of fusion</h2>")
+    body.append(f"<p>{esc(EFFECT_INTRO)}</p>")
+    if effects:
+        body.append("<ul>" + "".join(f"<li>{esc(e.verdict)}</li>" for e in effects) + "</ul>")
+        body.append(effects_table(effects).to_html(index=False, classes="t", border=0, escape=True))
+        body.append("<div class='fig'>" + effects_figure(effects).to_html(full_html=False, include_plotlyjs=False,
+                                                                          default_width="100%") + "</div>")
+    else:
+        body.append("<p>No pair of variants finished with a common seed yet.</p>")
     body.append("<h2>The paper</h2>")
     body.append(f"<p>{esc(paper_note)}</p>")
     if paper is not None:
@@ -457,11 +480,31 @@ def write_report(run_dir: str | Path) -> ReportPaths:
     return paths
 
 
+EFFECT_INTRO = ("Per-seed paired differences (more fusions minus fewer; same seed, data order and augmentation), "
+                "in percentage points, with their mean and a 95 % Student t interval (scipy.stats.t, n - 1 "
+                "degrees of freedom). Lower LR-swap is better.")
+
+
+def run_effects(run_dir: str | Path, req: dict | None = None, metrics: pd.DataFrame | None = None) -> list[Effect]:
+    """The paired fusion effects of the run's finished jobs (``analysis.ablation.effects``)."""
+    run_dir = Path(run_dir)
+    req = req or _request(run_dir)
+    metrics = load_metrics(run_dir) if metrics is None else metrics
+    progress = read_progress(run_dir)
+    done = {(r["variant"], int(r["seed"])) for _, r in progress.iterrows() if r["state"] == "done"}
+    fusions = {v["name"]: int(v["fusions"]) for v in req["variants"]}
+    return fusion_effects(final_per_seed(metrics, done), fusions)
+
+
 def report_text(run_dir: str | Path) -> str:
-    """The measured table as Markdown (for the CLI)."""
+    """The measured table and the effect verdicts as Markdown (for the CLI)."""
     summary = load_summary(run_dir)
     paper, _ = paper_table()
-    return _md_table(display_table(summary, paper))
+    text = _md_table(display_table(summary, paper))
+    effects = run_effects(run_dir)
+    if effects:
+        text += "\n\nEffect of fusion:\n" + "\n".join(f"- {e.verdict}" for e in effects)
+    return text
 
 
 __all__ = ["METRIC_FIELDS", "ReportPaths", "differences", "load_metrics", "load_summary", "paper_table",

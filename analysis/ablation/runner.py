@@ -15,11 +15,15 @@ the others continue from their last complete epoch.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import gc
 import json
+import multiprocessing
 import os
 import platform
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -40,6 +44,8 @@ from hrnet_core.errors import UserInputError
 
 from .coco_data import SPLITS, DatasetError, KeypointData, coco_paths, load_keypoint_data
 from .files import read_json, read_jsonl, write_json_atomic
+from .precision import Precision, choose_precision
+from .procs import set_parent_death_signal
 from .progress import RUN_CONFIG_NAME
 from .recipes import Recipe, apply_model_overrides, recipe_from_dict
 from .synth import REPO_ROOT, builtin_dataset
@@ -260,10 +266,10 @@ def prepare_data(req: AblationRequest, ctx: DistContext, log=print) -> KeypointD
         b = req.recipe.builtin
         root = None
         if ctx.main:
-            root = builtin_dataset(b.seed, b.train, b.val, b.image_size, log=log)
+            root = builtin_dataset(b.seed, b.train, b.val, b.image_size, log=log, scene=b.scene)
         ctx.barrier()
         if root is None:
-            root = builtin_dataset(b.seed, b.train, b.val, b.image_size)
+            root = builtin_dataset(b.seed, b.train, b.val, b.image_size, scene=b.scene)
         kind = "builtin"
     else:
         root, kind = Path(req.data), "coco"
@@ -323,30 +329,105 @@ def _error_line(err: BaseException) -> str:
 
 
 # ---- the run -------------------------------------------------------------------------------
+LOCK_NAME = ".lock"
+
+
+class RunLockedError(UserInputError):
+    """The run folder is in use by another ``ablate`` process."""
+
+
+@contextlib.contextmanager
+def run_lock(out: Path):
+    """Hold ``out/.lock`` (an exclusive ``flock``) for the block; a second writer is refused at once
+    with one line. The kernel drops the lock with its process, so a killed run leaves no stale lock."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = ""
+            with contextlib.suppress(OSError, ValueError):
+                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+            raise RunLockedError(f"{out}: in use by another ablation ({holder or 'another process'}); wait for it "
+                                 "to finish or stop it, then --resume") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def run_precision(req: AblationRequest, ctx: DistContext, data: KeypointData) -> Precision:
+    """One precision for every job of the run (so that variants compare like with like): stored in
+    ``ablation.json`` on the first start and reused on ``--resume``; on a CPU with bf16 instructions
+    measured on the first variant's model with the jobs' thread count."""
+    stored = read_json(req.out / "ablation.json").get("precision")
+    if stored and stored.get("device") == ctx.device.type:
+        return Precision.from_dict(stored)
+    recipe = req.recipe
+    if ctx.device.type != "cpu" or recipe.cpu_precision != "auto":
+        return choose_precision(ctx.device, recipe)
+    from .coco_data import KeypointDataset
+    from .train import init_by_name, probe_batch
+
+    threads = torch.get_num_threads()
+    if recipe.cpu_threads:
+        torch.set_num_threads(recipe.cpu_threads)
+    try:
+        cfg = req.base.with_fusion(req.variants[-1].schedule)
+        model = init_by_name(hc.build_model(cfg, init="default"), 0, recipe.init)
+        ds = KeypointDataset(data.train_records, cfg.input_hw, recipe.sigma, train=True, augment=recipe.augment)
+        return choose_precision(ctx.device, recipe, model, probe_batch(ds, recipe.batch_size, ctx.device))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def parallel_jobs(req: AblationRequest, ctx: DistContext) -> int:
+    """Jobs trained at once: the recipe's ``parallel_jobs`` on a CPU without torchrun, else 1."""
+    if ctx.device.type != "cpu" or ctx.world > 1:
+        return 1
+    return max(1, min(req.recipe.parallel_jobs, len(req.variants) * len(req.seeds)))
+
+
 def run_ablation(req: AblationRequest, resume: bool = False, log=print,
                  on_epoch_end: Callable[[Job, int], None] | None = None) -> dict:
     """Run every variant and seed of ``req`` into ``req.out``; write the report. Returns the run status.
 
-    Raises ``UserInputError`` for a bad request (before anything is written), lets ``BaseException``
-    (a kill, Ctrl-C) through after marking the current job failed, and records any other exception in
-    the job's ``status.json``.
+    Raises ``UserInputError`` for a bad request or a folder in use by another run (before anything is
+    written), lets ``BaseException`` (a kill, Ctrl-C) through after marking the current jobs failed, and
+    records any other exception in the job's ``status.json``. With the recipe's ``parallel_jobs`` > 1 on
+    a CPU, that many jobs train at once, each in its own process (``cpu_threads`` threads each).
     """
     out = req.out
+    if out.exists() and not out.is_dir():
+        raise UserInputError(f"{out}: exists and is not a folder; choose another --out")
     if (out / "ablation.json").is_file() and not resume:
         raise UserInputError(f"{out}: already holds an ablation; continue it with --resume or choose another --out")
     check_data_arg(req.data)
     ctx = make_context(req.device)
-    if ctx.main:
-        out.mkdir(parents=True, exist_ok=True)
+    lock = run_lock(out) if ctx.main else contextlib.nullcontext()
+    with lock:
+        return _run_locked(req, ctx, log, on_epoch_end)
+
+
+def _run_locked(req: AblationRequest, ctx: DistContext, log, on_epoch_end) -> dict:
+    out = req.out
     data = prepare_data(req, ctx, log)
     env = environment(ctx)
+    precision = ctx.broadcast(run_precision(req, ctx, data) if ctx.main else None)
+    env["precision"] = precision.to_dict()
     run_status_path = out / "status.json"
     jobs = [(v, s) for s in req.seeds for v in req.variants]
+    n_parallel = parallel_jobs(req, ctx)
     if ctx.main:
         if not (out / "ablation.json").is_file():
-            write_json_atomic(out / "ablation.json", req.to_dict(data.describe(), env["device"], ctx.world))
+            write_json_atomic(out / "ablation.json", {**req.to_dict(data.describe(), env["device"], ctx.world),
+                                                      "precision": precision.to_dict()})
         write_json_atomic(run_status_path, {"state": "running", "pid": os.getpid(), "host": env["host"],
-                                            "started_at": time.time(), "jobs": len(jobs), "done": 0, "failed": 0})
+                                            "started_at": time.time(), "jobs": len(jobs), "done": 0, "failed": 0,
+                                            "parallel_jobs": n_parallel})
         for v, s in jobs:
             folder = job_folder(out, v.name, s)
             folder.mkdir(parents=True, exist_ok=True)
@@ -354,9 +435,11 @@ def run_ablation(req: AblationRequest, resume: bool = False, log=print,
                 _mark(folder, state="queued", variant=v.name, seed=s, fusions=v.fusions, epochs=req.recipe.epochs,
                       error=None, epoch=read_json(folder / "status.json").get("epoch", 0))
         log(f"ablation {req.name}: {len(req.variants)} variants x {len(req.seeds)} seeds on {env['device']}"
-            f" (world {ctx.world}); data {data.kind} {data.root} ({len(data.train_records)} train / "
-            f"{len(data.val_records)} val persons); recipe {req.recipe.name}")
+            f" (world {ctx.world}, {n_parallel} job(s) at a time); data {data.kind} {data.root} "
+            f"({len(data.train_records)} train / {len(data.val_records)} val persons); recipe {req.recipe.name}; "
+            f"precision {precision.label} ({precision.reason})")
 
+    todo = []
     done = failed = 0
     for v, s in jobs:
         folder = job_folder(out, v.name, s)
@@ -364,7 +447,7 @@ def run_ablation(req: AblationRequest, resume: bool = False, log=print,
             done += 1
             continue
         cfg = req.base.with_fusion(v.schedule)
-        job = Job(folder, v.name, s, cfg, req.recipe, fusions=v.fusions)
+        job = Job(folder, v.name, s, cfg, req.recipe, fusions=v.fusions, precision=precision, run_jobs=len(jobs))
         if ctx.main:
             model_yaml = hc.dump_config(cfg)
             (folder / RUN_CONFIG_NAME).write_text(model_yaml)
@@ -374,30 +457,14 @@ def run_ablation(req: AblationRequest, resume: bool = False, log=print,
             }, sort_keys=False, default_flow_style=None))
             write_json_atomic(folder / "env.json", env)
             (folder / "error.txt").unlink(missing_ok=True)
-            log(f"{v.name} (fusions {v.fusions}, {v.bits}) seed {s}:")
-        try:
-            train_job(job, data, ctx, resume=True, on_epoch_end=on_epoch_end, log=log)
-            done += 1
-        except Exception as err:  # any failure of one job is recorded, the others go on
-            failed += 1
-            if ctx.main:
-                (folder / "error.txt").write_text(traceback.format_exc())
-                _mark(folder, state="failed", error=_error_line(err))
-                log(f"  {v.name} seed {s} failed: {_error_line(err)}")
-            if ctx.world > 1:
-                raise  # the other ranks cannot go on alone
-        except BaseException as err:
-            if ctx.main:
-                reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"stopped ({err.__class__.__name__})"
-                _mark(folder, state="failed", error=f"{reason}; continue with --resume")
-                write_json_atomic(run_status_path, {**read_json(run_status_path), "state": "failed",
-                                                    "error": reason, "finished_at": time.time()})
-            raise
-        finally:
-            job = None
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+        todo.append((v, job))
+
+    if n_parallel > 1:
+        ok, bad = _run_parallel(todo, data, n_parallel, run_status_path, log)
+    else:
+        ok, bad = _run_serial(todo, data, ctx, run_status_path, log, on_epoch_end)
+    done += ok
+    failed += bad
 
     result = {"state": "done" if failed == 0 else "failed", "jobs": len(jobs), "done": done, "failed": failed}
     if ctx.main:
@@ -412,6 +479,111 @@ def run_ablation(req: AblationRequest, resume: bool = False, log=print,
     if ctx.world > 1 and torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
     return result
+
+
+def _record_failure(job: Job, err: BaseException, log) -> None:
+    (job.folder / "error.txt").write_text("".join(traceback.format_exception(err)))
+    _mark(job.folder, state="failed", error=_error_line(err))
+    log(f"  {job.variant} seed {job.seed} failed: {_error_line(err)}")
+
+
+def _record_stop(folders: list[Path], run_status_path: Path, err: BaseException) -> None:
+    reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"stopped ({err.__class__.__name__})"
+    for folder in folders:
+        if read_json(folder / "status.json").get("state") != "done":
+            _mark(folder, state="failed", error=f"{reason}; continue with --resume")
+    write_json_atomic(run_status_path, {**read_json(run_status_path), "state": "failed",
+                                        "error": reason, "finished_at": time.time()})
+
+
+def _run_serial(todo, data: KeypointData, ctx: DistContext, run_status_path: Path, log, on_epoch_end):
+    done = failed = 0
+    for v, job in todo:
+        if ctx.main:
+            log(f"{v.name} (fusions {v.fusions}, {v.bits}) seed {job.seed}:")
+        try:
+            train_job(job, data, ctx, resume=True, on_epoch_end=on_epoch_end, log=log)
+            done += 1
+        except Exception as err:  # any failure of one job is recorded, the others go on
+            failed += 1
+            if ctx.main:
+                _record_failure(job, err, log)
+            if ctx.world > 1:
+                raise  # the other ranks cannot go on alone
+        except BaseException as err:
+            if ctx.main:
+                _record_stop([job.folder], run_status_path, err)
+            raise
+        finally:
+            gc.collect()
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+    return done, failed
+
+
+def _job_process(job: Job, data: KeypointData) -> None:
+    """A job in its own process (``parallel_jobs``): dies with the runner, records its own failure."""
+    set_parent_death_signal()
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the runner, which stops the jobs
+    ctx = DistContext(torch.device("cpu"))
+    log = _prefixed_print
+    try:
+        train_job(job, data, ctx, resume=True, log=log)
+    except Exception as err:
+        _record_failure(job, err, log)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        _mark(job.folder, state="failed", error="stopped; continue with --resume")
+        sys.exit(1)
+
+
+def _prefixed_print(text: str) -> None:
+    print(text, flush=True)
+
+
+def _raise_interrupt(_signum, _frame):
+    raise KeyboardInterrupt
+
+
+def _run_parallel(todo, data: KeypointData, n: int, run_status_path: Path, log):
+    """Train ``todo`` with up to ``n`` job processes at once (spawned: no state shared with the runner)."""
+    mp = multiprocessing.get_context("spawn")
+    queue = list(todo)
+    running: list[tuple[multiprocessing.Process, Job]] = []
+    done = failed = 0
+    try:
+        while queue or running:
+            while queue and len(running) < n:
+                v, job = queue.pop(0)
+                log(f"{v.name} (fusions {v.fusions}, {v.bits}) seed {job.seed}: started")
+                proc = mp.Process(target=_job_process, args=(job, data), name=f"{v.name}-seed{job.seed}")
+                proc.start()
+                running.append((proc, job))
+            time.sleep(0.2)
+            for proc, job in list(running):
+                if proc.is_alive():
+                    continue
+                proc.join()
+                running.remove((proc, job))
+                state = read_json(job.folder / "status.json").get("state")
+                if proc.exitcode == 0 and state == "done":
+                    done += 1
+                else:
+                    failed += 1
+                    if state != "failed":
+                        _mark(job.folder, state="failed", error=f"job process ended with exit code {proc.exitcode}")
+    except BaseException as err:
+        for proc, _job in running:
+            proc.terminate()
+        for proc, _job in running:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        _record_stop([job.folder for _p, job in running], run_status_path, err)
+        raise
+    return done, failed
 
 
 def _mark(folder: Path, **kw) -> None:

@@ -17,12 +17,14 @@ evaluator as for COCO itself read it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import multiprocessing
 import os
 import shutil
 import uuid
-from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
@@ -30,6 +32,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from .keypoints import NUM_JOINTS, PERSON_CATEGORY
+from .procs import set_parent_death_signal
 
 GENERATOR_VERSION = 1
 SUPERSAMPLE = 2
@@ -63,6 +66,30 @@ def _photos() -> tuple[np.ndarray, ...]:
     if not out:
         raise RuntimeError("no scikit-image sample photographs could be read")
     return tuple(out)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """What an image holds besides its figures' poses: how many figures (probabilities of 1, 2, 3),
+    how many clutter shapes (``clutter_min`` to ``clutter_max``, limb-like sticks, disks, triangles),
+    the chance that a figure gets photo-patch occluders, and the share of figures turned to any angle
+    (the others lean by N(0, 0.45) rad). The defaults are the standard built-in task."""
+
+    figures: tuple[float, float, float] = (0.7, 0.25, 0.05)
+    clutter_min: int = 3
+    clutter_max: int = 10
+    occluder_prob: float = 0.45
+    free_rotation: float = 0.25
+
+    def tag(self) -> str:
+        """``""`` for the standard scene, else a short stable tag for the cache folder's name."""
+        if self == Scene():
+            return ""
+        text = json.dumps(asdict(self), sort_keys=True)
+        return "-scene" + hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
+DEFAULT_SCENE = Scene()
 
 
 def _background(rng: np.random.Generator, w: int, h: int) -> Image.Image:
@@ -225,8 +252,8 @@ def _draw_figure(cv: _Canvas, j: np.ndarray, style: dict, to_img, scale: float, 
         cv.disk(head_img, hr, style["hair"], masks)
 
 
-def _clutter(cv: _Canvas, rng: np.random.Generator, w: int, h: int, palette) -> None:
-    for _ in range(int(rng.integers(3, 11))):
+def _clutter(cv: _Canvas, rng: np.random.Generator, w: int, h: int, palette, scene: Scene) -> None:
+    for _ in range(int(rng.integers(scene.clutter_min, scene.clutter_max + 1))):
         kind = rng.random()
         c = palette[rng.integers(len(palette))] if palette and rng.random() < 0.5 else _colour(rng)
         a = rng.uniform([0, 0], [w, h])
@@ -261,23 +288,25 @@ def _occluder(cv: _Canvas, rng: np.random.Generator, centre, size: float, occ_ma
     occ_mask.bitmap(tuple(box), shape, fill=255)
 
 
-def render_image(seed: int, split: int, index: int, width: int, height: int) -> tuple[Image.Image, list[dict]]:
+def render_image(seed: int, split: int, index: int, width: int, height: int,
+                 scene: Scene = DEFAULT_SCENE) -> tuple[Image.Image, list[dict]]:
     """One image and its person annotations (keypoints, num_keypoints, bbox, area) for
     ``(seed, split, index)``; deterministic."""
     rng = np.random.default_rng([seed, split, index, GENERATOR_VERSION])
     big = _background(rng, width * SUPERSAMPLE, height * SUPERSAMPLE)
     cv = _Canvas(big)
-    n_fig = int(rng.choice([1, 2, 3], p=[0.7, 0.25, 0.05]))
+    p = np.asarray(scene.figures, dtype=np.float64)
+    n_fig = int(rng.choice([1, 2, 3], p=p / p.sum()))
     poses = [random_pose(rng) for _ in range(n_fig)]
     palette = [s[k] for _, s in poses for k in ("shirt", "pants", "skin")]
-    _clutter(cv, rng, width, height, palette)
+    _clutter(cv, rng, width, height, palette, scene)
 
     figures = []
     for j_body, style in poses:
         for _attempt in range(20):
             height_px = rng.uniform(0.35, 1.0) * height
             scale = height_px / 3.0  # pixels per torso length (figure ~3 torso lengths tall)
-            theta = rng.normal(0, 0.45) if rng.random() < 0.75 else rng.uniform(-math.pi, math.pi)
+            theta = rng.normal(0, 0.45) if rng.random() >= scene.free_rotation else rng.uniform(-math.pi, math.pi)
             rot = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
             centre = rng.uniform([0.1 * width, 0.1 * height], [0.9 * width, 0.9 * height])
             mid = np.array([0.0, -0.4])  # body-units centre of the figure
@@ -302,7 +331,7 @@ def render_image(seed: int, split: int, index: int, width: int, height: int) -> 
         masks = [ImageDraw.Draw(fig_masks[i])] + occ_draws[:i]
         _draw_figure(cv, j, style, to_img, scale, masks)
     for j, _inside, _style, _to_img, scale in figures:
-        if rng.random() < 0.45:
+        if rng.random() < scene.occluder_prob:
             for _ in range(int(rng.integers(1, 3))):
                 k = int(rng.integers(NUM_JOINTS))
                 size = scale * rng.uniform(0.5, 1.2)
@@ -348,21 +377,36 @@ def render_image(seed: int, split: int, index: int, width: int, height: int) -> 
 
 
 def _render_chunk(args) -> list[tuple[int, list[dict]]]:
-    seed, split, indices, width, height, folder = args
+    seed, split, indices, width, height, folder, scene = args
     out = []
     for i in indices:
-        img, anns = render_image(seed, split, i, width, height)
+        img, anns = render_image(seed, split, i, width, height, scene)
         img.save(Path(folder) / f"{image_id(split, i):012d}.jpg", quality=92)
         out.append((i, anns))
     return out
+
+
+def _render_in_pool(jobs: list, workers: int) -> list[tuple[int, list[dict]]]:
+    """Render ``jobs`` in a pool of processes that die with this one (SIGTERM from the kernel when it
+    ends) and are terminated at once when it is interrupted, so no generation worker outlives a run."""
+    pool = multiprocessing.Pool(workers, initializer=set_parent_death_signal)
+    try:
+        results = [r for part in pool.map(_render_chunk, jobs) for r in part]
+    except BaseException:
+        pool.terminate()
+        pool.join()
+        raise
+    pool.close()
+    pool.join()
+    return results
 
 
 def image_id(split: int, index: int) -> int:
     return (split + 1) * 1_000_000 + index
 
 
-def dataset_name(seed: int, image_hw: tuple[int, int], train: int, val: int) -> str:
-    return f"v{GENERATOR_VERSION}-seed{seed}-{image_hw[0]}x{image_hw[1]}-train{train}-val{val}"
+def dataset_name(seed: int, image_hw: tuple[int, int], train: int, val: int, scene: Scene = DEFAULT_SCENE) -> str:
+    return f"v{GENERATOR_VERSION}-seed{seed}-{image_hw[0]}x{image_hw[1]}-train{train}-val{val}{scene.tag()}"
 
 
 def builtin_dataset(
@@ -373,6 +417,7 @@ def builtin_dataset(
     root: str | Path | None = None,
     workers: int | None = None,
     log=None,
+    scene: Scene = DEFAULT_SCENE,
 ) -> Path:
     """The folder of the built-in dataset for these settings, generated on first use.
 
@@ -382,13 +427,13 @@ def builtin_dataset(
     """
     h, w = int(image_hw[0]), int(image_hw[1])
     base = Path(root) if root is not None else cache_root()
-    final = base / dataset_name(seed, (h, w), train, val)
+    final = base / dataset_name(seed, (h, w), train, val, scene)
     if (final / "DONE").is_file():
         return final
     base.mkdir(parents=True, exist_ok=True)
     tmp = base / f".tmp-{final.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        _generate(tmp, seed, {"train2017": train, "val2017": val}, w, h, workers, log)
+        _generate(tmp, seed, {"train2017": train, "val2017": val}, w, h, workers, log, scene)
         try:
             os.rename(tmp, final)
         except OSError:
@@ -400,7 +445,8 @@ def builtin_dataset(
     return final
 
 
-def _generate(folder: Path, seed: int, counts: dict, width: int, height: int, workers, log) -> None:
+def _generate(folder: Path, seed: int, counts: dict, width: int, height: int, workers, log,
+              scene: Scene = DEFAULT_SCENE) -> None:
     total = sum(counts.values())
     if workers is None:
         workers = 1 if total <= 400 else max(1, min(8, (os.cpu_count() or 1)))
@@ -412,10 +458,9 @@ def _generate(folder: Path, seed: int, counts: dict, width: int, height: int, wo
         img_dir = folder / "images" / name
         img_dir.mkdir(parents=True)
         chunks = [list(range(i, min(n, i + 64))) for i in range(0, n, 64)]
-        jobs = [(seed, split, c, width, height, str(img_dir)) for c in chunks]
+        jobs = [(seed, split, c, width, height, str(img_dir), scene) for c in chunks]
         if workers > 1 and len(jobs) > 1:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                results = [r for part in pool.map(_render_chunk, jobs) for r in part]
+            results = _render_in_pool(jobs, workers)
         else:
             results = [r for job in jobs for r in _render_chunk(job)]
         images, annotations = [], []
@@ -429,6 +474,7 @@ def _generate(folder: Path, seed: int, counts: dict, width: int, height: int, wo
                 "description": "hrnet-explorer built-in keypoint dataset (synthetic figures over scikit-image photos)",
                 "version": GENERATOR_VERSION,
                 "seed": seed,
+                "scene": asdict(scene),
             },
             "licenses": [],
             "images": images,
@@ -436,4 +482,5 @@ def _generate(folder: Path, seed: int, counts: dict, width: int, height: int, wo
             "categories": [PERSON_CATEGORY],
         }
         (folder / "annotations" / f"person_keypoints_{name}.json").write_text(json.dumps(doc))
-    (folder / "DONE").write_text(json.dumps({"seed": seed, "counts": counts, "image_hw": [height, width]}))
+    (folder / "DONE").write_text(json.dumps({"seed": seed, "counts": counts, "image_hw": [height, width],
+                                             "scene": asdict(scene)}))
