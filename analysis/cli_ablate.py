@@ -30,8 +30,10 @@ def register(sub) -> None:
     p.add_argument("--schedule", action="append", default=[], metavar="NAME=FLAGS",
                    help="an extra custom variant: one 0/1 flag per module, e.g. mine=1,1,0,0,1,0,0,1 (repeatable)")
     p.add_argument("--data", default=None, help="builtin, or a COCO 2017 keypoints folder (default: the recipe's)")
-    p.add_argument("--recipe", default=None, help="quick | paper | smoke | a recipe YAML (default quick)")
-    p.add_argument("--seeds", type=int, default=1, help="seeds per variant: 0..N-1 (default 1)")
+    p.add_argument("--recipe", default=None, help="cpu | quick | paper | smoke | a recipe YAML (default: quick "
+                                                   "with a GPU, cpu without)")
+    p.add_argument("--seeds", type=int, default=None, help="seeds per variant: 0..N-1 (default: the recipe's, "
+                                                            "3 for cpu, else 1)")
     p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     p.add_argument("--device", default=None, choices=("auto", "cpu", "cuda"), help="default auto (cpu with --smoke)")
     p.add_argument("--out", default=None, help="run folder (default runs/ablation-<date>-<time>)")
@@ -46,6 +48,13 @@ def register(sub) -> None:
     r.set_defaults(func=run_report)
 
 
+def default_recipe() -> str:
+    """``quick`` where a CUDA GPU is present, ``cpu`` elsewhere."""
+    import torch
+
+    return "quick" if torch.cuda.is_available() else "cpu"
+
+
 def _sigterm(_signum, _frame):
     raise KeyboardInterrupt
 
@@ -58,15 +67,16 @@ def _build_request(args, out: Path):
 
     if args.smoke and args.recipe not in (None, "smoke"):
         print(f"--smoke: the smoke recipe is used instead of {args.recipe}")
-    recipe = load_recipe("smoke" if args.smoke else (args.recipe or "quick"))
+    recipe = load_recipe("smoke" if args.smoke else (args.recipe or default_recipe()))
     if args.epochs is not None:
         if args.epochs <= 0:
             raise RecipeError(f"--epochs: must be a positive integer, got {args.epochs}")
         from dataclasses import replace
 
         recipe = replace(recipe, epochs=args.epochs, lr_steps=tuple(s for s in recipe.lr_steps if s <= args.epochs))
-    if args.seeds <= 0:
-        raise UserInputError(f"--seeds: must be a positive integer, got {args.seeds}")
+    seeds = recipe.seeds if args.seeds is None else args.seeds
+    if seeds <= 0:
+        raise UserInputError(f"--seeds: must be a positive integer, got {seeds}")
     base_path = args.base or str(PROJECT / DEFAULT_BASE)
     base = resolve_base(hc.load_config(base_path), recipe)
     variants = parse_variants(args.variants, base, args.schedule)
@@ -74,7 +84,7 @@ def _build_request(args, out: Path):
     if data == "coco":
         raise RecipeError(f"recipe {recipe.name} trains on COCO: give --data PATH (a COCO 2017 keypoints folder)")
     device = args.device or ("cpu" if args.smoke else "auto")
-    return AblationRequest(out, base, variants, recipe, data, list(range(args.seeds)), device, base_path,
+    return AblationRequest(out, base, variants, recipe, data, list(range(seeds)), device, base_path,
                            args.smoke, ["hrnet-explorer", *sys.argv[1:]] if sys.argv else [])
 
 

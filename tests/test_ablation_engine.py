@@ -223,3 +223,21 @@ def test_torchrun_gloo_shards_are_disjoint_and_cover_the_epoch(tmp_path):
         assert sorted(r0 + r1) == list(range(d["n"])), "the shards do not cover the training set exactly once"
         rows = [json.loads(x) for x in (out / v / "seed0" / "metrics.jsonl").read_text().splitlines()]
         assert [r["images"] for r in rows] == [d["n"], d["n"]]
+
+
+def test_a_gpu_recipe_on_a_cpu_gets_an_estimate_and_the_cpu_recipe_hint(tmp_path):
+    # The mechanism of `--recipe quick` on a CPU, on a model small enough for a test: the recipe's name
+    # is what marks it as sized for a GPU.
+    recipe = _smoke_recipe(tmp_path, name="quick", epochs=1, eval_every=1)
+    proc = subprocess.run([sys.executable, "-m", "analysis.cli", "ablate", "--recipe", str(recipe), "--variants", "8",
+                           "--device", "cpu", "--out", str(tmp_path / "run")],
+                          cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = proc.stdout.splitlines()
+    progress = [ln for ln in lines if " step " in ln and "img/s, ETA " in ln]
+    assert progress, proc.stdout[-2000:]
+    hint = [ln for ln in lines if "note: recipe quick is sized for a GPU" in ln]
+    assert len(hint) == 1 and "--recipe cpu" in hint[0] and "the run (1 jobs)" in hint[0]
+    assert lines.index(hint[0]) == lines.index(progress[0]) + 1  # from the first measured steps
+    status = json.loads((tmp_path / "run" / "all" / "seed0" / "status.json").read_text())
+    assert status["state"] == "done" and status["images_per_s"] > 0 and status["precision"] == "float32 on cpu"

@@ -66,6 +66,7 @@ class Recipe:
     val_limit: int | None = None  # evaluate on the first N val images only
     workers: int | None = None  # None = auto
     cpu_threads: int | None = None  # torch threads when training on CPU; None = torch's default
+    seeds: int = 1  # seeds per variant (0..N-1) when ``ablate`` is given no --seeds
     parallel_jobs: int = 1  # on CPU: jobs (variant x seed) trained at once, each in its own process
     cpu_precision: str = "auto"  # auto (measured) | fp32 | bf16 (autocast + channels_last) on CPU
     init: str = "official"  # official (convs N(0, 0.001)) | pytorch (PyTorch's defaults, head N(0, 0.001))
@@ -203,7 +204,7 @@ def parse_recipe(data: dict, source: str = "<recipe>") -> Recipe:
             kw[key] = _number(d[key], f"{w}: {key}")
     if "weight_decay" in d:
         kw["weight_decay"] = _number(d["weight_decay"], f"{w}: weight_decay", positive=False)
-    for key in ("epochs", "batch_size", "eval_every", "eval_batch_size", "parallel_jobs"):
+    for key in ("epochs", "batch_size", "eval_every", "eval_batch_size", "parallel_jobs", "seeds"):
         if key in d:
             kw[key] = _pos_int(d[key], f"{w}: {key}")
     for key in ("train_limit", "val_limit", "workers", "cpu_threads"):

@@ -364,7 +364,9 @@ def train_job(job: Job, data: KeypointData, ctx: DistContext, resume: bool = Tru
                 if not ctx.main:
                     continue
                 since = time.monotonic() - status.last_write
-                first = not status.progress_logged and sum(clock.times) >= PROGRESS_FIRST_S
+                # The first line once a few steps give a usable rate, and at most ~8 s after the first step.
+                first = not status.progress_logged and (
+                    (len(clock.times) >= 3 and sum(clock.times) >= PROGRESS_FIRST_S) or sum(clock.times) >= 8.0)
                 if first or since > STATUS_EVERY_S:
                     last_loss = float(loss.item())
                     if not math.isfinite(last_loss):
