@@ -99,7 +99,7 @@ def test_paired_effects_and_verdicts():
     assert [e.label for e in effects[::3]] == ["8 vs 1", "3 vs 1", "8 vs 3"]
     ap81 = effects[0]
     assert ap81.differences == pytest.approx((0.03, 0.03, 0.03))
-    assert ap81.verdict.startswith("8 fusions beat 1 by 3.0 AP")
+    assert ap81.verdict.startswith("8 fusions beat 1 by 3.0 AP, 95 % CI [")
     pck = effects[1]
     assert pck.mean == pytest.approx(0.0) and "no difference detectable" in pck.verdict
     swap = effects[2]
@@ -237,7 +237,7 @@ def test_a_gpu_recipe_on_a_cpu_gets_an_estimate_and_the_cpu_recipe_hint(tmp_path
     progress = [ln for ln in lines if " step " in ln and "img/s, ETA " in ln]
     assert progress, proc.stdout[-2000:]
     hint = [ln for ln in lines if "note: recipe quick is sized for a GPU" in ln]
-    assert len(hint) == 1 and "--recipe cpu" in hint[0] and "the run (1 jobs)" in hint[0]
+    assert len(hint) == 1 and "--recipe cpu" in hint[0] and "the run (1 job)" in hint[0]
     assert lines.index(hint[0]) == lines.index(progress[0]) + 1  # from the first measured steps
     status = json.loads((tmp_path / "run" / "all" / "seed0" / "status.json").read_text())
     assert status["state"] == "done" and status["images_per_s"] > 0 and status["precision"] == "float32 on cpu"

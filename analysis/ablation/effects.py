@@ -63,8 +63,6 @@ def t_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[floa
     return float(low), float(high)
 
 
-def _points(metric: str, v: float) -> str:
-    return f"{100 * abs(v):.1f} {'AP' if metric == 'AP' else 'points'}"
 
 
 def verdict(metric: str, better: int, base: int, mean: float, low: float | None, high: float | None, n: int) -> str:
@@ -78,9 +76,10 @@ def verdict(metric: str, better: int, base: int, mean: float, low: float | None,
     gain = -mean if metric in LOWER_IS_BETTER else mean
     if metric in LOWER_IS_BETTER:
         word = "fewer" if gain > 0 else "more"
-        return f"{better} fusions make {_points(metric, mean)} {word} left/right swaps than {base}{ci}"
+        return f"{better} fusions make {100 * abs(mean):.1f} points {word} left/right swaps than {base}{ci}"
     word = "beat" if gain > 0 else "fall behind"
-    return f"{better} fusions {word} {base} by {_points(metric, mean)} in {name}{ci}"
+    by = f"{100 * abs(mean):.1f} AP" if metric == "AP" else f"{100 * abs(mean):.1f} points in {name}"
+    return f"{better} fusions {word} {base} by {by}{ci}"
 
 
 def final_per_seed(metrics: pd.DataFrame, done: set[tuple[str, int]]) -> pd.DataFrame:

@@ -210,7 +210,11 @@ def differences(req: dict, env: dict | None) -> list[str]:
     else:
         out.append(f"Data: the COCO-format folder {data.get('path')} ({data.get('train_persons')} training and "
                    f"{data.get('val_persons')} validation persons); the paper used COCO train2017 / val2017.")
-    if r["epochs"] != paper["epochs"] or r["lr_steps"] != paper["lr_steps"]:
+    warm = f" after a {r['warmup_epochs']:g}-epoch linear warm-up" if r.get("warmup_epochs") else ""
+    if r.get("lr_schedule") == "cosine":
+        out.append(f"Schedule: {r['epochs']} epochs, the learning rate following a cosine from {r['lr']:g} to 0{warm}, "
+                   f"against the paper's {paper['epochs']} epochs with steps at {paper['lr_steps']}.")
+    elif r["epochs"] != paper["epochs"] or r["lr_steps"] != paper["lr_steps"]:
         out.append(f"Schedule: {r['epochs']} epochs with the learning rate divided by {1 / r['lr_factor']:g} after "
                    f"epochs {r['lr_steps']}, against the paper's {paper['epochs']} epochs with steps at "
                    f"{paper['lr_steps']}.")
@@ -419,7 +423,8 @@ def write_report(run_dir: str | Path) -> ReportPaths:
         f"- data: {req.get('data', {}).get('kind')} ({req.get('data', {}).get('path')})",
         f"- device: {doc['device']}" + (f"; torch {env['torch']}, CUDA {env['cuda']}" if env else "")
         + (f"; precision: {doc['precision']}" if doc.get("precision") else ""),
-        f"- seeds: {', '.join(map(str, req['seeds']))}; git commit {((env or {}).get('git') or {}).get('commit')}",
+        f"- seeds: {', '.join(map(str, req['seeds']))}; git commit {((env or {}).get('git') or {}).get('commit')}"
+        + (" (with uncommitted changes)" if ((env or {}).get("git") or {}).get("dirty") else ""),
     ]
     failed = summary[summary["error"].notna()]
     md = [f"# {title}", "", *info, "",
@@ -448,7 +453,8 @@ def write_report(run_dir: str | Path) -> ReportPaths:
     figs = figures(metrics, summary)
     parts = []
     for i, fig in enumerate(figs):
-        parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0), default_width="100%"))
+        # plotly.js goes inline once, with the first figure on the page (the effect of fusion, when shown).
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0 and not effects), default_width="100%"))
     esc = html.escape
     body = [f"<h1>{esc(title)}</h1>", "<ul>" + "".join(f"<li>{esc(x[2:])}</li>" for x in info) + "</ul>",
             "<h2>Measured</h2>", table.to_html(index=False, classes="t", border=0, escape=True)]
@@ -460,7 +466,7 @@ def write_report(run_dir: str | Path) -> ReportPaths:
     if effects:
         body.append("<ul>" + "".join(f"<li>{esc(e.verdict)}</li>" for e in effects) + "</ul>")
         body.append(effects_table(effects).to_html(index=False, classes="t", border=0, escape=True))
-        body.append("<div class='fig'>" + effects_figure(effects).to_html(full_html=False, include_plotlyjs=False,
+        body.append("<div class='fig'>" + effects_figure(effects).to_html(full_html=False, include_plotlyjs=True,
                                                                           default_width="100%") + "</div>")
     else:
         body.append("<p>No pair of variants finished with a common seed yet.</p>")

@@ -455,5 +455,6 @@ def _hint_cpu_recipe(job: Job, dev: torch.device, clock: StepClock, eta: float, 
         return
     total = eta * job.run_jobs
     log(f"  note: recipe {job.recipe.name} is sized for a GPU; from the first steps this job needs about "
-        f"{_duration(eta)} on this CPU and the run ({job.run_jobs} jobs) about {_duration(total)}. "
+        f"{_duration(eta)} on this CPU and the run ({job.run_jobs} job{'' if job.run_jobs == 1 else 's'}) about "
+        f"{_duration(total)}. "
         f"`--recipe cpu` runs the 1/3/8-fusion ablation with 3 seeds on 2 CPU cores in about 45 min.")
