@@ -549,7 +549,8 @@ def _raise_interrupt(_signum, _frame):
 def _run_parallel(todo, data: KeypointData, n: int, run_status_path: Path, log):
     """Train ``todo`` with up to ``n`` job processes at once (spawned: no state shared with the runner)."""
     mp = multiprocessing.get_context("spawn")
-    queue = list(todo)
+    # Longest first within each seed (more fusions cost more): the slots then run out of work together.
+    queue = sorted(todo, key=lambda t: (t[1].seed, -t[0].fusions))
     running: list[tuple[multiprocessing.Process, Job]] = []
     done = failed = 0
     try:
