@@ -18,6 +18,7 @@ COMMANDS = (
     "analysis.cli_analyze",
     "analysis.cli_ablate",
     "analysis.cli_visual",
+    "analysis.cli_export",
 )
 
 

@@ -32,6 +32,8 @@ def register(sub) -> None:
     p.add_argument("--profile-mode", choices=("stage", "branch"), default="stage",
                    help="profile per stem/stage/transition/head, or per branch and fusion of each module")
     p.add_argument("--device", default="auto", help="profile device: auto, cpu or cuda (default auto)")
+    p.add_argument("--engine", choices=("torch", "onnxruntime"), default="torch",
+                   help="profile in PyTorch (default) or each part as ONNX in onnxruntime (CPU)")
     p.add_argument("--warmup", type=int, help="profile warm-up iterations (default 10 on CUDA, 2 on CPU)")
     p.add_argument("--iters", type=int, help="profile timed iterations (default 50 on CUDA, 5 on CPU)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
@@ -115,7 +117,7 @@ def run(args) -> int:
         from .profiler import format_profile, profile
 
         prof = profile(cfg, device=args.device, batch_sizes=(args.batch,), mode=args.profile_mode,
-                       warmup=args.warmup, iters=args.iters, input_hw=report.input_hw)
+                       warmup=args.warmup, iters=args.iters, input_hw=report.input_hw, engine=args.engine)
     if args.json:
         out = report.to_json_dict()
         out["view"] = args.by

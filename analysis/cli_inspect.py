@@ -1,4 +1,9 @@
-"""``hrnet-explorer inspect CONFIG``: family, head, stage/branch table, params, fusions, output shapes."""
+"""``hrnet-explorer inspect [CONFIG] [--checkpoint F] [--dump-config]``: family, head, stage/branch table,
+params, fusions, output shapes; the checkpoint's format and naming (official, timm, mmpose 0.x / 1.x).
+
+Without CONFIG the config is inferred from the checkpoint's tensor names and shapes
+(``hrnet_core.infer_config``); ``--dump-config`` prints it as the project's YAML.
+"""
 
 from __future__ import annotations
 
@@ -10,32 +15,53 @@ from .summary import model_summary
 
 
 def register(sub) -> None:
-    p = sub.add_parser("inspect", help="build a model from a config and describe it")
-    p.add_argument("config", help="official experiment YAML or project YAML")
+    p = sub.add_parser("inspect", help="build a model from a config (or a checkpoint alone) and describe it")
+    p.add_argument("config", nargs="?", help="official experiment YAML or project YAML (default: inferred from --checkpoint)")
     p.add_argument("--fusion", choices=hc.FUSION_PRESETS, help="override the fusion schedule")
-    p.add_argument("--checkpoint", help="load this .pth/.pth.tar strictly")
+    p.add_argument("--checkpoint", help="load this .pth / .pth.tar / .safetensors strictly (official, timm or mmpose names)")
+    p.add_argument("--dump-config", action="store_true", help="print the config as the project's YAML and stop")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
 
+def _inferred_note() -> str:
+    return ("config: inferred from the checkpoint's tensor names and shapes; not in the weights, family defaults "
+            f"used: {', '.join(hc.NOT_IN_WEIGHTS)}")
+
+
 def run(args) -> int:
-    cfg = hc.load_config(args.config)
+    if args.config:
+        cfg = hc.load_config(args.config)
+        source = args.config
+    elif args.checkpoint:
+        cfg, _ = hc.config_from_checkpoint(args.checkpoint)
+        source = "inferred"
+    else:
+        raise hc.UserInputError("CONFIG: give a config file, or --checkpoint F to infer the config from its weights")
     if args.fusion:
         cfg = cfg.with_fusion(args.fusion)
+    if args.dump_config:
+        if source == "inferred":
+            print(f"# {_inferred_note()}")
+        print(hc.dump_config(cfg), end="")
+        return 0
     summary = model_summary(cfg)
-    checkpoint = None
+    report = None
     if args.checkpoint:
         model = hc.build_model(cfg)
-        checkpoint = hc.load_checkpoint(model, args.checkpoint).status
+        report = hc.load_checkpoint(model, args.checkpoint)
     if args.json:
         out = summary.to_dict()
-        if checkpoint is not None:
-            out["checkpoint"] = checkpoint
+        out["config_source"] = source
+        if report is not None:
+            out["checkpoint"] = report.status
+            out["checkpoint_format"] = report.format_line
         print(json.dumps(out))
         return 0
+    if source == "inferred":
+        print(_inferred_note())
     print(summary.to_text())
-    print(f"checkpoint: {checkpoint or 'none (random weights)'}")
+    print(f"checkpoint: {report.status if report else 'none (random weights)'}")
+    if report is not None:
+        print(report.format_line)
     return 0
-
-
-

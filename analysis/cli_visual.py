@@ -39,6 +39,8 @@ def register(sub) -> None:
                    help="an image file (PNG, JPEG, ...) or a bundled photograph: astronaut (default), coffee, chelsea")
     f.add_argument("--checkpoint", help="load this .pth/.pth.tar strictly (default: random weights)")
     f.add_argument("--device", default="auto", help="auto (default: cuda when available), cpu or cuda")
+    f.add_argument("--engine", choices=("torch", "onnxruntime"), default="torch",
+                   help="run the forward in PyTorch (default) or as ONNX in onnxruntime (CPU)")
     f.add_argument("-o", "--output", required=True, help="output folder (created)")
     f.add_argument("--fusion", choices=hc.FUSION_PRESETS, help="override the fusion schedule")
     f.add_argument("--topk", type=int, default=16, help="channels shown per branch, by energy (default 16)")
@@ -97,7 +99,8 @@ def run_features(args) -> int:
     weights = f"random weights ({args.init} init, seed {args.seed})"
     if args.checkpoint:
         weights = hc.load_checkpoint(model, args.checkpoint).status
-    cap = capture(model, cfg, image, device=args.device, box=box, topk=args.topk, source=args.image)
+    cap = capture(model, cfg, image, device=args.device, box=box, topk=args.topk, source=args.image,
+                  engine=args.engine)
     t0 = time.perf_counter()
     groups = write_feature_maps(cap, out, compress_level=args.png_level)
     t_write = time.perf_counter() - t0

@@ -18,6 +18,9 @@ Head outputs: per-joint heatmaps with their argmax (pose, face), the class map (
 OCR's final logits: bilinearly upsampled to the input, then argmax, as the official evaluation), top-5 classes
 (classification; ImageNet class indices), or the pyramid levels (V2p).
 
+``engine="onnxruntime"`` runs that same forward (every module's outputs and the head's) as one ONNX graph in
+onnxruntime on the CPU (``analysis.ort_engine``; exported once per call, ``timings['export_s']``).
+
 ``write_feature_maps(capture, out_dir)`` renders everything to PNG (Pillow, numpy colormaps) plus
 ``stats.csv``; see ``analysis.features_render`` for the images and their layout.
 """
@@ -235,6 +238,33 @@ def _final_features(model: nn.Module, record: OrderedDict) -> list[torch.Tensor]
     return feats or None
 
 
+def _forward(model: nn.Module, x: torch.Tensor) -> tuple[OrderedDict, object]:
+    record = model.forward_intermediates(x)
+    feats = _final_features(model, record)
+    # Same as model(x): the head on the final module's branches (HRNet.forward), without a 2nd pass.
+    out = model.head_module(feats) if feats is not None and hasattr(model, "head_module") else model(x)
+    return record, out
+
+
+def _onnxruntime_forward(model: nn.Module, x: torch.Tensor) -> tuple[OrderedDict, object, float]:
+    """``_forward`` as one ONNX graph in onnxruntime: (record, head output, export seconds)."""
+    from .ort_engine import OrtFunction
+
+    keys: list[str] = []
+
+    def flat(t: torch.Tensor) -> list[torch.Tensor]:
+        record, out = _forward(model, t)
+        keys[:] = list(record)
+        return list(record.values()) + (list(out) if isinstance(out, (list, tuple)) else [out])
+
+    t0 = time.perf_counter()
+    fn = OrtFunction(flat, x, owner=model)
+    export_s = time.perf_counter() - t0
+    outs = fn(x)
+    head = outs[len(keys):]
+    return OrderedDict(zip(keys, outs[:len(keys)])), (head if len(head) > 1 else head[0]), export_s
+
+
 def capture(
     model: nn.Module,
     cfg: HRNetConfig,
@@ -244,6 +274,7 @@ def capture(
     topk: int = TOPK,
     keep_raw: bool = False,
     source: str | None = None,
+    engine: str = "torch",
 ) -> FeatureCapture:
     """Run ``model`` (an ``HRNet`` built from ``cfg``) on ``image`` and reduce every module's outputs.
 
@@ -251,12 +282,16 @@ def capture(
     preprocessed to ``cfg.input_hw`` (``analysis.images.prepare``); for pose, a bundled photograph's
     person box (or ``box``) gives the official affine crop. ``device``: ``auto``, ``cpu`` or ``cuda``;
     the model is put in eval mode and moved there. ``source`` names the image in the results.
-    Raises ``ImageError`` / ``FeatureError``.
+    ``engine``: ``torch`` or ``onnxruntime`` (CPU only). Raises ``ImageError`` / ``FeatureError`` /
+    ``EngineError``.
     """
+    from .ort_engine import check_engine, onnxruntime_version
+
     try:
         dev = resolve_device(device)
     except ValueError as err:
         raise FeatureError(str(err)) from None
+    check_engine(engine, dev.type)
     t0 = time.perf_counter()
     if source is None:
         source = str(image) if isinstance(image, (str, Path)) else ("<array>" if isinstance(image, np.ndarray) else "<upload>")
@@ -267,11 +302,13 @@ def capture(
     t1 = time.perf_counter()
     model = prepare_model(model.eval(), dev)
     x = prepare_input(x, dev)
-    with torch.inference_mode(), autocast(dev):
-        record = model.forward_intermediates(x)
-        feats = _final_features(model, record)
-        # Same as model(x): the head on the final module's branches (HRNet.forward), without a 2nd pass.
-        out = model.head_module(feats) if feats is not None and hasattr(model, "head_module") else model(x)
+    timings = {}
+    if engine == "onnxruntime":
+        record, out, timings["export_s"] = _onnxruntime_forward(model, x)
+        t1 += timings["export_s"]
+    else:
+        with torch.inference_mode(), autocast(dev):
+            record, out = _forward(model, x)
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
     t2 = time.perf_counter()
@@ -281,8 +318,10 @@ def capture(
     t3 = time.perf_counter()
     return FeatureCapture(
         config_name=cfg.name, family=cfg.family, head_kind=cfg.head.kind, input_hw=tuple(cfg.input_hw),
-        device=device_label(dev), image=crop, branches=branches, head=head,
-        timings={"load_s": t1 - t0, "forward_s": t2 - t1, "reduce_s": t3 - t2}, source=str(source),
+        device=device_label(dev) + (f" (onnxruntime {onnxruntime_version()})" if engine == "onnxruntime" else ""),
+        image=crop, branches=branches, head=head,
+        timings={"load_s": t1 - t0 - timings.get("export_s", 0.0), "forward_s": t2 - t1, "reduce_s": t3 - t2, **timings},
+        source=str(source),
     )
 
 

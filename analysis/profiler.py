@@ -13,6 +13,10 @@ the CPU allocator keeps no such statistics, so both are NaN there. ``activation_
 analytic footprint of the tensors the piece writes (``analysis.complexity``), at the dtype it runs in.
 Why HRNet is slower than its FLOPs suggest shows in ``gmacs_per_s``: the high-resolution branches and the
 fusions move many bytes per multiply-add.
+
+``engine="onnxruntime"`` (CPU only) exports every piece as its own ONNX graph (``analysis.ort_engine``) on
+the real intermediate tensors and times the chain of onnxruntime sessions the same way; ``dtype`` then
+reads ``float32, onnxruntime <version>``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 import pandas as pd
@@ -82,6 +86,21 @@ def model_parts(model: hc.HRNet, mode: str = "stage") -> list[Part]:
             parts.append(Part(f"{sname}.{m}.fusion", sname, m, None, "fusion", mod.fuse_branches))
     parts.append(Part("head", "head", None, None, "head", model.head_module))
     return parts
+
+
+def onnxruntime_parts(parts: Sequence[Part], x: torch.Tensor, owner: torch.nn.Module) -> list[Part]:
+    """``parts`` with each ``fn`` exported on its real input (from running the parts before it in PyTorch)
+    and run in onnxruntime; same names, same chaining."""
+    from .ort_engine import OrtFunction
+
+    out = []
+    state = x
+    for p in parts:
+        fn = OrtFunction(p.fn, state, owner=owner)
+        out.append(replace(p, fn=fn))
+        with torch.inference_mode():
+            state = p.fn(state)
+    return out
 
 
 def run_parts(parts: Sequence[Part], x):
@@ -168,6 +187,7 @@ def profile(
     input_hw: tuple[int, int] | None = None,
     model: torch.nn.Module | None = None,
     seed: int = 0,
+    engine: str = "torch",
 ) -> pd.DataFrame:
     """Median latency (ms) and memory of each piece of ``cfg``'s model for each batch size.
 
@@ -175,8 +195,12 @@ def profile(
     iterations on CUDA, 2 and 5 on the CPU. ``model`` (optional) is a built model with the weights to use.
     One row per piece and batch size, plus a ``total`` row per batch size (median of the per-iteration
     sums). Columns: ``PROFILE_COLUMNS`` (times in ms, memory in MiB, ``gmacs`` in 1e9 multiply-adds).
-    Raises ``AnalysisError`` for a bad device, batch size, mode, ``warmup`` or ``iters``.
+    ``engine``: ``torch`` or ``onnxruntime`` (CPU; module docstring).
+    Raises ``AnalysisError`` for a bad device, batch size, mode, ``warmup`` or ``iters``, ``EngineError``
+    for onnxruntime off the CPU.
     """
+    from .ort_engine import check_engine, onnxruntime_version
+
     cfg = hc.load_config(cfg)
     if input_hw is not None:
         cfg = cfg.with_input(tuple(input_hw))
@@ -184,6 +208,7 @@ def profile(
         dev = resolve_device(device)
     except ValueError as err:
         raise AnalysisError(f"device: {err}") from None
+    check_engine(engine, dev.type)
     for b in batch_sizes:
         check_batch(b)
     cuda = dev.type == "cuda"
@@ -196,15 +221,18 @@ def profile(
     per_sample = _analytic_by_part(cfg, None, mode)
     itemsize = 2 if cuda else 4
     dtype = "bfloat16 autocast, channels_last" if cuda else "float32"
+    if engine == "onnxruntime":
+        dtype = f"float32, onnxruntime {onnxruntime_version()}"
     label = device_label(dev)
     gen = torch.Generator().manual_seed(seed)
     rows = []
     h, w = cfg.input_hw
     for b in batch_sizes:
         x = prepare_input(torch.randn(b, 3, h, w, generator=gen), dev)
+        timed = onnxruntime_parts(parts, x, model) if engine == "onnxruntime" else parts
         with torch.inference_mode(), autocast(dev):
-            per_part, totals = _time(parts, x, dev, warmup, iters)
-            mem = _memory(parts, x, dev)
+            per_part, totals = _time(timed, x, dev, warmup, iters)
+            mem = _memory(timed, x, dev)
         medians = [statistics.median(t) for t in per_part]
         medians_sum = sum(medians)
         total_median = statistics.median(totals)
@@ -245,4 +273,5 @@ def format_profile(df: pd.DataFrame) -> str:
     return show.to_string(index=False)
 
 
-__all__ = ["MODES", "PROFILE_COLUMNS", "Part", "format_profile", "model_parts", "profile", "run_parts"]
+__all__ = ["MODES", "PROFILE_COLUMNS", "Part", "format_profile", "model_parts", "onnxruntime_parts", "profile",
+           "run_parts"]

@@ -70,7 +70,7 @@ def _inputs(cfg):
     if ck_choice in runs:
         checkpoint = runs[ck_choice]
     elif ck_choice == CK_UPLOAD:
-        up = c2.file_uploader("Official or project checkpoint (.pth, .pth.tar)", key="f_ck_upload")
+        up = c2.file_uploader("Checkpoint (.pth, .pth.tar, .safetensors)", key="f_ck_upload")
         if up is not None:
             checkpoint = _stash_upload(up, "".join(Path(up.name).suffixes[-2:]) or ".pth")
     elif ck_choice == CK_PATH:

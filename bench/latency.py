@@ -9,8 +9,11 @@
    On the CPU the batch of 64 is reduced (``--cpu-batch``, printed) to keep the run short. timm is
    imported lazily: where it is missing (it needs torchvision, which has no CPU build here) the
    comparison prints ``timm comparison skipped: <reason>`` and our own figures still come out.
+3. Engines side by side on the CPU: pose W32 256x192 (``--config``), the whole model in PyTorch eager float32
+   and the same weights exported to ONNX (``analysis.export``, dynamic batch) in onnxruntime, batch 1 and 8,
+   with max |torch - onnxruntime| on the timed input.
 
-    python bench/latency.py [--cpu-iters 3] [--gpu-iters 50] [--cpu-batch 4] [--skip-cpu-profile]
+    python bench/latency.py [--cpu-iters 3] [--gpu-iters 50] [--cpu-batch 4] [--skip-cpu-profile] [--engines-only]
 """
 
 from __future__ import annotations
@@ -133,6 +136,41 @@ def compare_with_timm(device: torch.device, batches: tuple[int, ...], warmup: in
             print(line, flush=True)
 
 
+def compare_engines(config: str, batches: tuple[int, ...], warmup: int, iters: int) -> None:
+    """Torch eager vs onnxruntime on the CPU, whole model, median ms per batch size."""
+    import tempfile
+
+    from analysis.export import export, onnxruntime_session
+
+    cfg = hc.load_config(config)
+    torch.manual_seed(0)
+    model = hc.build_model(cfg, init="default").eval()
+    threads = torch.get_num_threads()
+    h, w = cfg.input_hw
+    print(f"\n== engines on cpu: {cfg.name} {h}x{w}, whole model, float32, {threads} threads, median of {iters} ==")
+    with tempfile.TemporaryDirectory() as tmp:
+        report = export(cfg, "onnx", Path(tmp) / "model.onnx", dynamic_batch=True, model=model)
+        print(f"export: {report.to_text()}")
+        session = onnxruntime_session(report.path, threads)
+        print(f"{'batch':>6}{'torch ms':>11}{'torch img/s':>13}{'ort ms':>10}{'ort img/s':>11}{'ort/torch':>11}"
+              f"{'max |diff|':>12}")
+        for b in batches:
+            x = torch.randn(b, 3, h, w)
+            t_torch = time_forward(model, x, torch.device("cpu"), "eager fp32", warmup, iters)
+            feed = {"input": x.numpy()}
+            times = []
+            for i in range(warmup + iters):
+                t = time.perf_counter()
+                y = session.run(None, feed)[0]
+                if i >= warmup:
+                    times.append((time.perf_counter() - t) * 1e3)
+            t_ort = statistics.median(times)
+            with torch.inference_mode():
+                diff = float((model(x) - torch.from_numpy(y)).abs().max())
+            print(f"{b:>6}{t_torch:>11.1f}{1e3 * b / t_torch:>13.1f}{t_ort:>10.1f}{1e3 * b / t_ort:>11.1f}"
+                  f"{t_ort / t_torch:>11.3f}{diff:>12.2e}", flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "pose_hrnet_w32_256x192.yaml"),
@@ -141,7 +179,11 @@ def main(argv=None) -> int:
     ap.add_argument("--gpu-iters", type=int, default=50)
     ap.add_argument("--cpu-batch", type=int, default=4, help="stands in for batch 64 on the CPU")
     ap.add_argument("--skip-cpu-profile", action="store_true")
+    ap.add_argument("--engines-only", action="store_true", help="only the torch vs onnxruntime comparison")
     args = ap.parse_args(argv)
+    if args.engines_only:
+        compare_engines(args.config, (1, 8), warmup=1, iters=args.cpu_iters)
+        return 0
     cuda = torch.cuda.is_available()
     print(f"torch {torch.__version__}; CUDA: {device_label(torch.device('cuda')) if cuda else 'not available'}; "
           f"CPU threads {torch.get_num_threads()}")
@@ -165,6 +207,7 @@ def main(argv=None) -> int:
     print(f"\nnote: on the CPU, batch 64 is reduced to {args.cpu_batch} and {args.cpu_iters} timed iterations "
           "keep the run short")
     compare_with_timm(torch.device("cpu"), (1, args.cpu_batch), warmup=1, iters=args.cpu_iters)
+    compare_engines(args.config, (1, 8), warmup=1, iters=args.cpu_iters)
     if cuda:
         compare_with_timm(torch.device("cuda"), (1, 64), warmup=10, iters=args.gpu_iters)
     return 0

@@ -1,10 +1,12 @@
 """hrnet_core: one config-driven HRNet core (Sun et al. 2019; Wang et al. 2019).
 
-Public API: ``load_config``, ``dump_config``, ``build_model``, ``load_checkpoint``, ``ConfigError``,
-``CheckpointError`` and the typed config classes.
+Public API: ``load_config``, ``dump_config``, ``build_model``, ``load_checkpoint``, ``infer_config`` /
+``config_from_checkpoint`` (a config from weights alone), ``ConfigError``, ``CheckpointError`` and the
+typed config classes.
 """
 
 from .checkpoint import CheckpointError, CheckpointReport, load_checkpoint, read_state_dict
+from .checkpoint_formats import NameMapping, detect_mapping
 from .config import (
     FUSION_PRESETS,
     ConfigError,
@@ -18,18 +20,22 @@ from .config import (
     named_fusion,
 )
 from .errors import UserInputError
+from .infer_config import NOT_IN_WEIGHTS, NotAnHRNetError, config_from_checkpoint, infer_config
 from .loader import dump_config, load_config, load_config_text, parse_mapping
 from .model import MAX_PARAMS, HRNet, build_model, build_on_meta, count_params, init_weights
 
 __all__ = [
     "FUSION_PRESETS",
     "MAX_PARAMS",
+    "NOT_IN_WEIGHTS",
     "CheckpointError",
     "CheckpointReport",
     "ConfigError",
     "HRNet",
     "HRNetConfig",
     "HeadConfig",
+    "NameMapping",
+    "NotAnHRNetError",
     "Stage1Config",
     "StageConfig",
     "StemConfig",
@@ -37,9 +43,12 @@ __all__ = [
     "UserInputError",
     "build_model",
     "build_on_meta",
+    "config_from_checkpoint",
     "count_params",
+    "detect_mapping",
     "dump_config",
     "fusion_preset",
+    "infer_config",
     "init_weights",
     "load_checkpoint",
     "load_config",

@@ -117,9 +117,19 @@ class ClsHead(nn.Module):
         )
         self.classifier = nn.Linear(CLS_FEATURES, outputs)
 
-    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
-        y = self.incre_modules[0](feats[0])
+    def incre_features(self, feats: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Branch k through its incremental bottleneck: ``(N, 128 * 2**k, H/4/2**k, W/4/2**k)`` (timm's
+        default ``features_only`` maps)."""
+        return [incre(f) for incre, f in zip(self.incre_modules, feats)]
+
+    def pre_pool(self, incre: list[torch.Tensor]) -> torch.Tensor:
+        """Strided merges of the incremental features, then ``final_layer``: ``(N, 2048, H/32, W/32)``
+        (timm's ``forward_features``; 2048x7x7 at 224x224)."""
+        y = incre[0]
         for i, down in enumerate(self.downsamp_modules):
-            y = self.incre_modules[i + 1](feats[i + 1]) + down(y)
-        y = self.final_layer(y)
+            y = incre[i + 1] + down(y)
+        return self.final_layer(y)
+
+    def forward(self, feats: list[torch.Tensor]) -> torch.Tensor:
+        y = self.pre_pool(self.incre_features(feats))
         return self.classifier(F.adaptive_avg_pool2d(y, 1).flatten(1))

@@ -7,6 +7,7 @@ seg_hrnet.py, face hrnet.py). Paper: Sun et al. 2019 section 3, Wang et al. 2019
 from __future__ import annotations
 
 from collections import OrderedDict
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -14,7 +15,7 @@ from torch import nn
 from .blocks import BLOCKS, bn, make_layer
 from .config import ConfigError, HeadConfig, HRNetConfig, Stage1Config, StageConfig, UpsampleConfig
 from .exchange import HighResolutionModule, Transition
-from .heads import ClsHead, V1Head, V2Head, V2pHead
+from .heads import CLS_FEATURES, ClsHead, V1Head, V2Head, V2pHead, cls_head_channels
 from .ocr_head import OCRHead
 
 # 1e9 parameters = 3.7 GiB of float32 weights (7.5 GiB with gradients): beyond any published HRNet
@@ -37,12 +38,30 @@ def build_head(family: str, head: HeadConfig, in_channels: tuple[int, ...], upsa
     return ClsHead(in_channels, head.outputs)
 
 
+FEATURE_LOCATIONS = ("incre", "branches")
+
+
+@dataclass(frozen=True)
+class FeatureInfo:
+    """One map of ``HRNet.features_only``: its channels, reduction (input pixels per map pixel) and the
+    module whose output it is (official names)."""
+
+    channels: int
+    reduction: int
+    module: str
+
+    def as_timm(self) -> dict:
+        """timm's ``feature_info`` entry: ``{'num_chs', 'reduction', 'module'}``."""
+        return {"num_chs": self.channels, "reduction": self.reduction, "module": self.module}
+
+
 class HRNet(nn.Module):
     """HRNet backbone with a head.
 
     Input ``(N, 3, H, W)``; stem to ``(N, stem_channels, H/4, W/4)``; branch k of each stage at
     ``H/4/2**k x W/4/2**k``. ``forward`` returns the head output (see ``hrnet_core.heads``),
-    ``forward_features`` the final per-branch list, ``forward_intermediates`` every module's outputs.
+    ``forward_features`` the final per-branch list, ``forward_intermediates`` every module's outputs,
+    ``features_only`` timm's feature maps (with ``feature_info``).
     """
 
     def __init__(
@@ -90,12 +109,16 @@ class HRNet(nn.Module):
     def head_module(self) -> nn.Module:
         return self._head[0]
 
+    def _stem_half(self, x: torch.Tensor) -> torch.Tensor:
+        return self.relu(self.bn1(self.conv1(x)))
+
     def _stem(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.relu(self.bn1(self.conv1(x)))
-        return self.relu(self.bn2(self.conv2(x)))
+        return self.relu(self.bn2(self.conv2(self._stem_half(x))))
 
     def _run(self, x: torch.Tensor, record: OrderedDict | None) -> list[torch.Tensor]:
-        x = self._stem(x)
+        return self._after_stem(self._stem(x), record)
+
+    def _after_stem(self, x: torch.Tensor, record: OrderedDict | None) -> list[torch.Tensor]:
         if record is not None:
             record["stem"] = x
         x = self.layer1(x)
@@ -121,6 +144,56 @@ class HRNet(nn.Module):
         record: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._run(x, record)
         return record
+
+    def feature_info(self, location: str = "incre", pre_pool: bool = False) -> tuple[FeatureInfo, ...]:
+        """What ``features_only(x, location, pre_pool)`` returns, map by map (see there)."""
+        self._check_location(location, pre_pool)
+        info = [FeatureInfo(self.conv1.out_channels, 2, "conv1")]
+        if location == "incre":
+            chans = [c * 4 for c in cls_head_channels(len(self.final_channels))]
+            info += [FeatureInfo(c, 4 * 2**k, f"incre_modules.{k}") for k, c in enumerate(chans)]
+        else:
+            last = self.stage_names[-1]
+            module = f"{last}.{len(getattr(self, last)) - 1}"
+            outs = len(getattr(self, last)[-1].fuse_layers) or len(self.final_channels)
+            info += [FeatureInfo(c, 4 * 2**k, module) for k, c in enumerate(self.final_channels[:outs])]
+        if pre_pool:
+            info.append(FeatureInfo(CLS_FEATURES, 4 * 2 ** (len(self.final_channels) - 1), "final_layer"))
+        return tuple(info)
+
+    def _check_location(self, location: str, pre_pool: bool) -> None:
+        if location not in FEATURE_LOCATIONS:
+            raise ValueError(f"location: unknown {location!r}; expected one of {', '.join(FEATURE_LOCATIONS)}")
+        if (location == "incre" or pre_pool) and not isinstance(self.head_module, ClsHead):
+            raise ValueError("location 'incre' and pre_pool need the classification head (family cls); "
+                             "use location='branches'")
+
+    def features_only(self, x: torch.Tensor, location: str = "incre", pre_pool: bool = False) -> list[torch.Tensor]:
+        """timm's ``features_only=True`` maps, in order, described by ``feature_info(location, pre_pool)``.
+
+        - ``(N, stem, H/2, W/2)``: after ``conv1``, ``bn1``, ReLU (timm's ``stem`` feature, reduction 2);
+        - ``location='incre'`` (cls only; timm's default ``feature_location='incre'``): the incremental
+          modules' outputs ``(N, 128 * 2**k, H/4/2**k, W/4/2**k)`` (128/256/512/1024 channels);
+          ``location='branches'`` (timm's ``feature_location=''``; every family): the final branches,
+          ``forward_features`` (the V1 pose head's last module fuses into branch 0 only, so one map there);
+        - ``pre_pool=True`` (cls only) appends ``final_layer``'s ``(N, 2048, H/32, W/32)``, timm's
+          ``forward_features`` (2048x7x7 at 224x224), which ``forward`` pools and classifies.
+
+        Source: ``HighResolutionNetFeatures`` in timm ``timm/models/hrnet.py``. Raises ``ValueError`` for an
+        unknown ``location`` or a cls-only request on another head.
+        """
+        self._check_location(location, pre_pool)
+        y = self._stem_half(x)
+        out = [y]
+        feats = self._after_stem(self.relu(self.bn2(self.conv2(y))), None)
+        if location == "incre":
+            incre = self.head_module.incre_features(feats)
+            out += incre
+        else:
+            out += feats
+        if pre_pool:
+            out.append(self.head_module.pre_pool(incre if location == "incre" else self.head_module.incre_features(feats)))
+        return out
 
     def forward(self, x: torch.Tensor):
         return self.head_module(self._run(x, None))
@@ -195,4 +268,4 @@ def build_model(cfg: HRNetConfig, init: str = "official") -> HRNet:
     return model
 
 
-__all__ = ["HRNet", "build_model", "build_on_meta", "build_head", "count_params", "check_buildable", "init_weights", "BLOCKS"]
+__all__ = ["FEATURE_LOCATIONS", "FeatureInfo", "HRNet", "build_model", "build_on_meta", "build_head", "count_params", "check_buildable", "init_weights", "BLOCKS"]
