@@ -31,6 +31,7 @@ from collections.abc import Mapping
 
 from .config import (
     DEFAULT_HEAD,
+    MAX_DECONVS,
     ConfigError,
     HeadConfig,
     HRNetConfig,
@@ -104,6 +105,9 @@ def _higher(data: Mapping, model: Mapping, extra: Mapping, kernel: int) -> tuple
     if isinstance(raw_n, bool) or not isinstance(raw_n, int) or raw_n < 0:
         raise ConfigError(f"{path}.NUM_DECONVS", f"must be a non-negative integer, got {raw_n!r}")
     n = raw_n
+    if n > MAX_DECONVS:
+        raise ConfigError(f"{path}.NUM_DECONVS", f"{n} exceeds the supported maximum {MAX_DECONVS} "
+                          "(predictions up to the input resolution)")
     channels = _first(int_list(deconv.get("NUM_CHANNELS"), f"{path}.NUM_CHANNELS"), n, f"{path}.NUM_CHANNELS") if n else ()
     kernels = _first(int_list(deconv.get("KERNEL_SIZE"), f"{path}.KERNEL_SIZE"), n, f"{path}.KERNEL_SIZE") if n else ()
     cat = _first(bool_list(deconv.get("CAT_OUTPUT"), f"{path}.CAT_OUTPUT"), n, f"{path}.CAT_OUTPUT") if n else ()

@@ -60,6 +60,9 @@ NO_ROW = {
     "seg_hrnetv2_w18": "no published Cityscapes W18 row",
     "seg_hrnetv2_w48_ocr": "no published HRNet + OCR row in model_zoo.md",
     "face_hrnetv2_w18_wflw": "no table: checked against the figures in the text (test_face_preset_reproduces_code_figures)",
+    "higherhrnet_w32_512": "HigherHRNet: no row in model_zoo.md; README figures (test_higherhrnet_readme_figures)",
+    "higherhrnet_w32_640": "HigherHRNet: no row in model_zoo.md; README figures (test_higherhrnet_readme_figures)",
+    "higherhrnet_w48_640": "HigherHRNet: no row in model_zoo.md; README figures (test_higherhrnet_readme_figures)",
 }
 
 
@@ -131,6 +134,22 @@ def test_face_preset_reproduces_code_figures():
     # (test_manifests_reproduced), so here only the stated digits are checked.
     decimals = len(published.split(".")[1])
     assert math.floor(g * 10**decimals) / 10**decimals == float(published)
+
+
+def test_higherhrnet_readme_figures():
+    """README's HigherHRNet table (the official HigherHRNet README's #Params and GFLOPs): params round to the
+    built model's, and GFLOPs are the official get_model_summary multiply-adds divided by 1e9 (not 2**30 as in
+    the HRNet READMEs), with the transposed conv charged per output position as that summary does."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(higherhrnet_\w+)` \|[^|]*\| ([\d.]+M) \| ([\d.]+) \|", text, flags=re.M)
+    presets = sorted(p.stem for p in CONFIGS if p.stem.startswith("higherhrnet_"))
+    assert sorted(r[0] for r in rows) == presets and presets
+    for name, params, gflops in rows:
+        rep = analyze(ROOT / "configs" / f"{name}.yaml")
+        assert rounds_to(rep.params / 1e6, params), (name, rep.params, params)
+        assert rounds_to(rep.conv_linear_macs / 1e9, gflops), (name, rep.conv_linear_macs, gflops)
+        deconv = rep.breakdown[rep.breakdown["operator"] == "conv_transpose"]
+        assert len(deconv) == 1 and int(deconv["macs"].sum()) == 4 * int(deconv["flops"].sum())
 
 
 @pytest.mark.parametrize("manifest", MANIFESTS, ids=lambda p: p.stem)
