@@ -28,6 +28,7 @@ import yaml
 from .config import (
     DEFAULT_HEAD,
     FAMILIES,
+    HIGHER_FIELDS,
     ConfigError,
     HeadConfig,
     HRNetConfig,
@@ -119,7 +120,7 @@ def _fusion(value: Any, stages: tuple[StageConfig, ...]) -> tuple[StageConfig, .
     return apply_fusion(stages, [_flags(row, st.modules, f"fusion[{s}]") for s, (row, st) in enumerate(zip(value, stages))])
 
 
-HIGHER_KEYS = ("tag_per_joint", "with_ae", "deconv_channels", "deconv_kernels", "deconv_blocks", "cat_output")
+HIGHER_KEYS = HIGHER_FIELDS
 
 
 def _list_or_empty(value: Any, path: str, reader) -> tuple:

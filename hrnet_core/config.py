@@ -27,6 +27,8 @@ HEAD_KINDS = ("v1", "v2", "v2p", "cls", "ocr", "higher")
 # Heads that read branch 0 only: the official code builds the very last module to fuse into it alone.
 BRANCH0_HEADS = ("v1", "higher")
 DECONV_KERNELS = (2, 3, 4)  # the kernel sizes the official HigherHRNet ``_get_deconv_cfg`` knows
+# HeadConfig fields read by the HigherHRNet head only.
+HIGHER_FIELDS = ("tag_per_joint", "with_ae", "deconv_channels", "deconv_kernels", "deconv_blocks", "cat_output")
 MAX_DECONVS = 2  # 1/4 -> 1/2 -> 1/1: no prediction above the input resolution
 FUSION_PRESETS = ("all", "across_stage", "final_only", "none")
 DEFAULT_HEAD = {"pose": "v1", "cls": "cls", "seg": "v2", "face": "v2", "det": "v2p"}
