@@ -227,6 +227,16 @@ _OCR_TOP = ("aux_head", "conv3x3_ocr", "ocr_gather_head", "ocr_distri_head", "cl
 HIGHER_TOP = ("final_layers", "deconv_layers")
 
 
+def _higher_stride(out: tuple, sizes: dict) -> int | None:
+    """Stride of a HigherHRNet head output: 4 on branch 0's grid, halved per doubling (each transposed conv
+    doubles branch 0's size exactly, whatever the input's rounding)."""
+    if len(out) != 4:
+        return None
+    h0 = next(hw for hw, k in sizes.items() if k == 0)[0]
+    factor = out[2] // h0 if h0 and out[2] % h0 == 0 else 0
+    return 4 // factor if factor in (1, 2, 4) else None
+
+
 def _locate(name: str, call: TraceCall, sizes, cfg: HRNetConfig):
     """(stage, module, branch, source_branch, component, resolution) of a traced call."""
     parts = name.split(".") if name else []
@@ -245,9 +255,9 @@ def _locate(name: str, call: TraceCall, sizes, cfg: HRNetConfig):
                 branch = sizes.get(tuple(call.input_shape[2:4]))  # V2 concat: the branch brought up
             elif call.operator == "add":
                 branch = by_size  # classification head: the strided merge into branch k
-            elif cfg.head.kind == "higher" and len(out) == 4 and out[2]:
+            elif cfg.head.kind == "higher" and _higher_stride(out, sizes) is not None:
                 # HigherHRNet's concat of features and prediction, at 1/4 or above (no branch there)
-                return "head", None, None, None, "head", f"1/{cfg.input_hw[0] // out[2]}"
+                return "head", None, None, None, "head", f"1/{_higher_stride(out, sizes)}"
             return "head", None, branch, None, "head", res(by_size)
         h, w = cfg.input_hw
         stem_half = (-(-h // 2), -(-w // 2))
@@ -269,7 +279,7 @@ def _locate(name: str, call: TraceCall, sizes, cfg: HRNetConfig):
             src = sizes.get(tuple(call.input_shape[2:4]))
         return top, module, by_size, src, "fusion", res(by_size)
     if top in HIGHER_TOP:
-        stride = cfg.input_hw[0] // out[2] if len(out) == 4 and out[2] else None
+        stride = _higher_stride(out, sizes)
         return "head", None, 0 if stride == 4 else None, None, "head", None if stride is None else f"1/{stride}"
     if top in _OCR_TOP:
         obj = (top == "ocr_gather_head" and call.operator == "matmul") or (
