@@ -114,7 +114,7 @@ def run_features(args) -> int:
         print("top-5 (ImageNet class index: probability): "
               + ", ".join(f"{i}: {p:.4f}" for i, p in head.top5))
     elif head.kind == "heatmaps":
-        print(f"{len(head.names)} heatmaps {head.shapes[0][-2]}x{head.shapes[0][-1]}; argmax in head/keypoints.csv")
+        print(f"{len(head.names)} heatmaps {head.maps.shape[-2]}x{head.maps.shape[-1]}; argmax in head/keypoints.csv")
     elif head.kind == "segmentation":
         print(f"class map of {head.classes} classes at {cap.input_hw[0]}x{cap.input_hw[1]}; pixel shares in head/classes.csv")
     else:

@@ -20,6 +20,14 @@ forward pass once and reporting the totals in three conventions side by side (``
 - ``torch``: ``torch.utils.flop_counter.FlopCounterMode`` (two flops per multiply-add of convolutions and
   matrix products; nothing else), kept because fvcore relies on TorchScript tracing.
 
+Transposed convolutions (the HigherHRNet head's ``deconv_layers.i.0.0``, stride 2) are where the three
+conventions part ways, and each is kept as its tool computes it: ``paper`` follows the official
+``get_model_summary`` (HigherHRNet ``lib/utils/utils.py``: any module whose class name contains "Conv" is
+charged weight elements x *output* positions), i.e. C_in x C_out x k**2 x H_out x W_out, four times the
+multiply-adds actually done; ``fvcore`` charges weight elements x *input* positions
+(``conv_flop_count(..., transposed=True)``), C_in x C_out x k**2 x H_in x W_in; ``torch`` (FlopCounterMode)
+twice fvcore's figure. Their rows have the operator ``conv_transpose``.
+
 Backends: ``analytic`` (default) derives every count from the config's shapes without building or
 running the model (fast enough for the UI's every edit); ``fvcore`` builds the model and measures it
 (``analysis.complexity_fvcore``). The analytic numbers equal fvcore's per module and operator
@@ -37,7 +45,8 @@ Breakdown rows (``ComplexityReport.breakdown``, one per operator call, in forwar
 - ``resolution``: output stride as a fraction of the input (``1/4`` .. ``1/32``; ``global`` after pooling);
 - ``component``: ``stem``, ``layer1``, ``transition``, ``branch_blocks``, ``fusion``, ``head``;
 - ``operator``: fvcore's operator names (``conv``, ``batch_norm``, ``relu``, ``add``, ``upsample_nearest2d``,
-  ``upsample_bilinear2d``, ``cat``, ``avg_pool2d``, ``adaptive_avg_pool2d``, ``linear``; OCR head:
+  ``upsample_bilinear2d``, ``cat``, ``avg_pool2d``, ``adaptive_avg_pool2d``, ``linear``, ``conv_transpose``
+  (fvcore's ``conv`` on a ``ConvTranspose2d``, named apart because the conventions differ on it); OCR head:
   ``matmul``, ``softmax``, ``mul``, ``feature_dropout``);
 - ``params``; ``flops`` (fvcore convention); ``macs`` (paper convention: conv/linear multiply-adds, bias
   excluded, 0 for other operators); ``torch_flops``; ``activations`` (elements of the tensor the operator
@@ -61,6 +70,7 @@ import pandas as pd
 from hrnet_core.config import BLOCK_EXPANSION, ConfigError, HRNetConfig, named_fusion
 from hrnet_core.errors import UserInputError
 from hrnet_core.heads import CLS_FEATURES, cls_head_channels
+from hrnet_core.higher_head import DECONV_PADDING, deconv_in_channels
 from hrnet_core.loader import load_config
 
 BACKENDS = ("analytic", "fvcore")
@@ -289,6 +299,19 @@ class _Counter:
         self._row(name, meta, "conv", weight + (cout if bias else 0), macs, macs, out, (self.n, cout, ho, wo))
         return ho, wo
 
+    def conv_transpose(self, name, meta, cin, cout, k, h, w):
+        """A stride-2 ``ConvTranspose2d`` (HigherHRNet): the three conventions count it differently. fvcore and
+        FlopCounterMode (x2) charge weight elements x *input* positions; the official ``get_model_summary``
+        (class name contains "Conv") charges weight elements x *output* positions, 4 times as much."""
+        pad, out_pad = DECONV_PADDING[k]
+        ho, wo = (h - 1) * 2 - 2 * pad + k + out_pad, (w - 1) * 2 - 2 * pad + k + out_pad
+        weight = cin * cout * k * k
+        flops = weight * h * w * self.n
+        macs = weight * ho * wo * self.n
+        self._row(name, meta, "conv_transpose", weight, flops, macs, self.n * cout * ho * wo, (self.n, cout, ho, wo),
+                  torch_flops=2 * flops)
+        return ho, wo
+
     def bn(self, name, meta, c, h, w):
         out = self.n * c * h * w
         self._row(name, meta, "batch_norm", 2 * c, 2 * out, 0, out, (self.n, c, h, w))
@@ -348,14 +371,14 @@ def _meta(stage, component, stride, module=None, branch=None, source=None, live=
 
 
 def _liveness(cfg: HRNetConfig):
-    """Which parts reach the output. Only the V1 head leaves some unread: it reads branch 0, so the other
+    """Which parts reach the output. Only the V1 and HigherHRNet heads leave some unread: they read branch 0, so the other
     branches of final modules that do not fuse (and what feeds only them) never reach the output; PyTorch
     runs them, TorchScript's trace (hence fvcore) drops them.
 
     Returns (stage1 live, {stage: live transition outputs}, {(stage, module): (live branches, live fusion
     outputs)}).
     """
-    need = {0} if cfg.head.kind == "v1" else set(range(cfg.stages[-1].branches))
+    need = {0} if cfg.head.reads_branch0_only else set(range(cfg.stages[-1].branches))
     modules: dict[tuple[int, int], tuple[set, set]] = {}
     transitions: dict[int, set] = {}
     for s in reversed(range(len(cfg.stages))):
@@ -513,6 +536,9 @@ def _count_head(em: _Counter, cfg: HRNetConfig, feats: list[tuple[int, int, int]
         em.conv("final_layer", _meta("head", "head", 4, branch=0), c0, head.outputs, head.final_conv_kernel, 1, True,
                 h0, w0)
         return
+    if kind == "higher":
+        _count_higher(em, head, feats[0])
+        return
     if kind in ("v2", "v2p", "ocr"):
         c0, h0, w0 = feats[0]
         for k, (ck, _, _) in enumerate(feats[1:], start=1):
@@ -570,6 +596,31 @@ def _count_head(em: _Counter, cfg: HRNetConfig, feats: list[tuple[int, int, int]
     g = _meta("head", "head", None)
     em.adaptive_pool("", g, CLS_FEATURES, h, w)
     em.linear("classifier", g, CLS_FEATURES, head.outputs)
+
+
+def _count_higher(em: _Counter, head, feat0: tuple[int, int, int]) -> None:
+    """The HigherHRNet head (hrnet_core.higher_head.HigherHead) on branch 0: a prediction at 1/4, then per
+    deconvolution stage (concat, transposed conv + BN + ReLU, BasicBlocks, prediction) at twice the resolution.
+    Rows at 1/4 belong to branch 0; the higher-resolution rows (and the concat, which merges features with a
+    prediction) to no branch."""
+    c, h, w = feat0
+    preds = head.prediction_channels
+    kernel = head.final_conv_kernel
+    ins = deconv_in_channels(c, preds, head.deconv_channels, head.cat_output)
+    stride = 4
+    em.conv("final_layers.0", _meta("head", "head", stride, branch=0), c, preds[0], kernel, 1, True, h, w)
+    for i, (cin, cout, k) in enumerate(zip(ins, head.deconv_channels, head.deconv_kernels)):
+        if head.cat_output[i]:
+            em.cat("", _meta("head", "head", stride), cin, h, w)
+        stride //= 2
+        m = _meta("head", "head", stride)
+        p = f"deconv_layers.{i}"
+        h, w = em.conv_transpose(f"{p}.0.0", m, cin, cout, k, h, w)
+        em.bn(f"{p}.0.1", m, cout, h, w)
+        em.relu(f"{p}.0.2", m, cout, h, w, True)
+        for b in range(head.deconv_blocks):
+            _block(em, f"{p}.{b + 1}.0", m, "BASIC", cout, cout, 1, h, w)
+        em.conv(f"final_layers.{i + 1}", m, cout, preds[i + 1], kernel, 1, True, h, w)
 
 
 def _count_ocr(em: _Counter, head, total: int, h: int, w: int) -> None:

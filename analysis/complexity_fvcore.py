@@ -8,8 +8,9 @@
   ``unsupported_ops()`` would list them, and never added to its total.
 - ``torch``: one eager forward under ``torch.utils.flop_counter.FlopCounterMode`` (on the meta device:
   shapes only, nothing computed).
-- ``paper``: during the same forward, the official ``get_model_summary`` hooks on every Conv2d / Linear
-  (conv: weight elements x output positions; linear: output elements x input features; bias excluded).
+- ``paper``: during the same forward, the official ``get_model_summary`` hooks on every Conv2d /
+  ConvTranspose2d / Linear (conv and transposed conv: weight elements x output positions; linear: output
+  elements x input features; bias excluded).
 - activations: during the same forward, a dispatch mode adds up the elements of every tensor an ATen
   operator writes (views and in-place results excluded), a check on the per-row figures from the trace.
 """
@@ -39,7 +40,8 @@ _RECORDED_KINDS = ("aten::add", "aten::add_", "aten::relu", "aten::relu_", "aten
 _NO_WRITE_KINDS = ("aten::feature_dropout", "aten::dropout")
 # ATen operators that allocate without writing, or only re-label memory: not activations.
 _NOT_WRITES = ("empty", "_unsafe_view")
-_MAC_OPS = ("conv", "linear", "addmm")
+_MAC_OPS = ("conv", "conv_transpose", "linear", "addmm")
+_PARAM_OPS = ("conv", "conv_transpose", "batch_norm", "linear", "addmm")
 
 
 @contextlib.contextmanager
@@ -86,9 +88,11 @@ def own_params(model: nn.Module) -> dict[str, int]:
     return out
 
 
-def _op_name(kind: str) -> str:
+def _op_name(kind: str, inputs=()) -> str:
     if kind == "aten::_convolution":
-        return "conv"
+        # argument 6 is ``transposed``: fvcore names both "conv", but the conventions count them differently
+        transposed = len(inputs) > 6 and bool(inputs[6].toIValue())
+        return "conv_transpose" if transposed else "conv"
     name = kind.split("::", 1)[-1]
     return name[:-1] if name.endswith("_") else name
 
@@ -133,7 +137,7 @@ def fvcore_trace(model: nn.Module, x: torch.Tensor) -> FvcoreTrace:
             value = sum(flops.values()) if hasattr(flops, "values") else flops
             out = outputs[0]
             scope = out.node().scopeName().split("/")[-1]
-            calls.append(TraceCall(scope, kind, _op_name(kind), int(value), _shape(out),
+            calls.append(TraceCall(scope, kind, _op_name(kind, inputs), int(value), _shape(out),
                                    _shape(inputs[0]) if inputs else None,
                                    not (kind.endswith("_") or kind in _NO_WRITE_KINDS)))
             return flops if handle is not None else 0
@@ -195,13 +199,13 @@ def eager_counts(model: nn.Module, x: torch.Tensor) -> EagerCounts:
                 return
             if isinstance(module, nn.Linear):
                 n = math.prod(output.shape) * inputs[0].shape[1]
-            else:  # official: prod(weight.size()) * prod(output.size()[2:]), times the batch
+            else:  # official, also for ConvTranspose2d: prod(weight.size()) * prod(output.size()[2:]), times the batch
                 n = math.prod(module.weight.shape) * math.prod(output.shape[2:]) * output.shape[0]
             macs[name] = macs.get(name, 0) + int(n)
         return _h
 
     for name, mod in model.named_modules():
-        if isinstance(mod, (nn.Conv2d, nn.Linear, nn.BatchNorm2d)):
+        if isinstance(mod, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.BatchNorm2d)):
             hooks.append(mod.register_forward_hook(hook(name)))
     try:
         with quiet(), torch.no_grad(), FlopCounterMode(display=False) as fc, _WriteCounter() as wc:
@@ -220,6 +224,17 @@ def _branch_of_size(cfg: HRNetConfig) -> dict[tuple[int, int], int]:
 
 
 _OCR_TOP = ("aux_head", "conv3x3_ocr", "ocr_gather_head", "ocr_distri_head", "cls_head")
+HIGHER_TOP = ("final_layers", "deconv_layers")
+
+
+def _higher_stride(out: tuple, sizes: dict) -> int | None:
+    """Stride of a HigherHRNet head output: 4 on branch 0's grid, halved per doubling (each transposed conv
+    doubles branch 0's size exactly, whatever the input's rounding)."""
+    if len(out) != 4:
+        return None
+    h0 = next(hw for hw, k in sizes.items() if k == 0)[0]
+    factor = out[2] // h0 if h0 and out[2] % h0 == 0 else 0
+    return 4 // factor if factor in (1, 2, 4) else None
 
 
 def _locate(name: str, call: TraceCall, sizes, cfg: HRNetConfig):
@@ -240,6 +255,9 @@ def _locate(name: str, call: TraceCall, sizes, cfg: HRNetConfig):
                 branch = sizes.get(tuple(call.input_shape[2:4]))  # V2 concat: the branch brought up
             elif call.operator == "add":
                 branch = by_size  # classification head: the strided merge into branch k
+            elif cfg.head.kind == "higher" and _higher_stride(out, sizes) is not None:
+                # HigherHRNet's concat of features and prediction, at 1/4 or above (no branch there)
+                return "head", None, None, None, "head", f"1/{_higher_stride(out, sizes)}"
             return "head", None, branch, None, "head", res(by_size)
         h, w = cfg.input_hw
         stem_half = (-(-h // 2), -(-w // 2))
@@ -260,6 +278,9 @@ def _locate(name: str, call: TraceCall, sizes, cfg: HRNetConfig):
         if call.operator.startswith("upsample") and call.input_shape and len(call.input_shape) == 4:
             src = sizes.get(tuple(call.input_shape[2:4]))
         return top, module, by_size, src, "fusion", res(by_size)
+    if top in HIGHER_TOP:
+        stride = _higher_stride(out, sizes)
+        return "head", None, 0 if stride == 4 else None, None, "head", None if stride is None else f"1/{stride}"
     if top in _OCR_TOP:
         obj = (top == "ocr_gather_head" and call.operator == "matmul") or (
             len(parts) >= 3 and parts[2] in ("f_object", "f_down"))
@@ -297,13 +318,15 @@ def analyze_fvcore(cfg: HRNetConfig, batch: int = 1) -> ComplexityReport:
     macs_left = dict(eager.official_macs)
     for c in trace.calls:
         params = macs = 0
-        if c.operator in ("conv", "batch_norm", "linear", "addmm"):
+        if c.operator in _PARAM_OPS:
             params = params_left.pop(c.name, 0)
         if c.operator in _MAC_OPS:
             macs = macs_left.pop(c.name, 0)
         shape = c.output_shape
         acts = math.prod(shape) if (c.writes and shape is not None) else 0
-        torch_flops = 2 * c.flops if c.operator in ("matmul", "bmm", "mm") else 2 * macs
+        # FlopCounterMode: 2 per multiply-add; for matrix products and transposed convs that is twice fvcore's
+        # count (the official hooks charge a transposed conv per output position, FlopCounterMode per input one)
+        torch_flops = 2 * c.flops if c.operator in ("matmul", "bmm", "mm", "conv_transpose") else 2 * macs
         rows.append((c.name, *_located(c.name, c, sizes, cfg), c.operator, params, c.flops, macs, torch_flops, acts,
                      shape, True))
     # Modules PyTorch ran but the trace dropped as dead code (branches the V1 head never reads): their layers
@@ -311,7 +334,8 @@ def analyze_fvcore(cfg: HRNetConfig, batch: int = 1) -> ComplexityReport:
     untraced = 0
     for name in [n for n in modules if n in params_left or n in macs_left]:
         mod, shape = modules[name], eager.output_shapes.get(name)
-        op = "conv" if isinstance(mod, nn.Conv2d) else "batch_norm" if isinstance(mod, nn.BatchNorm2d) else "linear"
+        op = ("conv" if isinstance(mod, nn.Conv2d) else "conv_transpose" if isinstance(mod, nn.ConvTranspose2d)
+              else "batch_norm" if isinstance(mod, nn.BatchNorm2d) else "linear")
         macs = macs_left.pop(name, 0)
         acts = math.prod(shape) if shape else 0
         untraced += macs if op != "batch_norm" else 2 * acts

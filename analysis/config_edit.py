@@ -32,7 +32,7 @@ from hrnet_core import (
     load_config_text,
     named_fusion,
 )
-from hrnet_core.config import BLOCK_EXPANSION, HEAD_KINDS
+from hrnet_core.config import BLOCK_EXPANSION, HEAD_KINDS, HIGHER_FIELDS, HeadConfig
 from hrnet_core.model import check_buildable
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -145,8 +145,20 @@ def config_from_form(base: HRNetConfig, values: dict) -> HRNetConfig:
     if kind not in HEAD_KINDS:
         raise ConfigError("head.kind", f"unknown head {kind!r}; expected one of {', '.join(HEAD_KINDS)}")
     head = replace(base.head, kind=kind, outputs=_form_int(values, "head_outputs", "head.outputs"))
+    if kind != base.head.kind and "higher" in (kind, base.head.kind):
+        head = _switch_higher(head, stages[-1].out_channels[0])
     hw = (_form_int(values, "input_h", "input_size.H"), _form_int(values, "input_w", "input_size.W"))
     return replace(base, stages=tuple(stages), head=head, input_hw=hw)
+
+
+def _switch_higher(head: HeadConfig, branch0: int) -> HeadConfig:
+    """Into the HigherHRNet head: its released layout (one deconvolution stage as wide as branch 0, as the
+    concise schema's defaults); out of it: its settings back to their defaults, so the YAML shows no trace."""
+    defaults = HeadConfig()
+    fields = {f: getattr(defaults, f) for f in HIGHER_FIELDS}
+    if head.kind == "higher":
+        fields["deconv_channels"] = (branch0,)
+    return replace(head, **fields)
 
 
 def out_channels_note(cfg: HRNetConfig) -> str:
@@ -191,9 +203,14 @@ class ModelView:
 
 def head_output_shapes(report, cfg: HRNetConfig) -> tuple[tuple[int, ...], ...]:
     """The model's output shape(s) read off the analytic breakdown: the head's last operator, or the
-    V2p pyramid's ``fpn_convs`` (one per level)."""
+    V2p pyramid's ``fpn_convs`` (one per level), or HigherHRNet's ``final_layers`` (one per prediction)."""
     head = report.breakdown[report.breakdown["stage"] == "head"]
-    rows = head[head["name"].str.startswith("fpn_convs.")] if cfg.head.kind == "v2p" else head.tail(1)
+    if cfg.head.kind == "v2p":
+        rows = head[head["name"].str.startswith("fpn_convs.")]
+    elif cfg.head.kind == "higher":  # one prediction per resolution
+        rows = head[head["name"].str.match(r"final_layers\.\d+$")]
+    else:
+        rows = head.tail(1)
     return tuple(tuple(int(v) for v in shape) for shape in rows["output_shape"])
 
 

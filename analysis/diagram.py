@@ -16,7 +16,7 @@ levels of detail:
 
 Around the modules: the stem (two strided 3x3 convs), stage 1, the transitions (a 3x3 conv where a
 branch's channels change; each new branch opened by a strided 3x3 conv from the lowest-resolution
-branch, as the official ``_make_transition_layer``) and the head (V1, V2, V2p, OCR or classification).
+branch, as the official ``_make_transition_layer``) and the head (V1, V2, V2p, OCR, classification or HigherHRNet).
 
 Every node and edge carries a ``class`` attribute (kept in SVG output) naming what it is:
 nodes ``io``, ``stem``, ``branch``, ``transition``, ``fuse``, ``block``, ``fuse_unit``, ``head``,
@@ -276,6 +276,8 @@ class _Builder:
             for f in final:
                 self.edge(f, "head_concat", "head")
             self.edge("head_concat", "head_reduce", "head")
+        elif hk.kind == "higher":
+            self._higher_head(final[0], chans[0])
         elif hk.kind == "ocr":
             total, mid, key = sum(chans), hk.channels, hk.key_channels
             self.column([self.make("head_concat", f"upsample (bilinear)\n+ concat\n{total} ch · {h0}x{w0}", "head",
@@ -326,6 +328,42 @@ class _Builder:
             self.free.append(self.make("output", f"{hk.outputs} logits", "io", fillcolor="#eeeeee"))
             self.edge("head_final", "head_classifier", "head")
             self.edge("head_classifier", "output", "head")
+
+    def _higher_head(self, feat: str, c0: int) -> None:
+        """HigherHRNet (hrnet_core.higher_head): a prediction on branch 0, then per deconvolution stage the
+        features (and the previous prediction, where concatenated) up through a transposed conv and
+        BasicBlocks to another prediction at twice the resolution; one output node per prediction."""
+        hk = self.cfg.head
+        h, w = self.sizes[0]
+        k = hk.final_conv_kernel
+        preds, feats = hk.prediction_channels, (c0, *hk.deconv_channels)
+        outputs = []
+        prev_pred, prev_feat = "head_pred0", feat
+        for i, p in enumerate(preds):
+            if i:
+                cat_on = hk.cat_output[i - 1]
+                cin = feats[i - 1] + (preds[i - 1] if cat_on else 0)
+                cat = f"concat {feats[i - 1]}+{preds[i - 1]} ch\n" if cat_on else ""
+                kd = hk.deconv_kernels[i - 1]
+                did = f"head_deconv{i - 1}"
+                h, w = 2 * h, 2 * w
+                self.column([self.make(did, f"deconv_layers.{i - 1} · 1/{4 // 2**i}\n{cat}{kd}x{kd} transposed conv s2 "
+                                       f"{cin}→{feats[i]}\n{hk.deconv_blocks}x BasicBlock · {h}x{w}", "head",
+                                       (f"deconv_layers.{i - 1}",), fillcolor="#fde9d9")])
+                self.edge(prev_feat, did, "head")
+                if cat_on:
+                    self.edge(prev_pred, did, "head")
+                prev_feat = did
+            pid = f"head_pred{i}"
+            self.column([self.make(pid, f"final_layers.{i}\n{k}x{k} conv {feats[i]}→{p}", "head", (f"final_layers.{i}",),
+                                   fillcolor="#fde9d9")], header="head (HigherHRNet)" if i == 0 else None)
+            self.edge(prev_feat, pid, "head")
+            tags = p - hk.outputs
+            what = f"{hk.outputs} heatmaps" + (f"\n+ {tags} tag maps" if tags else "")
+            outputs.append(self.make(f"output{i}" if i else "output", f"{what}\n{h}x{w}", "io", fillcolor="#eeeeee"))
+            self.edge(pid, outputs[-1].id, "head")
+            prev_pred = pid
+        self.column(outputs)
 
     def title(self, level: str, extra: str = "") -> str:
         cfg = self.cfg
@@ -549,7 +587,8 @@ def expected_counts(cfg: HRNetConfig, level: str = "module", module: str | None 
             edges["fuse_chain"] = sum(2 if j > i else i - j for i, j in pairs)
         return {"nodes": dict(nodes), "edges": dict(edges)}
     per_stage = level == "stage"
-    nodes["io"] = {"v1": 2, "v2": 2, "cls": 2, "v2p": 1, "ocr": 3}[cfg.head.kind]
+    n_deconv = len(cfg.head.deconv_channels) if cfg.head.kind == "higher" else 0
+    nodes["io"] = {"v1": 2, "v2": 2, "cls": 2, "v2p": 1, "ocr": 3, "higher": 2 + n_deconv}[cfg.head.kind]
     nodes["stem"] = 1
     nodes["branch"] = 1
     edges["stem"] = 2
@@ -570,8 +609,13 @@ def expected_counts(cfg: HRNetConfig, level: str = "module", module: str | None 
         pre = st.out_channels
     n = stages[-1].branches
     kind = cfg.head.kind
-    nodes["head"] = {"v1": 1, "v2": 3, "v2p": 2 + cfg.head.levels, "cls": n + (n - 1) + 2, "ocr": 6}[kind]
-    edges["head"] = {"v1": 2, "v2": n + 3, "v2p": n + 1 + cfg.head.levels, "cls": 3 * n + 1, "ocr": n + 9}[kind]
+    nodes["head"] = {"v1": 1, "v2": 3, "v2p": 2 + cfg.head.levels, "cls": n + (n - 1) + 2, "ocr": 6,
+                     "higher": 1 + 2 * n_deconv}[kind]
+    # HigherHRNet: branch 0 -> prediction -> output, and per deconvolution stage features (+ the concatenated
+    # prediction) -> deconv -> prediction -> output
+    cats = sum(cfg.head.cat_output[:n_deconv])
+    edges["head"] = {"v1": 2, "v2": n + 3, "v2p": n + 1 + cfg.head.levels, "cls": 3 * n + 1, "ocr": n + 9,
+                     "higher": 2 + 3 * n_deconv + cats}[kind]
     return {"nodes": {k: v for k, v in nodes.items() if v}, "edges": {k: v for k, v in edges.items() if v}}
 
 

@@ -14,7 +14,8 @@ Per module and branch (activation ``a`` of shape ``(C, H, W)``):
 - statistics: mean, std, sparsity (fraction of exact zeros: module outputs are post-ReLU), energy
   (mean of ``a^2`` per element, comparable across resolutions and widths), max.
 
-Head outputs: per-joint heatmaps with their argmax (pose, face), the class map (segmentation, V2 or
+Head outputs: per-joint heatmaps with their argmax (pose, face; HigherHRNet: the joint channels of its
+predictions averaged at the highest resolution, as its official inference), the class map (segmentation, V2 or
 OCR's final logits: bilinearly upsampled to the input, then argmax, as the official evaluation), top-5 classes
 (classification; ImageNet class indices), or the pyramid levels (V2p).
 
@@ -212,6 +213,8 @@ def _head_output(cfg: HRNetConfig, out, input_hw: tuple[int, int]) -> HeadOutput
         levels = tuple(o[0].float().abs().mean(0).cpu().numpy() for o in outs)
         return HeadOutput("pyramid", shapes, levels=levels)
     y = outs[-1][0].float()  # (K, h, w); OCR returns [aux, out]: the final logits are last
+    if kind == "higher":
+        y = higher_heatmaps(outs, cfg.head.outputs)
     if cfg.family in ("pose", "face"):
         k, h, w = y.shape
         flat = y.reshape(k, -1)
@@ -226,6 +229,16 @@ def _head_output(cfg: HRNetConfig, out, input_hw: tuple[int, int]) -> HeadOutput
     align = cfg.upsample.align_corners if cfg.upsample.mode == "bilinear" else False
     up = F.interpolate(y[None], size=input_hw, mode="bilinear", align_corners=align)[0]
     return HeadOutput("segmentation", shapes, class_map=up.argmax(0).to(torch.int32).cpu().numpy(), classes=y.shape[0])
+
+
+def higher_heatmaps(outs: list[torch.Tensor], joints: int) -> torch.Tensor:
+    """HigherHRNet's heatmaps ``(J, h, w)`` at the highest prediction resolution: the joint channels (the first
+    ``joints``; tag maps follow them) of every prediction, bilinearly resized there and averaged, as the official
+    ``get_multi_stage_outputs`` (lib/core/inference.py) does with ``TEST.WITH_HEATMAPS`` on for all of them."""
+    size = outs[-1].shape[-2:]
+    maps = [F.interpolate(o[:1, :joints].float(), size=size, mode="bilinear", align_corners=False)
+            if o.shape[-2:] != size else o[:1, :joints].float() for o in outs]
+    return torch.stack(maps).mean(0)[0]
 
 
 def _final_features(model: nn.Module, record: OrderedDict) -> list[torch.Tensor] | None:
@@ -341,6 +354,7 @@ __all__ = [
     "FeatureError",
     "HeadOutput",
     "capture",
+    "higher_heatmaps",
     "joint_names",
     "write_feature_maps",
 ]

@@ -9,6 +9,9 @@ Shorthand form::
     blocks: 4               # residual units per branch: one int, or one per stage
     fusion: all             # all | across_stage | final_only | none | [[true], [false, ...], ...]
     head: {kind: v1, outputs: 17}
+    # HigherHRNet: head: {kind: higher, outputs: 17, tag_per_joint: true, with_ae: [true, false],
+    #                     deconv_channels: [32], deconv_kernels: [4], deconv_blocks: 4, cat_output: [true]}
+    # (defaults: one deconvolution stage as wide as branch 0, kernel 4, 4 blocks, tags on the 1/4 prediction)
 
 Explicit form (what ``dump_concise`` writes): ``stages`` as a list of
 ``{modules, block, blocks: [...], channels: [...], fusion: [...]}``; ``stage1``, ``stem``, ``upsample``
@@ -25,6 +28,7 @@ import yaml
 from .config import (
     DEFAULT_HEAD,
     FAMILIES,
+    HIGHER_FIELDS,
     ConfigError,
     HeadConfig,
     HRNetConfig,
@@ -37,7 +41,7 @@ from .config import (
     named_fusion,
     positive_int,
 )
-from .fields import as_mapping, boolean, hw_pair, int_list, integer, section
+from .fields import as_mapping, bool_list, boolean, hw_pair, int_list, integer, section
 
 TOP_KEYS = {"name", "family", "input_size", "width", "modules", "blocks", "block", "stages", "stage1", "stem",
             "fusion", "upsample", "head", "description"}
@@ -116,6 +120,35 @@ def _fusion(value: Any, stages: tuple[StageConfig, ...]) -> tuple[StageConfig, .
     return apply_fusion(stages, [_flags(row, st.modules, f"fusion[{s}]") for s, (row, st) in enumerate(zip(value, stages))])
 
 
+HIGHER_KEYS = HIGHER_FIELDS
+
+
+def _list_or_empty(value: Any, path: str, reader) -> tuple:
+    return () if isinstance(value, list) and not value else reader(value, path)
+
+
+def _higher_fields(h: Mapping, kind: str, stages: tuple[StageConfig, ...]) -> dict:
+    """The HigherHRNet head's fields (``HeadConfig`` keyword arguments); refused for the other heads."""
+    given = [k for k in HIGHER_KEYS if k in h]
+    if kind != "higher":
+        if given:
+            raise ConfigError(f"head.{given[0]}", f"is a HigherHRNet head setting; head.kind is {kind!r}")
+        return {}
+    channels = _list_or_empty(h.get("deconv_channels", [stages[-1].out_channels[0]]), "head.deconv_channels", int_list)
+    n = len(channels)
+    blocks = h.get("deconv_blocks", 4)
+    if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 0:
+        raise ConfigError("head.deconv_blocks", f"must be a non-negative integer, got {blocks!r}")
+    return {
+        "tag_per_joint": boolean(h.get("tag_per_joint", True), "head.tag_per_joint"),
+        "with_ae": bool_list(h.get("with_ae", [True] + [False] * n), "head.with_ae"),
+        "deconv_channels": channels,
+        "deconv_kernels": _list_or_empty(h.get("deconv_kernels", [4] * n), "head.deconv_kernels", int_list),
+        "deconv_blocks": blocks,
+        "cat_output": _list_or_empty(h.get("cat_output", [True] * n), "head.cat_output", bool_list),
+    }
+
+
 def parse_concise(data: Mapping, name: str = "hrnet") -> HRNetConfig:
     """An ``HRNetConfig`` from the concise schema (module docstring). Raises ``ConfigError``."""
     _check_keys(data, TOP_KEYS, "")
@@ -156,7 +189,7 @@ def parse_concise(data: Mapping, name: str = "hrnet") -> HRNetConfig:
         upsample = UpsampleConfig(mode, boolean(up.get("align_corners", False), "upsample.align_corners"))
 
     h = section(data, "head", "head")
-    _check_keys(h, {"kind", "outputs", "final_conv_kernel", "channels", "levels", "key_channels"}, "head")
+    _check_keys(h, {"kind", "outputs", "final_conv_kernel", "channels", "levels", "key_channels", *HIGHER_KEYS}, "head")
     kind = h.get("kind", DEFAULT_HEAD[family])
     head = HeadConfig(
         kind=kind,
@@ -165,6 +198,7 @@ def parse_concise(data: Mapping, name: str = "hrnet") -> HRNetConfig:
         channels=integer(h, "channels", "head.channels", 512 if kind == "ocr" else 256),
         levels=integer(h, "levels", "head.levels", 5),
         key_channels=integer(h, "key_channels", "head.key_channels", 256),
+        **_higher_fields(h, kind, stages),
     )
     input_hw = hw_pair(data.get("input_size", DEFAULT_INPUT_HW[family]), "input_size", order="hw")
     cfg_name = data.get("name", name)
@@ -206,6 +240,11 @@ def to_concise_dict(cfg: HRNetConfig) -> dict:
         out["head"].update(channels=cfg.head.channels, levels=cfg.head.levels)
     if cfg.head.kind == "ocr":
         out["head"].update(channels=cfg.head.channels, key_channels=cfg.head.key_channels)
+    if cfg.head.kind == "higher":
+        hd = cfg.head
+        out["head"].update(tag_per_joint=hd.tag_per_joint, with_ae=list(hd.with_ae),
+                           deconv_channels=list(hd.deconv_channels), deconv_kernels=list(hd.deconv_kernels),
+                           deconv_blocks=hd.deconv_blocks, cat_output=list(hd.cat_output))
     preset = named_fusion(cfg)
     if preset is not None:
         out["fusion"] = preset

@@ -17,13 +17,19 @@ from .errors import UserInputError
 
 BlockName = Literal["BASIC", "BOTTLENECK"]
 Family = Literal["pose", "cls", "seg", "face", "det"]
-HeadKind = Literal["v1", "v2", "v2p", "cls", "ocr"]
+HeadKind = Literal["v1", "v2", "v2p", "cls", "ocr", "higher"]
 UpsampleMode = Literal["nearest", "bilinear"]
 FusionPreset = Literal["all", "across_stage", "final_only", "none"]
 
 BLOCK_EXPANSION = {"BASIC": 1, "BOTTLENECK": 4}
 FAMILIES = ("pose", "cls", "seg", "face", "det")
-HEAD_KINDS = ("v1", "v2", "v2p", "cls", "ocr")
+HEAD_KINDS = ("v1", "v2", "v2p", "cls", "ocr", "higher")
+# Heads that read branch 0 only: the official code builds the very last module to fuse into it alone.
+BRANCH0_HEADS = ("v1", "higher")
+DECONV_KERNELS = (2, 3, 4)  # the kernel sizes the official HigherHRNet ``_get_deconv_cfg`` knows
+# HeadConfig fields read by the HigherHRNet head only.
+HIGHER_FIELDS = ("tag_per_joint", "with_ae", "deconv_channels", "deconv_kernels", "deconv_blocks", "cat_output")
+MAX_DECONVS = 2  # 1/4 -> 1/2 -> 1/1: no prediction above the input resolution
 FUSION_PRESETS = ("all", "across_stage", "final_only", "none")
 DEFAULT_HEAD = {"pose": "v1", "cls": "cls", "seg": "v2", "face": "v2", "det": "v2p"}
 
@@ -166,6 +172,12 @@ class HeadConfig:
     strided downsampling to 1/32, a 2048-d feature and a linear classifier (HRNet-W*-C).
     ``ocr``: HRNet + OCR segmentation head (``seg_hrnet_ocr.py``): ``channels`` is MODEL.OCR.MID_CHANNELS
     (official default 512) and ``key_channels`` MODEL.OCR.KEY_CHANNELS (256).
+    ``higher``: HigherHRNet (Cheng et al. 2020, ``pose_higher_hrnet.py``): heatmaps + associative-embedding
+    tags from the 1/4 branch, then per deconvolution stage a stride-2 ``ConvTranspose2d`` (``deconv_kernels``,
+    ``deconv_channels``) on the features concatenated with the previous prediction (``cat_output``),
+    ``deconv_blocks`` BasicBlocks and another prediction at twice the resolution. ``with_ae[i]`` says whether
+    prediction i carries tag maps (official ``LOSS.WITH_AE_LOSS``); ``tag_per_joint``: one tag map per joint
+    (else one in all) (``MODEL.TAG_PER_JOINT``).
     ``outputs`` is joints, classes or landmarks (unused by ``v2p``).
     """
 
@@ -175,6 +187,12 @@ class HeadConfig:
     channels: int = 256
     levels: int = 5
     key_channels: int = 256
+    tag_per_joint: bool = True
+    with_ae: tuple[bool, ...] = (True, False)
+    deconv_channels: tuple[int, ...] = (32,)
+    deconv_kernels: tuple[int, ...] = (4,)
+    deconv_blocks: int = 4
+    cat_output: tuple[bool, ...] = (True,)
 
     def __post_init__(self) -> None:
         if self.kind not in HEAD_KINDS:
@@ -185,6 +203,51 @@ class HeadConfig:
         positive_int(self.channels, "head.channels", MAX_CHANNELS)
         positive_int(self.levels, "head.levels", 8)
         positive_int(self.key_channels, "head.key_channels", MAX_CHANNELS)
+        self._check_deconvs()
+
+    def _check_deconvs(self) -> None:
+        if not isinstance(self.tag_per_joint, bool):
+            raise ConfigError("head.tag_per_joint", f"must be true or false, got {self.tag_per_joint!r}")
+        for name in ("with_ae", "deconv_channels", "deconv_kernels", "cat_output"):
+            if not isinstance(getattr(self, name), tuple):
+                raise ConfigError(f"head.{name}", "must be a tuple")
+        n = len(self.deconv_channels)
+        if n > MAX_DECONVS:
+            raise ConfigError("head.deconv_channels", f"{n} deconvolution stages exceed the supported maximum {MAX_DECONVS}")
+        for i, c in enumerate(self.deconv_channels):
+            positive_int(c, f"head.deconv_channels[{i}]", MAX_CHANNELS)
+        for name in ("deconv_kernels", "cat_output"):
+            if len(getattr(self, name)) != n:
+                raise ConfigError(f"head.{name}", f"needs one entry per deconvolution stage ({n}), "
+                                  f"got {len(getattr(self, name))}")
+        for i, k in enumerate(self.deconv_kernels):
+            if isinstance(k, bool) or k not in DECONV_KERNELS:
+                raise ConfigError(f"head.deconv_kernels[{i}]", f"must be 2, 3 or 4, got {k!r}")
+        for name, flags in (("cat_output", self.cat_output), ("with_ae", self.with_ae)):
+            if not all(isinstance(f, bool) for f in flags):
+                raise ConfigError(f"head.{name}", f"must be true/false values, got {list(flags)!r}")
+        if len(self.with_ae) != n + 1:
+            raise ConfigError("head.with_ae", f"needs one true/false per prediction (1 + {n} deconvolution stages), "
+                              f"got {len(self.with_ae)}")
+        if isinstance(self.deconv_blocks, bool) or not isinstance(self.deconv_blocks, int) or not \
+                0 <= self.deconv_blocks <= MAX_BLOCKS:
+            raise ConfigError("head.deconv_blocks", f"must be an integer in 0..{MAX_BLOCKS}, got {self.deconv_blocks!r}")
+
+    @property
+    def reads_branch0_only(self) -> bool:
+        """True for heads built on branch 0 alone (``v1``, ``higher``)."""
+        return self.kind in BRANCH0_HEADS
+
+    @property
+    def tag_channels(self) -> int:
+        """Associative-embedding tag maps of a prediction with tags: one per joint, or one."""
+        return self.outputs if self.tag_per_joint else 1
+
+    @property
+    def prediction_channels(self) -> tuple[int, ...]:
+        """Channels of each HigherHRNet prediction (1/4, then one per deconvolution stage): joints, plus tags
+        where ``with_ae`` says so (official ``_make_final_layers``)."""
+        return tuple(self.outputs + (self.tag_channels if ae else 0) for ae in self.with_ae)
 
 
 @dataclass(frozen=True)
@@ -265,13 +328,13 @@ class HRNetConfig:
 
     def fuse_outputs(self, s: int, m: int) -> int:
         """How many branches module ``m`` of stage index ``s`` (0 = stage 2) fuses into: 0 with its fusion
-        off; 1 for the very last module under the V1 head, which reads branch 0 only (official pose model:
-        ``multi_scale_output=False``); else all of the stage's branches."""
+        off; 1 for the very last module under the V1 and HigherHRNet heads, which read branch 0 only (official
+        pose models: ``multi_scale_output=False``); else all of the stage's branches."""
         st = self.stages[s]
         if not st.fuse[m]:
             return 0
         last = s == len(self.stages) - 1 and m == st.modules - 1
-        return 1 if (last and self.head.kind == "v1") else st.branches
+        return 1 if (last and self.head.reads_branch0_only) else st.branches
 
     def with_fusion(self, schedule: str | tuple[tuple[bool, ...], ...] | list) -> HRNetConfig:
         """A copy with another fusion schedule: a preset name or one tuple of bools per stage."""

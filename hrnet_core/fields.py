@@ -48,6 +48,20 @@ def boolean(value: Any, path: str) -> bool:
     return value
 
 
+def bool_list(value: Any, path: str) -> tuple[bool, ...]:
+    """A non-empty list of true/false as a tuple; also the tuple string the official files use for some lists
+    (``(True, False)``, read by yacs as a Python literal)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.startswith("(") and text.endswith(")"):
+            words = [w.strip() for w in text[1:-1].split(",") if w.strip()]
+            if words and all(w in ("True", "False") for w in words):
+                value = [w == "True" for w in words]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ConfigError(path, f"must be a non-empty list of true/false, got {value!r}")
+    return tuple(boolean(v, f"{path}[{i}]") for i, v in enumerate(value))
+
+
 def hw_pair(value: Any, path: str, order: str) -> tuple[int, int]:
     """A ``[H, W]`` (``order='hw'``) or official ``[W, H]`` (``order='wh'``) pair as ``(H, W)``."""
     if isinstance(value, int) and not isinstance(value, bool):

@@ -16,6 +16,7 @@ from .blocks import BLOCKS, bn, make_layer
 from .config import ConfigError, HeadConfig, HRNetConfig, Stage1Config, StageConfig, UpsampleConfig
 from .exchange import HighResolutionModule, Transition
 from .heads import CLS_FEATURES, ClsHead, V1Head, V2Head, V2pHead, cls_head_channels
+from .higher_head import HigherHead
 from .ocr_head import OCRHead
 
 # 1e9 parameters = 3.7 GiB of float32 weights (7.5 GiB with gradients): beyond any published HRNet
@@ -35,6 +36,9 @@ def build_head(family: str, head: HeadConfig, in_channels: tuple[int, ...], upsa
         return V2pHead(in_channels, head.channels, head.levels, align)
     if head.kind == "ocr":
         return OCRHead(in_channels, head.outputs, head.channels, head.key_channels, align)
+    if head.kind == "higher":
+        return HigherHead(in_channels, head.prediction_channels, head.deconv_channels, head.deconv_kernels,
+                          head.deconv_blocks, head.cat_output, head.final_conv_kernel)
     return ClsHead(in_channels, head.outputs)
 
 
@@ -200,10 +204,10 @@ class HRNet(nn.Module):
 
 
 def init_weights(model: nn.Module) -> nn.Module:
-    """The official initialisation (pose_hrnet.py ``init_weights``): conv weights N(0, 0.001), biases
-    0, BatchNorm weight 1 and bias 0; Linear keeps PyTorch's default."""
+    """The official initialisation (pose_hrnet.py, pose_higher_hrnet.py ``init_weights``): conv and transposed
+    conv weights N(0, 0.001), biases 0, BatchNorm weight 1 and bias 0; Linear keeps PyTorch's default."""
     for m in model.modules():
-        if isinstance(m, nn.Conv2d):
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
             nn.init.normal_(m.weight, std=0.001)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
@@ -222,8 +226,8 @@ def _construct(cfg: HRNetConfig) -> HRNet:
         stages=cfg.stages,
         upsample=cfg.upsample,
         head=head,
-        # HRNetV1 reads branch 0 only, so the official pose model's last module fuses into it alone.
-        final_fuse_outputs=1 if cfg.head.kind == "v1" else None,
+        # HRNetV1 and HigherHRNet read branch 0 only, so the official pose models' last module fuses into it alone.
+        final_fuse_outputs=1 if cfg.head.reads_branch0_only else None,
     )
 
 

@@ -13,6 +13,13 @@
   they are refused with that reason.
 - face (HRNet/HRNet-Facial-Landmark-Detection, ``hrnet``): stage 1 fixed like pose, V2 ``head``,
   bilinear fusion with ``align_corners=False``.
+- HigherHRNet (HRNet/HigherHRNet-Human-Pose-Estimation, ``pose_higher_hrnet``): the pose backbone (stem and
+  stage 1 fixed in the code, nearest fusion, last module fusing into branch 0) with the HigherHRNet head
+  (``hrnet_core.higher_head``) from ``MODEL.EXTRA.DECONV`` (NUM_DECONVS, NUM_CHANNELS, KERNEL_SIZE,
+  NUM_BASIC_BLOCKS, CAT_OUTPUT; required, as the code has no defaults for them), ``MODEL.TAG_PER_JOINT``
+  (default true) and ``LOSS.WITH_AE_LOSS`` (default ``(True,)``: which predictions carry tag maps). The input
+  is the square ``DATASET.INPUT_SIZE`` (one integer, default 512); ``MODEL.NUM_JOINTS`` (17), or
+  ``DATASET.NUM_JOINTS + 1`` with ``DATASET.WITH_CENTER`` as ``update_config`` does.
 
 Sizes are ``[W, H]`` in the official files. Keys the model never reads are ignored; ``NUM_RANCHES``
 (STAGE1 typo) is never read. Missing keys take the official defaults (each repo's ``config/default.py``).
@@ -24,6 +31,7 @@ from collections.abc import Mapping
 
 from .config import (
     DEFAULT_HEAD,
+    MAX_DECONVS,
     ConfigError,
     HeadConfig,
     HRNetConfig,
@@ -33,9 +41,10 @@ from .config import (
     UpsampleConfig,
     check_block,
 )
-from .fields import boolean, hw_pair, int_list, integer, section
+from .fields import bool_list, boolean, hw_pair, int_list, integer, section
 
-MODEL_NAMES = {"pose_hrnet": "pose", "cls_hrnet": "cls", "seg_hrnet": "seg", "seg_hrnet_ocr": "seg", "hrnet": "face"}
+MODEL_NAMES = {"pose_hrnet": "pose", "cls_hrnet": "cls", "seg_hrnet": "seg", "seg_hrnet_ocr": "seg", "hrnet": "face",
+               "pose_higher_hrnet": "pose"}
 DEFAULT_INPUT_WH = {"pose": (256, 256), "cls": (224, 224), "seg": (1024, 512), "face": (256, 256)}
 DEFAULT_OUTPUTS = {"pose": 17, "cls": 1000, "seg": 19, "face": 17}
 FIXED_STAGE1 = Stage1Config("BOTTLENECK", 4, 64)
@@ -81,6 +90,50 @@ def _stage1(extra: Mapping) -> Stage1Config:
     return Stage1Config(block=block, blocks=blocks[0], planes=planes[0])
 
 
+def _first(values: tuple, n: int, path: str) -> tuple:
+    """The first ``n`` entries (the official code indexes 0..n-1 and ignores the rest)."""
+    if len(values) < n:
+        raise ConfigError(path, f"has {len(values)} entries but NUM_DECONVS is {n}")
+    return tuple(values[:n])
+
+
+def _higher(data: Mapping, model: Mapping, extra: Mapping, kernel: int) -> tuple[HeadConfig, str, int]:
+    """The HigherHRNet head and input side of a ``pose_higher_hrnet`` file (module docstring)."""
+    path = "MODEL.EXTRA.DECONV"
+    deconv = section(extra, "DECONV", path, required=True)
+    raw_n = deconv.get("NUM_DECONVS")
+    if isinstance(raw_n, bool) or not isinstance(raw_n, int) or raw_n < 0:
+        raise ConfigError(f"{path}.NUM_DECONVS", f"must be a non-negative integer, got {raw_n!r}")
+    n = raw_n
+    if n > MAX_DECONVS:
+        raise ConfigError(f"{path}.NUM_DECONVS", f"{n} exceeds the supported maximum {MAX_DECONVS} "
+                          "(predictions up to the input resolution)")
+    channels = _first(int_list(deconv.get("NUM_CHANNELS"), f"{path}.NUM_CHANNELS"), n, f"{path}.NUM_CHANNELS") if n else ()
+    kernels = _first(int_list(deconv.get("KERNEL_SIZE"), f"{path}.KERNEL_SIZE"), n, f"{path}.KERNEL_SIZE") if n else ()
+    cat = _first(bool_list(deconv.get("CAT_OUTPUT"), f"{path}.CAT_OUTPUT"), n, f"{path}.CAT_OUTPUT") if n else ()
+    for i, k in enumerate(kernels):
+        if k not in (2, 3, 4):
+            raise ConfigError(f"{path}.KERNEL_SIZE[{i}]", f"must be 2, 3 or 4 (the official _get_deconv_cfg), got {k}")
+    blocks = deconv.get("NUM_BASIC_BLOCKS", 0 if not n else None)
+    if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 0:
+        raise ConfigError(f"{path}.NUM_BASIC_BLOCKS", f"must be a non-negative integer, got {blocks!r}")
+    loss = section(data, "LOSS", "LOSS")
+    with_ae = _first(bool_list(loss.get("WITH_AE_LOSS", [True]), "LOSS.WITH_AE_LOSS"), n + 1, "LOSS.WITH_AE_LOSS")
+    dataset = section(data, "DATASET", "DATASET")
+    if boolean(dataset.get("WITH_CENTER", False), "DATASET.WITH_CENTER"):
+        joints = integer(dataset, "NUM_JOINTS", "DATASET.NUM_JOINTS", 17) + 1
+    else:
+        joints = integer(model, "NUM_JOINTS", "MODEL.NUM_JOINTS", 17)
+    side = dataset.get("INPUT_SIZE", 512)
+    if isinstance(side, bool) or not isinstance(side, int):
+        raise ConfigError("DATASET.INPUT_SIZE", f"must be one integer (the square input side), got {side!r}")
+    head = HeadConfig(kind="higher", outputs=joints, final_conv_kernel=kernel,
+                      tag_per_joint=boolean(model.get("TAG_PER_JOINT", True), "MODEL.TAG_PER_JOINT"),
+                      with_ae=with_ae, deconv_channels=channels, deconv_kernels=kernels,
+                      deconv_blocks=blocks, cat_output=cat)
+    return head, "DATASET.INPUT_SIZE", side
+
+
 def parse_official(data: Mapping, name: str = "official") -> HRNetConfig:
     """An ``HRNetConfig`` from a parsed official experiment YAML. Raises ``ConfigError``."""
     model = section(data, "MODEL", "MODEL", required=True)
@@ -93,7 +146,7 @@ def parse_official(data: Mapping, name: str = "official") -> HRNetConfig:
     if model_name not in MODEL_NAMES:
         raise ConfigError(
             "MODEL.NAME",
-            f"{model_name!r} is not an HRNet model of the four official repos "
+            f"{model_name!r} is not an HRNet model of the five official repos "
             f"(expected one of {', '.join(MODEL_NAMES)})",
         )
     family = MODEL_NAMES[model_name]
@@ -117,6 +170,9 @@ def parse_official(data: Mapping, name: str = "official") -> HRNetConfig:
         raise ConfigError("MODEL.EXTRA.FINAL_CONV_KERNEL", f"must be 1 or 3, got {kernel!r}")
     input_hw = hw_pair(size_value, size_path, order="wh")
     head = HeadConfig(kind=DEFAULT_HEAD[family], outputs=outputs, final_conv_kernel=kernel)
+    if model_name == "pose_higher_hrnet":
+        head, size_path, size_value = _higher(data, model, extra, kernel)
+        input_hw = hw_pair(size_value, size_path, order="hw")
     if model_name == "seg_hrnet_ocr":
         ocr = section(model, "OCR", "MODEL.OCR")
         head = HeadConfig(kind="ocr", outputs=outputs, channels=integer(ocr, "MID_CHANNELS", "MODEL.OCR.MID_CHANNELS", 512),

@@ -248,3 +248,31 @@ def test_complexity_profile_on_demand():
     assert metrics(at)["Forward, batch 1"].endswith(" ms")
     profile = next(df.value for df in at.dataframe if "median_ms" in df.value.columns)
     assert {"stem", "total"} <= set(profile["part"]) and (profile["median_ms"] > 0).all()
+
+
+def test_higherhrnet_preset_on_every_page():
+    """A HigherHRNet preset (two predictions, a transposed conv) through Build, Architecture (every level),
+    Complexity and Feature maps."""
+    name = "higherhrnet_w32_512"
+    cfg = load_preset(name)
+    at = start()
+    at.selectbox(key="b_preset").set_value(name).run()
+    no_failure(at)
+    assert at.session_state.cfg == cfg
+    m = metrics(at)
+    assert m["Params"] == shown_params(cfg) and m["GFLOPs (paper)"] == f"{analyze(cfg).gflops_paper:.2f}"
+    assert m["Output"] == "1x34x128x128, 1x17x256x256"
+    assert "kind: higher" in at.text_area(key="yaml_text").value
+    at.switch_page("app/architecture.py").run()
+    no_failure(at)
+    assert "deconv_layers.0" in at.get("graphviz_chart")[0].proto.spec
+    for level in ("module", "block"):
+        at.radio(key="a_level").set_value(level).run()
+        no_failure(at)
+    at.switch_page("app/complexity.py").run()
+    no_failure(at)
+    assert metrics(at)["Params"] == shown_params(cfg)
+    at.switch_page("app/feature_maps.py").run()
+    no_failure(at)
+    assert any("higher" in md.value and "1x17x256x256" in md.value for md in at.markdown)
+    assert len(at.get("image")) >= 6

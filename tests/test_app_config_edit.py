@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from analysis import config_edit as ce
-from hrnet_core import ConfigError, UserInputError, dump_config, load_config
+from hrnet_core import ConfigError, UserInputError, dump_config, load_config, load_config_text
 
 OFFICIAL = Path(__file__).resolve().parents[1].parent / "shared" / "official"
 
@@ -37,6 +37,16 @@ def test_form_edits_apply(w32):
     assert cfg.stages[0].blocks == (4, 2)
     assert cfg.head.outputs == 16 and cfg.input_hw == (384, 288)
     assert cfg.num_fusions == 1 + 2 + 4
+
+
+def test_head_kind_switch_into_and_out_of_higherhrnet(w32):
+    v = ce.form_values(w32)
+    v["head_kind"] = "higher"
+    higher = ce.config_from_form(w32, v)
+    # the released HigherHRNet-W32 head: what the preset (the official experiment) has
+    assert higher.head == ce.load_preset("higherhrnet_w32_512").head
+    back = ce.config_from_form(higher, ce.form_values(higher) | {"head_kind": "v1"})
+    assert back == w32 and load_config_text(dump_config(back)) == back
 
 
 def test_width_change_rederives_channels(w32):

@@ -60,6 +60,9 @@ NO_ROW = {
     "seg_hrnetv2_w18": "no published Cityscapes W18 row",
     "seg_hrnetv2_w48_ocr": "no published HRNet + OCR row in model_zoo.md",
     "face_hrnetv2_w18_wflw": "no table: checked against the figures in the text (test_face_preset_reproduces_code_figures)",
+    "higherhrnet_w32_512": "HigherHRNet: no row in model_zoo.md; README figures (test_higherhrnet_readme_figures)",
+    "higherhrnet_w32_640": "HigherHRNet: no row in model_zoo.md; README figures (test_higherhrnet_readme_figures)",
+    "higherhrnet_w48_640": "HigherHRNet: no row in model_zoo.md; README figures (test_higherhrnet_readme_figures)",
 }
 
 
@@ -133,15 +136,38 @@ def test_face_preset_reproduces_code_figures():
     assert math.floor(g * 10**decimals) / 10**decimals == float(published)
 
 
+def test_higherhrnet_readme_figures():
+    """README's HigherHRNet table (the official HigherHRNet README's #Params and GFLOPs): params round to the
+    built model's, and GFLOPs are the official get_model_summary multiply-adds divided by 1e9 (not 2**30 as in
+    the HRNet READMEs), with the transposed conv charged per output position as that summary does."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(higherhrnet_\w+)` \|[^|]*\| ([\d.]+M) \| ([\d.]+) \|", text, flags=re.M)
+    presets = sorted(p.stem for p in CONFIGS if p.stem.startswith("higherhrnet_"))
+    assert sorted(r[0] for r in rows) == presets and presets
+    for name, params, gflops in rows:
+        rep = analyze(ROOT / "configs" / f"{name}.yaml")
+        assert rounds_to(rep.params / 1e6, params), (name, rep.params, params)
+        assert rounds_to(rep.conv_linear_macs / 1e9, gflops), (name, rep.conv_linear_macs, gflops)
+        deconv = rep.breakdown[rep.breakdown["operator"] == "conv_transpose"]
+        assert len(deconv) == 1 and int(deconv["macs"].sum()) == 4 * int(deconv["flops"].sum())
+
+
 @pytest.mark.parametrize("manifest", MANIFESTS, ids=lambda p: p.stem)
 def test_manifests_reproduced(manifest):
     data = json.loads(manifest.read_text())
     cfg = hc.load_config(SHARED / "official" / data["source_yaml"])
-    for count in data["counts"]:
+    for count in data.get("counts", []):
         rep = analyze(cfg, tuple(count["input_hw"]))
         assert rep.params == data["params"]
         assert abs(rep.gflops_paper - count["gflops_official"]) < 1e-3
         assert rep.conv_linear_macs / 2**30 == rep.gflops_paper
+    if "counts" not in data:  # HigherHRNet manifests: params and the predictions at the square input_shape
+        n, _, h, w = data["input_shape"]
+        rep = analyze(cfg, (h, w), batch=n)
+        assert rep.params == data["params"]
+        assert rep.conv_linear_macs / 2**30 == rep.gflops_paper
+        finals = rep.breakdown[rep.breakdown["name"].str.match(r"final_layers\.\d+$")]
+        assert [list(s) for s in finals["output_shape"]] == data["outputs"]
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
@@ -153,14 +179,19 @@ def test_breakdown_sums_to_totals(path):
     assert rep.params == int(df["params"].sum()) == hc.count_params(cfg)
     assert rep.conv_linear_macs == int(df["macs"].sum())
     assert rep.fvcore_flops == int(df["flops"].sum())
-    # FlopCounterMode: 2 per multiply-add of convs and linears (the paper's MACs) and of matmuls (OCR head)
+    # FlopCounterMode: 2 per multiply-add of convs and linears (the paper's MACs) and of matmuls (OCR head);
+    # a transposed conv (HigherHRNet) it charges per input position, the paper per output position (4x)
     matmul_macs = int(df.loc[df["operator"] == "matmul", "flops"].sum())
-    assert rep.torch_flops == int(df["torch_flops"].sum()) == 2 * (rep.conv_linear_macs + matmul_macs)
+    deconv = df["operator"] == "conv_transpose"
+    deconv_paper, deconv_fvcore = int(df.loc[deconv, "macs"].sum()), int(df.loc[deconv, "flops"].sum())
+    assert deconv_paper == 4 * deconv_fvcore
+    assert rep.torch_flops == int(df["torch_flops"].sum()) == 2 * (
+        rep.conv_linear_macs - deconv_paper + deconv_fvcore + matmul_macs)
     assert rep.activations == int(df["activations"].sum())
     assert set(df["component"]) <= set(COMPONENTS)
     assert set(df["stage"]) <= {"stem", "stage1", "stage2", "stage3", "stage4", "head"}
-    # paper convention: conv and linear only
-    assert (df.loc[~df["operator"].isin(["conv", "linear"]), "macs"] == 0).all()
+    # paper convention: conv (also transposed) and linear only
+    assert (df.loc[~df["operator"].isin(["conv", "conv_transpose", "linear"]), "macs"] == 0).all()
     for key in BY_KEYS:
         view = rep.by(key)
         for col in ("params", "flops", "macs", "activations"):

@@ -49,11 +49,11 @@ def check_against_tools(cfg: HRNetConfig, batch: int = 1) -> None:
     eager = eager_counts(model, x)
     df = rep.breakdown
 
-    # fvcore, per module and operator, from fvcore's own aggregation
+    # fvcore, per module and operator, from fvcore's own aggregation (fvcore names a transposed conv "conv")
     analytic = Counter()
     for (name, op), v in df.groupby(["name", "operator"])["flops"].sum().items():
         if v:
-            analytic[(name, op)] = int(v)
+            analytic[(name, "conv" if op == "conv_transpose" else op)] += int(v)
     assert analytic == own_counts(trace.by_module_and_operator)
     assert rep.fvcore_flops == trace.total
     assert rep.unsupported_ops == trace.unsupported_ops
@@ -137,6 +137,9 @@ def test_fvcore_backend_every_head_kind():
         {"family": "det", "width": 4, "modules": [1, 1, 1], "blocks": 1, "input_size": [96, 64],
          "head": {"kind": "v2p", "channels": 6, "levels": 4}},
         {"family": "cls", "width": 4, "modules": [1, 1, 1], "blocks": 1, "input_size": [64, 96], "head": {"kind": "cls", "outputs": 5}},
+        {"family": "pose", "width": 4, "modules": [1, 1, 1], "blocks": 1, "input_size": [64, 96],
+         "head": {"kind": "higher", "outputs": 5, "deconv_channels": [6, 4], "deconv_kernels": [3, 2],
+                  "cat_output": [True, True], "with_ae": [True, False, True], "deconv_blocks": 1}},
     ):
         cfg = hc.load_config(d)
         a, f = analyze(cfg, batch=2), analyze(cfg, backend="fvcore", batch=2)
@@ -153,7 +156,7 @@ BLOCK = st.sampled_from(["BASIC", "BOTTLENECK"])
 @st.composite
 def small_configs(draw, families):
     family = draw(st.sampled_from(families))
-    kind = "cls" if family == "cls" else draw(st.sampled_from(["v1", "v2", "v2p", "ocr"]))
+    kind = "cls" if family == "cls" else draw(st.sampled_from(["v1", "v2", "v2p", "ocr", "higher"]))
     mode = draw(st.sampled_from(["nearest", "bilinear"]))
     align = draw(st.booleans()) if mode == "bilinear" else False
     n_stages = draw(st.integers(1, 3))
@@ -179,8 +182,15 @@ def small_configs(draw, families):
     if kind == "v2p":
         smallest = min(-(-h // 4), -(-w // 4))
         levels = draw(st.integers(1, min(4, smallest.bit_length())))
+    higher = {}
+    if kind == "higher":
+        n = draw(st.integers(0, 2))
+        higher = dict(tag_per_joint=draw(st.booleans()), with_ae=tuple(draw(st.booleans()) for _ in range(n + 1)),
+                      deconv_channels=tuple(draw(st.integers(1, 8)) for _ in range(n)),
+                      deconv_kernels=tuple(draw(st.sampled_from([2, 3, 4])) for _ in range(n)),
+                      deconv_blocks=draw(st.integers(0, 2)), cat_output=tuple(draw(st.booleans()) for _ in range(n)))
     head = HeadConfig(kind=kind, outputs=draw(st.integers(1, 20)), final_conv_kernel=draw(st.sampled_from([1, 3])),
-                      channels=draw(st.integers(2, 12)), levels=levels, key_channels=draw(st.integers(1, 8)))
+                      channels=draw(st.integers(2, 12)), levels=levels, key_channels=draw(st.integers(1, 8)), **higher)
     return HRNetConfig(
         family=family, stages=tuple(stages), head=head, input_hw=(h, w),
         stem=StemConfig(draw(st.integers(2, 16))),

@@ -19,6 +19,8 @@ TINY = [
      "head": {"kind": "cls", "outputs": 5}},
     {"family": "seg", "input_size": [64, 64], "width": 4, "modules": [1, 1], "blocks": 1,
      "head": {"kind": "ocr", "channels": 8, "key_channels": 4, "outputs": 3}},
+    {"family": "pose", "input_size": [64, 64], "width": 4, "modules": [1, 1, 1], "blocks": 1,
+     "head": {"kind": "higher", "deconv_blocks": 1}},
 ]
 
 
@@ -59,6 +61,17 @@ def test_profile_frame_on_cpu():
     assert total["gmacs"] * 1e9 == pytest.approx(rep.conv_linear_macs)
     assert total["activation_mib"] == pytest.approx(rep.activation_mib(dtype="float32"))
     assert "stage4.0.fusion" in format_profile(df)
+
+
+def test_profile_higherhrnet_head():
+    """HigherHRNet's head (its transposed conv included, charged as the paper convention does) is one part."""
+    cfg = hc.load_config(TINY[-1])
+    df = profile(cfg, device="cpu", mode="branch", warmup=0, iters=1)
+    assert list(df["part"])[-2:] == ["head", "total"] and "stage4.0.fusion" in set(df["part"])
+    rep = analyze(cfg)
+    head = rep.breakdown[rep.breakdown["stage"] == "head"]
+    assert df[df["part"] == "head"].iloc[0]["gmacs"] * 1e9 == pytest.approx(int(head["macs"].sum()))
+    assert df[df["part"] == "total"].iloc[0]["gmacs"] * 1e9 == pytest.approx(rep.conv_linear_macs)
 
 
 def test_profile_stage_mode_and_errors():

@@ -44,12 +44,13 @@ def dot_counts(source: str) -> tuple[Counter, Counter]:
 
 # ---- the expected counts, from the config alone ---------------------------------------------------------
 def outs_of(cfg, s: int, m: int) -> int:
-    """Branches module m of stage s fuses into: none when off; V1's very last module only into branch 0."""
+    """Branches module m of stage s fuses into: none when off; the very last module under V1 and HigherHRNet
+    (both read branch 0) only into branch 0."""
     st = cfg.stages[s]
     if not st.fuse[m]:
         return 0
     very_last = s == len(cfg.stages) - 1 and m == st.modules - 1
-    return 1 if very_last and cfg.head.kind == "v1" else st.branches
+    return 1 if very_last and cfg.head.kind in ("v1", "higher") else st.branches
 
 
 def expected(cfg, level: str) -> tuple[Counter, Counter]:
@@ -80,6 +81,11 @@ def expected(cfg, level: str) -> tuple[Counter, Counter]:
     elif kind == "ocr":  # concat, aux, pixels, gather, attention, cls_head -> aux and final logits
         nodes.update(head=6, io=2)
         edges.update(head=n + 9)
+    elif kind == "higher":  # prediction per resolution -> output; per deconv stage one node fed by the
+        # features and (concatenated) the previous prediction
+        d = len(cfg.head.deconv_channels)
+        nodes.update(head=1 + 2 * d, io=1 + d)
+        edges.update(head=2 + sum(3 + cat for cat in cfg.head.cat_output))
     elif kind == "v2p":  # concat, reduction, one node per pyramid level
         nodes.update(head=2 + cfg.head.levels)
         edges.update(head=n + 1 + cfg.head.levels)
@@ -115,7 +121,7 @@ def test_counts_match_config(path, level):
 
 
 @pytest.mark.parametrize("schedule", ["all", "across_stage", "final_only", "none"])
-@pytest.mark.parametrize("head", ["v1", "v2", "v2p", "ocr", "cls"])
+@pytest.mark.parametrize("head", ["v1", "v2", "v2p", "ocr", "cls", "higher"])
 def test_counts_every_schedule_and_head(schedule, head):
     family = {"v2p": "det", "ocr": "seg", "cls": "cls"}.get(head, "pose")
     cfg = hc.load_config({"family": family, "input_size": [64, 64], "width": 8,
@@ -226,7 +232,7 @@ def test_paper_layout():
 
 # ---- annotations -----------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", ["pose_hrnet_w32_256x192", "cls_hrnet_w18_small_v2", "det_hrnetv2p_w32",
-                                  "seg_hrnetv2_w18_small_v1"])
+                                  "seg_hrnetv2_w18_small_v1", "higherhrnet_w32_512"])
 def test_annotations_partition_the_model(name):
     """Node annotations add up to the model: params to count_params, MACs to the paper-convention total."""
     from analysis.complexity import analyze
@@ -289,6 +295,9 @@ UNUSUAL = {
         "head": {"kind": "v2", "final_conv_kernel": 3}},
     "ocr": {"family": "seg", "input_size": [64, 128], "width": 8, "modules": [1, 1, 2], "blocks": 1,
             "fusion": "across_stage", "head": {"kind": "ocr", "channels": 32}},
+    "higher_two_deconvs": {"family": "pose", "input_size": [64, 64], "width": 8, "modules": [1, 1, 2], "blocks": 1,
+                           "head": {"kind": "higher", "deconv_channels": [8, 4], "deconv_kernels": [4, 2],
+                                    "cat_output": [True, False], "with_ae": [True, True, False], "deconv_blocks": 1}},
 }
 
 

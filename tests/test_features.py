@@ -113,6 +113,7 @@ def test_write_feature_maps(pose_capture, tmp_path):
 @pytest.mark.parametrize("family,head,kind", [
     ("cls", "cls", "classification"), ("seg", "v2", "segmentation"), ("face", "v2", "heatmaps"),
     ("det", "v2p", "pyramid"), ("pose", "v1", "heatmaps"), ("seg", "ocr", "segmentation"),
+    ("pose", "higher", "heatmaps"),
 ])
 def test_every_head_kind(family, head, kind, tmp_path):
     cfg = hc.load_config(tiny(family, head))
@@ -134,6 +135,23 @@ def test_every_head_kind(family, head, kind, tmp_path):
     expect = {"classification": "top5.png", "segmentation": "class_overlay.png", "heatmaps": "keypoints.png",
               "pyramid": "pyramid.png"}[kind]
     assert expect in names
+
+
+def test_higherhrnet_heatmaps_average_its_predictions():
+    """HigherHRNet returns [joints + tags at 1/4, joints at 1/2]; the drawn heatmaps are the joint channels of
+    both, the 1/4 ones bilinearly brought to 1/2, averaged (official get_multi_stage_outputs)."""
+    cfg = hc.load_config(tiny("pose", "higher"))
+    torch.manual_seed(0)
+    model = hc.build_model(cfg, init="default").eval()
+    cap = capture(model, cfg, "astronaut", device="cpu", topk=4)
+    x = images.to_tensor(cap.image)
+    with torch.inference_mode():
+        low, high = model(x)
+    assert low.shape == (1, 34, 16, 16) and high.shape == (1, 17, 32, 32)
+    up = torch.nn.functional.interpolate(low[:, :17], size=(32, 32), mode="bilinear", align_corners=False)
+    torch.testing.assert_close(torch.from_numpy(cap.head.maps), ((up + high) / 2)[0], rtol=1e-4, atol=1e-6)
+    assert cap.head.names[0] == "nose" and cap.head.points.shape == (17, 2)
+    assert (cap.head.points[:, 0] < 64).all() and (cap.head.points >= -0.5).all()
 
 
 def test_no_fusion_last_module_keeps_all_branches():
@@ -290,7 +308,7 @@ def test_colormaps_and_resizing():
 NUMERIC = ROOT.parent / "shared" / "fixtures" / "numeric"
 
 
-@pytest.mark.parametrize("name", ["pose_tiny", "seg_tiny"])
+@pytest.mark.parametrize("name", ["pose_tiny", "seg_tiny", "higher_tiny"])
 def test_cli_features_official_checkpoints(name, tmp_path, capsys):
     """Official-format experiment YAML + a checkpoint recorded by the official code (float16 values)."""
     folder = NUMERIC / name
