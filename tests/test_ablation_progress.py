@@ -127,6 +127,16 @@ def test_preparing_until_the_runner_starts_then_running_never_queued(run):
     assert list(table["ETA"]) == ["", ""] and list(table["progress"]) == [1.0, 1.0]
 
 
+def test_jobs_started_in_parallel_are_running_from_the_start(run):
+    run_dir, _ = run
+    _runner_started(run_dir, parallel_jobs=2)  # the cpu recipe trains jobs side by side, one process each
+    assert _states(run_dir) == ["running", "running"]
+    _job(run_dir, "all", state="running", epoch=0, step=1, steps=40, loss=0.02, phase="training")
+    assert read_progress(run_dir)["phase"].tolist() == ["starting", "training"]
+    _job(run_dir, "final_only", state="done", epoch=5)
+    assert _states(run_dir) == ["done", "running"]
+
+
 def test_a_running_job_without_an_estimate_says_so(run):
     run_dir, _ = run
     _runner_started(run_dir)

@@ -158,12 +158,12 @@ def read_progress(run_dir: str | Path) -> pd.DataFrame:
             "updated_at": st.get("updated_at"),
             "folder": str(folder),
         })
-    if runner.get("state") == "running" and _alive(runner) and not any(r["state"] == "running" for r in rows):
-        # The runner goes through the jobs in order: the first queued one is being set up now.
-        for r in rows:
-            if r["state"] == "queued":
-                r["state"], r["phase"] = "running", "starting"
-                break
+    if runner.get("state") == "running" and _alive(runner):
+        # The runner starts the jobs in order, ``parallel_jobs`` at a time: the first queued ones fill
+        # the free slots and are being set up now (their own status.json has not said so yet).
+        slots = int(_number(runner.get("parallel_jobs")) or 1) - sum(r["state"] == "running" for r in rows)
+        for r in [r for r in rows if r["state"] == "queued"][:max(0, slots)]:
+            r["state"], r["phase"] = "running", "starting"
     return pd.DataFrame(rows, columns=list(PROGRESS_COLUMNS))
 
 
