@@ -133,7 +133,7 @@ def test_failed_run_records_its_reason(runs, tmp_path):
     assert not at.exception
     assert at.selectbox(key="abl_pick").value == "bad"
     assert [e.value for e in at.error] == [f"The run failed: {status['reason']}"]
-    assert not any("preparing" in m.value for m in at.markdown + at.caption)
+    assert not any("preparing" in m.value for m in [*at.markdown, *at.caption])
 
 
 def test_stop_then_resume_finishes_the_run(runs):
