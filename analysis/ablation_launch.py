@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,23 +22,39 @@ from pathlib import Path
 
 from hrnet_core import UserInputError, load_config, load_config_text
 
-from .ablation.files import WORKER_NAME, read_json, write_json_atomic, write_text_atomic
-from .ablation.recipes import BUILTIN_RECIPES
+from .ablation.coco_data import DatasetError
+from .ablation.files import LAUNCH_NAME, WORKER_NAME, read_json, write_json_atomic, write_text_atomic
+from .ablation.progress import is_run_folder, run_status, worker_record
+from .ablation.recipes import BUILTIN_RECIPES, RecipeError, load_recipe
+from .ablation.runner import VariantError, check_data_arg, parse_variants, resolve_base
 from .config_edit import PROJECT_ROOT
 
 RUNS_ENV = "HRNET_EXPLORER_RUNS"
 LOG_NAME = "worker.log"
-LAUNCH_NAME = "launch.json"
 BASE_NAME = "base.yaml"
 RECIPES = BUILTIN_RECIPES
 DEVICES = ("auto", "cpu", "cuda")
 _RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
-_VARIANT_RE = re.compile(r"^[A-Za-z0-9_]+$")
 _CHILDREN: list[subprocess.Popen] = []  # reaped by worker_status so no zombie is left behind
 
 
 class LaunchError(UserInputError):
     """A run that cannot be started as asked; the message names the field."""
+
+
+def default_recipe() -> str:
+    """The recipe the Ablation page offers first: ``cpu`` without a CUDA GPU (``quick`` needs one)."""
+    import torch
+
+    return "quick" if torch.cuda.is_available() else "cpu"
+
+
+def _field_error(field: str, err: Exception, drop: str = "") -> LaunchError:
+    """``err`` as a ``LaunchError`` naming the form's ``field`` (without the CLI's ``drop`` prefix)."""
+    msg = str(err).strip()
+    if drop and msg.startswith(drop):
+        msg = msg[len(drop):]
+    return LaunchError(f"{field}: {msg}")
 
 
 def runs_root() -> Path:
@@ -60,20 +77,41 @@ class AblationRequest:
     smoke: bool = False
     resume: bool = False
 
-    def validate(self, check_base: bool = True) -> None:
+    def validate(self, base_text: str | None = None) -> None:
+        """Check every field with the parsers the ablation itself uses, before anything is written or
+        started: the base config (``base_text``, YAML, instead of the file ``base``), the recipe
+        (``smoke`` when ``smoke``), the variants against the base as the recipe resizes it, the data
+        folder (both COCO splits) and the device. Raises ``LaunchError`` (or ``ConfigError`` naming
+        the base config file) with one line that names the field."""
         if not _RUN_NAME_RE.match(self.name or ""):
             raise LaunchError(f"run name: {self.name!r} must be letters, digits, '_', '-', '.' (up to 80)")
-        if check_base:
-            if not str(self.base).strip():
-                raise LaunchError("base config: none given")
-            load_config(self.base)  # ConfigError names the file and field
-        tokens = [t.strip() for t in str(self.variants).split(",")]
-        if not tokens or not all(_VARIANT_RE.match(t) for t in tokens):
-            raise LaunchError(f"variants: {self.variants!r} must be a comma-separated list such as 1,3,8")
-        if self.data != "builtin" and not Path(self.data).expanduser().is_dir():
-            raise LaunchError(f"data: {self.data!r} is neither 'builtin' nor an existing COCO folder")
-        if self.recipe not in RECIPES and not Path(self.recipe).expanduser().is_file():
-            raise LaunchError(f"recipe: {self.recipe!r} is neither {', '.join(RECIPES)} nor a recipe YAML file")
+        if base_text is not None:
+            base = load_config_text(base_text, source="base config")
+        elif not str(self.base).strip():
+            raise LaunchError("base config: none given")
+        else:
+            base = load_config(self.base)  # ConfigError names the file and field
+        if self.smoke and self.recipe != "smoke":
+            raise LaunchError(f"recipe: a smoke run uses the smoke recipe, not {self.recipe!r}")
+        try:
+            recipe = load_recipe(self.recipe)
+        except RecipeError as err:
+            raise _field_error("recipe", err) from None
+        try:
+            sized = resolve_base(base, recipe)
+        except UserInputError as err:
+            raise _field_error("base config", err) from None
+        try:
+            parse_variants(str(self.variants), sized)
+        except VariantError as err:
+            raise _field_error("variants", err, drop="--variants ") from None
+        data = str(self.data).strip() or recipe.data
+        if data == "coco":
+            raise LaunchError(f"data: recipe {recipe.name} trains on COCO: give a COCO 2017 keypoints folder")
+        try:
+            check_data_arg(data)
+        except DatasetError as err:
+            raise _field_error("data", err) from None
         if isinstance(self.seeds, bool) or not isinstance(self.seeds, int) or not 1 <= self.seeds <= 100:
             raise LaunchError(f"seeds: must be an integer from 1 to 100, got {self.seeds!r}")
         if self.device not in DEVICES:
@@ -113,9 +151,7 @@ def launch(request: AblationRequest, root: Path | None = None, base_text: str | 
     """
     if request.resume:
         raise LaunchError("resume: use ablation_launch.resume(run_dir) to continue a run")
-    request.validate(check_base=base_text is None)
-    if base_text is not None:
-        load_config_text(base_text, source="base config")
+    request.validate(base_text=base_text)
     root = runs_root() if root is None else Path(root)
     run_dir = (root / request.name).resolve()
     try:
@@ -173,26 +209,6 @@ def _reap() -> None:
             _CHILDREN.remove(proc)
 
 
-def _alive(pid: int, run_dir: Path, started: float | None = None) -> bool:
-    """Whether ``pid`` is a live (not zombie) worker of ``run_dir``: its command line names the run
-    (guards against pid reuse), or it was launched under a minute ago (before ``exec`` a child still
-    shows its parent's command line)."""
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    proc = Path(f"/proc/{pid}")
-    if proc.is_dir():
-        try:
-            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            return False
-        recent = started is not None and time.time() - started < 60
-        return state != "Z" and (str(run_dir) in cmdline or recent)
-    return True
-
-
 def log_tail(run_dir: Path, lines: int = 20) -> str:
     try:
         with open(Path(run_dir) / LOG_NAME, "rb") as fh:
@@ -214,22 +230,35 @@ def failure_reason(log: str) -> str:
 
 
 def worker_status(run_dir: str | Path) -> dict:
-    """``state`` (running, finished, failed, stopped, unknown), ``pid``, ``returncode``, ``reason``."""
+    """``state`` (running, finished, failed, stopped, unknown), ``pid``, ``returncode``, ``reason``
+    (``progress.worker_record``); reaps the workers this process started, so none is left a zombie."""
     _reap()
-    run_dir = Path(run_dir).resolve()
-    info = read_json(run_dir / WORKER_NAME)
-    if not info:  # not started up yet (or not launched from the app): the launcher's record
-        launched = read_json(run_dir / LAUNCH_NAME)
-        if not launched:
-            return {"state": "unknown", "pid": None, "returncode": None, "reason": ""}
-        info = {"state": "running", "pid": launched.get("pid"), "started": launched.get("started")}
-    out = {"state": info.get("state", "unknown"), "pid": info.get("pid"), "returncode": info.get("returncode"),
-           "reason": info.get("reason", "")}
-    if out["state"] == "running" and not (out["pid"] and _alive(int(out["pid"]), run_dir, info.get("started"))):
-        # The worker vanished without recording its end (killed, machine restarted).
-        out["state"] = "failed"
-        out["reason"] = out["reason"] or "the worker process is gone (killed?); resume the run to continue"
-    return out
+    return worker_record(run_dir)
+
+
+def delete_run(run_dir: str | Path, root: str | Path | None = None) -> Path:
+    """Delete the ablation run folder ``run_dir`` with everything in it; returns the path deleted.
+
+    Only a folder directly under the runs root (``root``, default ``runs_root()``) that is an
+    ablation run (``ablation.json`` or the app's ``launch.json``), not a link, and not live
+    (preparing or running) is deleted; anything else raises ``LaunchError`` and deletes nothing.
+    """
+    root = (runs_root() if root is None else Path(root)).resolve()
+    given = Path(run_dir)
+    if given.is_symlink():
+        raise LaunchError(f"delete: {given} is a link, not a run folder; nothing deleted")
+    path = given.resolve()
+    if path.parent != root:
+        raise LaunchError(f"delete: {path} is not a run folder under {root}; nothing deleted")
+    if not is_run_folder(path):
+        raise LaunchError(f"delete: {path} is not an ablation run (no ablation.json or {LAUNCH_NAME}); "
+                          "nothing deleted")
+    _reap()
+    status = run_status(path)
+    if status.state in ("preparing", "running"):
+        raise LaunchError(f"delete: {path.name} is {status.state}; stop it first")
+    shutil.rmtree(path)
+    return path
 
 
 def stop(run_dir: str | Path) -> bool:

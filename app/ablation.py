@@ -13,7 +13,7 @@ import streamlit as st
 
 from analysis import ablation_launch as al
 from analysis.ablation import report as rp
-from analysis.ablation.progress import list_runs, progress_table, read_progress, run_state
+from analysis.ablation.progress import list_runs, progress_table, read_progress, run_status
 from app import common
 from hrnet_core import dump_config
 
@@ -37,9 +37,10 @@ def _start_form(cfg) -> None:
                                  key="abl_variants")
         c1, c2, c3, c4 = st.columns(4)
         data = c1.text_input("Data: builtin, or a COCO-keypoints folder", value="builtin", key="abl_data")
-        recipe = c2.selectbox("Recipe", al.RECIPES, key="abl_recipe",
-                              help="quick: minutes per variant on one GPU (built-in data); paper: the official "
-                                   "210-epoch schedule; smoke: a tiny end-to-end check")
+        recipe = c2.selectbox("Recipe", al.RECIPES, index=al.RECIPES.index(al.default_recipe()), key="abl_recipe",
+                              help="cpu: the three variants on a laptop's CPU (built-in data); quick: minutes per "
+                                   "variant on one GPU; paper: the official 210-epoch schedule; smoke: a tiny "
+                                   "end-to-end check")
         seeds = c3.number_input("Seeds", min_value=1, max_value=100, value=1, key="abl_seeds")
         devices = common.device_choices()
         device = c4.selectbox("Device", devices, key="abl_device")
@@ -50,7 +51,7 @@ def _start_form(cfg) -> None:
         st.success(ss.pop("abl_started"))
     if not submitted:
         return
-    with common.guard("start"):
+    with common.guard("Not started"):  # a bad field is named here and no worker starts
         base_text = dump_config(cfg) if base == CURRENT else None
         base_path = "" if base == CURRENT else common.config_sources()[base]
         request = al.AblationRequest(name=name.strip(), base=base_path, variants=variants.strip(), data=data.strip(),
@@ -63,38 +64,60 @@ def _start_form(cfg) -> None:
         st.rerun()
 
 
+BADGES = {"preparing": ":blue[preparing]", "running": ":blue[running]", "done": ":green[finished]",
+          "failed": ":red[failed]", "stopped": ":orange[stopped]", "queued": ":gray[queued]"}
+
+
 def _progress_view(run_dir: Path) -> None:
-    status = al.worker_status(run_dir)
-    state = status["state"]
+    al.worker_status(run_dir)  # reaps a worker of this session that has ended
     progress = read_progress(run_dir)
-    if state == "unknown":  # started from the CLI: only the run's own records
-        state = run_state(run_dir, progress)
-        state = "finished" if state == "done" else state
-    badge = {"running": ":blue[running]", "finished": ":green[finished]", "failed": ":red[failed]",
-             "stopped": ":orange[stopped]"}.get(state, state)
-    st.markdown(f"**{run_dir.name}** — {badge}" + (f" (worker pid {status['pid']})" if status.get("pid") else ""))
-    if state == "failed" and status.get("reason"):
-        st.error(f"The run failed: {status['reason']}")
-    elif state == "stopped":
+    status = run_status(run_dir, progress)
+    phase = f" · {status.phase}" if status.phase else ""
+    pid = f" (pid {status.pid})" if status.pid and status.state in ("preparing", "running") else ""
+    st.markdown(f"**{run_dir.name}** — {BADGES.get(status.state, status.state)}{phase}{pid}")
+    if status.state == "failed":
+        st.error(f"The run failed: {status.reason or 'see the worker log'}")
+    elif status.state == "stopped":
         st.warning("The run was stopped; resume it to continue from the last complete epoch.")
     if progress.empty:
-        st.caption("No progress recorded yet (the worker is preparing the data and models).")
+        if status.state == "preparing":
+            st.caption("No progress recorded yet: the worker is preparing the data and models.")
     else:
         for _, row in progress[progress["error"].notna()].iterrows():
             st.error(f"{row['variant']} seed {row['seed']}: {row['error']}")
         st.dataframe(progress_table(progress), hide_index=True, width="stretch",
                      column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0,
                                                                                 max_value=1.0, format="percent")})
-    c1, c2 = st.columns(2)
-    if state == "running" and c1.button("Stop the run", key="abl_stop"):
+    live = status.state in ("preparing", "running")
+    c1, c2, c3 = st.columns(3)
+    if live and c1.button("Stop the run", key="abl_stop"):
         al.stop(run_dir)
         st.rerun()
-    if state in ("failed", "stopped") and c2.button("Resume the run", key="abl_resume"):
+    if status.state in ("failed", "stopped") and c2.button("Resume the run", key="abl_resume"):
         with common.guard("resume"):
             al.resume(run_dir)
             st.rerun()
+    if not live and c3.button("Delete the run…", key="abl_delete"):
+        ss.abl_confirm_delete = run_dir.name
+    if ss.get("abl_confirm_delete") == run_dir.name and not live:
+        _confirm_delete(run_dir)
     with st.expander("Worker log (last lines)"):
         st.code(al.log_tail(run_dir, 40) or "(empty)")
+
+
+def _confirm_delete(run_dir: Path) -> None:
+    st.warning(f"Delete {run_dir} with its checkpoints, metrics and report? This cannot be undone.")
+    c1, c2 = st.columns(2)
+    if c1.button(f"Yes, delete {run_dir.name}", key="abl_delete_yes", type="primary"):
+        ss.pop("abl_confirm_delete", None)
+        with common.guard("delete"):
+            al.delete_run(run_dir)
+            ss.abl_deleted = f"Deleted {run_dir.name}."
+            ss.pop("abl_pick", None)
+            st.rerun()
+    if c2.button("Cancel", key="abl_delete_no"):
+        ss.pop("abl_confirm_delete", None)
+        st.rerun()
 
 
 def _report_view(run_dir: Path) -> None:
@@ -130,6 +153,8 @@ def _runs() -> None:
     st.subheader("Runs")
     root = al.runs_root()
     runs = list_runs(root)  # also the runs launched here that have not written their request yet
+    if "abl_deleted" in ss:
+        st.success(ss.pop("abl_deleted"))
     if runs.empty:
         st.caption(f"No runs in {root} yet.")
         return
@@ -139,13 +164,13 @@ def _runs() -> None:
         ss.abl_pick = names[0]
     name = st.selectbox("Open run", names, key="abl_pick")
     run_dir = (root / name).resolve()
-    running = al.worker_status(run_dir)["state"] == "running"
+    running = runs.loc[runs["name"] == name, "state"].iloc[0] in ("preparing", "running")
 
     @st.fragment(run_every=2.0 if running else None)
     def live():
         _progress_view(run_dir)
-        if running and al.worker_status(run_dir)["state"] != "running":
-            st.rerun()  # finished: redraw the whole page (report, run list) once
+        if running and run_status(run_dir).state not in ("preparing", "running"):
+            st.rerun()  # ended: redraw the whole page (report, run list) once
 
     live()
     with common.guard("report"):

@@ -3,6 +3,9 @@ with their reason, stop and resume — through the launcher and through the Abla
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 import time
 from pathlib import Path
 
@@ -12,6 +15,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 from analysis import ablation_launch as al
+from analysis.ablation.files import WORKER_NAME
 from analysis.ablation.progress import (
     RUN_CONFIG_NAME,
     checkpoint_config,
@@ -22,6 +26,7 @@ from analysis.ablation.progress import (
 )
 from analysis.config_edit import list_presets
 from hrnet_core import dump_config, load_config
+from hrnet_core.concise_yaml import to_concise_dict
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "streamlit_app.py")
@@ -39,6 +44,29 @@ def runs(tmp_path, monkeypatch):
             _wait(lambda d=launch.parent: al.worker_status(d)["state"] != "running", 30)
 
 
+def _processes_naming(path: Path) -> list[int]:
+    """Live processes whose command line names ``path`` (a worker started for a run under it)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                if str(path) in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(proc.name))
+            except OSError:
+                continue
+    return found
+
+
+def _bad_coco(tmp_path: Path) -> Path:
+    """A COCO folder with every file in place (it passes the form's checks) whose annotations are not JSON."""
+    root = tmp_path / "coco"
+    for split in ("train2017", "val2017"):
+        (root / "images" / split).mkdir(parents=True)
+        (root / "annotations").mkdir(exist_ok=True)
+        (root / "annotations" / f"person_keypoints_{split}.json").write_text("not json")
+    return root
+
+
 def _wait(cond, timeout: float, step: float = 0.5):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -52,8 +80,14 @@ def _wait(cond, timeout: float, step: float = 0.5):
 @pytest.mark.parametrize(("change", "field"), [
     ({"name": "../escape"}, "run name"),
     ({"variants": "1;3"}, "variants"),
+    ({"variants": "5"}, "variants: 5: no preset gives 5 fusions for modules"),
+    ({"variants": "1/01/001"}, "variants: 1/01/001: schedule"),
+    ({"variants": "3,across_stage"}, "variant 'across_stage' is given twice"),
     ({"data": "/nonexistent/coco"}, "data"),
-    ({"recipe": "fast"}, "recipe"),
+    ({"data": str(ROOT / "configs")}, "data: .*person_keypoints_train2017.json: missing"),
+    ({"recipe": "fast"}, "recipe: fast: no such recipe"),
+    ({"recipe": str(ROOT / "README.md")}, "recipe: "),
+    ({"recipe": "quick", "smoke": True}, "recipe: a smoke run uses the smoke recipe"),
     ({"seeds": 0}, "seeds"),
     ({"device": "tpu"}, "device"),
     ({"base": "/nonexistent.yaml"}, "nonexistent.yaml"),
@@ -84,19 +118,22 @@ def test_existing_run_is_never_reused(runs):
     assert sorted(p.name for p in (runs / "taken").iterdir()) == ["keep.txt"]
 
 
-def test_failed_run_records_its_reason(runs):
-    info = al.launch(al.AblationRequest(name="bad", base=BASE, variants="banana", smoke=True, recipe="smoke"))
-    status = _wait(lambda: (s := al.worker_status(info.run_dir))["state"] != "running" and s, 60)
+def test_failed_run_records_its_reason(runs, tmp_path):
+    coco = _bad_coco(tmp_path)  # passes the form's checks, fails when the worker reads it
+    info = al.launch(al.AblationRequest(name="bad", base=BASE, data=str(coco), smoke=True, recipe="smoke"))
+    status = _wait(lambda: (s := al.worker_status(info.run_dir))["state"] != "running" and s, 120)
     assert status["state"] == "failed" and status["returncode"] == 2
-    assert "banana" in status["reason"] and status["reason"].startswith("hrnet-explorer ablate: error:")
+    assert "not valid JSON" in status["reason"] and status["reason"].startswith("hrnet-explorer ablate: error:")
     runs_table = list_runs(runs)
-    assert runs_table.loc[runs_table["name"] == "bad", "state"].tolist() == ["failed"]  # not "queued"
+    assert runs_table.loc[runs_table["name"] == "bad", ["state", "reason"]].values.tolist() == [
+        ["failed", status["reason"]]]  # not "queued", not "preparing"
 
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.switch_page("app/ablation.py").run()  # the page lists it (it never wrote ablation.json) and says why
     assert not at.exception
     assert at.selectbox(key="abl_pick").value == "bad"
     assert [e.value for e in at.error] == [f"The run failed: {status['reason']}"]
+    assert not any("preparing" in m.value for m in [*at.markdown, *at.caption])
 
 
 def test_stop_then_resume_finishes_the_run(runs):
@@ -163,13 +200,112 @@ def test_ablation_page_starts_a_smoke_run_and_follows_it(runs):
 
 
 def test_progress_table_derives_eta_and_progress():
-    rows = [{"variant": "all", "seed": 0, "fusions": 8, "state": "running", "epoch": 1, "epochs": 4, "loss": 0.1,
-             "AP": None, "eta_s": 3 * 3600 + 2 * 60 + 1.0},
-            {"variant": "none", "seed": 0, "fusions": 0, "state": "queued", "epoch": 0, "epochs": None, "loss": None,
-             "AP": None, "eta_s": None}]
+    rows = [{"variant": "all", "seed": 0, "fusions": 8, "state": "running", "phase": "training", "epoch": 1,
+             "epochs": 4, "step": 10, "steps": 40, "loss": 0.1, "images_per_s": 3.91, "AP": None,
+             "eta_s": 3 * 3600 + 2 * 60 + 1.0},
+            {"variant": "none", "seed": 0, "fusions": 0, "state": "queued", "phase": "", "epoch": 0, "epochs": None,
+             "step": None, "steps": None, "loss": None, "images_per_s": None, "AP": None, "eta_s": None}]
     df = progress_table(pd.DataFrame(rows))
-    assert list(df["ETA"]) == ["03:02:01", ""]
-    assert list(df["progress"]) == [rows[0]["epoch"] / rows[0]["epochs"], 0.0]
+    assert list(df["ETA"]) == ["3 h 02 min", ""]
+    assert list(df["step"]) == ["10/40", ""] and list(df["img/s"].fillna(-1)) == [3.9, -1]
+    assert list(df["progress"]) == [(1 + 10 / 40) / 4, 0.0]
+
+
+# ---- the form refuses bad input; live states; deleting a run ----------------------------------
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("abl_variants", "5", "Not started: variants: 5: no preset gives 5 fusions for modules [1, 4, 3]"),
+    ("abl_data", "/nonexistent/coco", "Not started: data: /nonexistent/coco: no such dataset folder"),
+])
+def test_bad_ablation_input_shows_inline_error_and_starts_no_worker(runs, field, value, message):
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("app/ablation.py").run()
+    at.text_input(key="abl_name").input("must-not-start")
+    at.text_input(key=field).input(value)
+    at.button(key="abl_start_button").click().run()
+    assert not at.exception
+    shown = [e.value for e in at.error]
+    assert len(shown) == 1 and shown[0].startswith(message), shown
+    assert not at.success  # no "Started …"
+    assert not runs.exists() or not any(runs.iterdir())  # no run folder, so no worker.log, no launch.json
+    assert _processes_naming(runs / "must-not-start") == []
+    assert at.text_input(key=field).value == value  # the form keeps what was typed, to fix it
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the default without a GPU")
+def test_default_recipe_is_cpu_without_a_gpu(runs):
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("app/ablation.py").run()
+    assert at.selectbox(key="abl_recipe").value == "cpu" == al.default_recipe()
+    assert "cpu" in at.selectbox(key="abl_recipe").options
+
+
+def _live_run(root: Path, name: str, job: dict | None) -> Path:
+    """A run whose runner is this (live) process, with the files as the runner and trainer write them."""
+    run_dir = root / name
+    variants = [{"name": "final_only", "fusions": 1, "schedule": "1/0001/001"},
+                {"name": "all", "fusions": 8, "schedule": "1/1111/111"}]
+    base = to_concise_dict(load_config(BASE))
+    files = {"ablation.json": {"name": name, "created": "2026-01-01T00:00:00", "base": base, "variants": variants,
+                               "seeds": [0], "recipe": {"name": "cpu", "epochs": 5}, "data": {"kind": "builtin"}},
+             "status.json": {"state": "running", "pid": os.getpid(), "host": socket.gethostname(),
+                             "started_at": time.time(), "jobs": 2, "done": 0, "failed": 0}}
+    for v in variants:
+        files[f"{v['name']}/seed0/status.json"] = {"state": "queued", "variant": v["name"], "seed": 0,
+                                                   "fusions": v["fusions"], "epochs": 5, "epoch": 0, "error": None}
+    if job:
+        files["final_only/seed0/status.json"] |= {"pid": os.getpid(), "host": socket.gethostname(), **job}
+    for rel, obj in files.items():
+        (run_dir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (run_dir / rel).write_text(json.dumps(obj))
+    return run_dir
+
+
+def _table(at: AppTest, column: str) -> pd.DataFrame:
+    return next(df.value for df in at.dataframe if column in df.value.columns)
+
+
+@pytest.mark.parametrize("job", [None, {"state": "running", "epoch": 1, "step": 12, "steps": 40, "loss": 0.0021,
+                                        "eta_s": 725.0, "images_per_s": 31.4, "phase": "training"}])
+def test_a_running_run_shows_running_everywhere(runs, job):
+    _live_run(runs, "live", job)
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("app/ablation.py").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert list(_table(at, "recipe")["state"]) == ["running"]  # the Runs table
+    header = next(m.value for m in at.markdown if m.value.startswith("**live**"))
+    assert "running" in header and "queued" not in header
+    progress = _table(at, "ETA")
+    assert progress.loc[0, "state"] == "running" and progress.loc[1, "state"] == "queued"
+    if job:
+        assert (progress.loc[0, "phase"], progress.loc[0, "step"], progress.loc[0, "ETA"]) == (
+            "training", "12/40", "12 min")
+        assert progress.loc[0, "img/s"] == pytest.approx(31.4)
+    else:  # the runner is setting the first job up: its status.json still says queued
+        assert progress.loc[0, "phase"] == "starting"
+    keys = [b.key for b in at.button]
+    assert "abl_stop" in keys and "abl_delete" not in keys  # a live run can be stopped, not deleted
+
+
+def test_delete_a_run_from_the_page_with_confirmation(runs):
+    run_dir = runs / "old"
+    run_dir.mkdir(parents=True)
+    (run_dir / al.LAUNCH_NAME).write_text(json.dumps({"pid": 1, "started": time.time() - 3600}))
+    (run_dir / WORKER_NAME).write_text(json.dumps({"state": "failed", "pid": 1, "returncode": 2,
+                                                   "reason": "hrnet-explorer ablate: error: data: bad"}))
+    (run_dir / al.LOG_NAME).write_text("hrnet-explorer ablate: error: data: bad\n")
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("app/ablation.py").run()
+    assert at.selectbox(key="abl_pick").value == "old"
+    at.button(key="abl_delete").click().run()
+    assert any("cannot be undone" in w.value for w in at.warning) and run_dir.is_dir()  # only asked
+    at.button(key="abl_delete_no").click().run()
+    assert not any("cannot be undone" in w.value for w in at.warning) and run_dir.is_dir()
+    at.button(key="abl_delete").click().run()
+    at.button(key="abl_delete_yes").click().run()
+    assert not at.exception
+    assert not run_dir.exists()
+    assert [s.value for s in at.success] == ["Deleted old."]
+    assert any(f"No runs in {runs}" in c.value for c in at.caption)
 
 
 def test_run_checkpoints_come_with_the_run_config(runs):

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 OFFICIAL_W48 = ROOT.parent / "shared" / "official" / "pose_coco" / "w48_384x288_adam_lr1e-3.yaml"
 CHROMIUM = os.environ.get("HRNET_EXPLORER_CHROMIUM", "/usr/bin/chromium")
-TIMEOUT_MS = 90_000
+TIMEOUT_MS = int(os.environ.get("HRNET_EXPLORER_BROWSER_TIMEOUT_MS", "90000"))  # longer on a loaded machine
+START_S = 240  # a server importing torch on a loaded 2-core machine can take minutes
 
 
 def _params_label(config: Path) -> str:
@@ -42,9 +43,15 @@ def _free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def served(tmp_path_factory):
+    """The folder the served app keeps its runs (``runs/``) and user configs in."""
+    return tmp_path_factory.mktemp("browser")
+
+
+@pytest.fixture(scope="module")
+def server(served):
     port = _free_port()
-    tmp = tmp_path_factory.mktemp("browser")
+    tmp = served
     env = dict(os.environ, HRNET_EXPLORER_RUNS=str(tmp / "runs"), HRNET_EXPLORER_USER_CONFIGS=str(tmp / "configs"))
     cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
@@ -52,7 +59,7 @@ def server(tmp_path_factory):
     log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
+    deadline = time.time() + START_S
     while True:
         try:
             with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
@@ -223,6 +230,23 @@ def test_ablation_page_smoke_run(server, page):
     _plotly_drawn(page, at_least=3)  # the report's plots, drawn in the app
     _no_error(page)
     _shot(page, "5_ablation")
+
+
+def test_ablation_page_refuses_bad_input_inline(server, served, page):
+    _open(page, f"{server}/ablation")
+    page.get_by_text("Start a run").first.wait_for()
+    page.get_by_label("Run name").fill("browser-bad")
+    page.get_by_role("textbox", name="Variants").fill("5")
+    page.get_by_role("button", name="Start").click()
+    error = page.locator('[data-testid="stAlertContentError"]').filter(has_text="Not started")
+    error.wait_for(timeout=TIMEOUT_MS)
+    _settle(page)
+    assert "variants: 5: no preset gives 5 fusions" in error.inner_text()
+    assert "Traceback" not in page.inner_text("body")
+    assert "Started browser-bad" not in page.inner_text("body")
+    assert not (served / "runs" / "browser-bad").exists()  # no run folder: no worker was started
+    assert page.get_by_role("textbox", name="Variants").input_value() == "5"  # kept, to be fixed
+    _shot(page, "5_ablation_invalid")
 
 
 def test_system_page(server, page):

@@ -1,29 +1,43 @@
 """Live progress of ablation runs, read from their folders (the UI polls these; nothing is locked).
 
-A job whose ``status.json`` says ``running`` but whose process is gone (same host, pid not alive) is
-shown as ``failed`` with the reason, so a killed worker is never mistaken for a live one. Also the
-checkpoints the runs hold, with the config each was trained with (for the Feature maps page).
+Who writes what (every file replaced atomically):
+
+    RUN/launch.json, RUN/worker.json    the app's launcher: the worker's pid; how it ended, with a reason
+    RUN/status.json                     the runner: state running | done | failed, pid, host, started_at
+    RUN/<variant>/seed<k>/status.json   the trainer: state queued -> running (pid, epoch, step, steps, loss,
+                                        images_per_s, eta_s, phase) -> done | failed (error)
+
+A record that says ``running`` is believed only while its process is alive (same host): a killed
+worker shows as ``failed`` with the reason, never as running or queued. A run whose worker is alive
+but whose runner has not started yet (generating the built-in data) is ``preparing``; the job the
+runner is setting up (its status.json still says queued) is ``running`` in phase ``starting``.
+Also the checkpoints the runs hold, with the config each was trained with (for the Feature maps page).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from hrnet_core import HRNetConfig, load_config
 
-from .files import WORKER_NAME, read_json
+from .files import LAUNCH_NAME, WORKER_NAME, read_json
 
-PROGRESS_COLUMNS = ("variant", "seed", "fusions", "state", "epoch", "epochs", "loss", "AP", "eta_s", "error",
-                    "updated_at", "folder")
+JOB_STATES = ("queued", "running", "done", "failed")
+RUN_STATES = ("preparing", "running", "done", "failed", "stopped", "queued")
+PROGRESS_COLUMNS = ("variant", "seed", "fusions", "state", "phase", "epoch", "epochs", "step", "steps", "loss",
+                    "images_per_s", "AP", "eta_s", "error", "updated_at", "folder")
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".pth.tar", ".ckpt")
 RUN_CONFIG_NAME = "model.yaml"  # the resolved config the runner writes beside last.pth
-RUN_COLUMNS = ("name", "path", "state", "created", "recipe", "data", "variants", "seeds", "device", "jobs",
-               "done", "failed", "running", "report")
+RUN_COLUMNS = ("name", "path", "state", "phase", "created", "recipe", "data", "variants", "seeds", "device", "jobs",
+               "done", "failed", "running", "report", "reason")
+GONE = "the worker process is gone (killed?); resume the run to continue"
 
 
 def _alive(status: dict) -> bool:
@@ -38,6 +52,58 @@ def _alive(status: dict) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _worker_alive(pid: int, run_dir: Path, started: float | None = None) -> bool:
+    """Whether ``pid`` is a live (not zombie) worker of ``run_dir``: its command line names the run
+    (guards against pid reuse), or it was launched under a minute ago (before ``exec`` a child still
+    shows its parent's command line)."""
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    proc = Path(f"/proc/{pid}")
+    if proc.is_dir():
+        try:
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            return False
+        recent = started is not None and time.time() - started < 60
+        return state != "Z" and (str(run_dir) in cmdline or recent)
+    return True
+
+
+def worker_record(run_dir: str | Path) -> dict:
+    """The app's worker of ``run_dir``: ``state`` (running, finished, failed, stopped; unknown when the
+    run was not started from the app), ``pid``, ``returncode``, ``reason``, ``started`` (epoch seconds).
+    A worker recorded as running whose process is gone is ``failed`` with the reason."""
+    run_dir = Path(run_dir).resolve()
+    info = read_json(run_dir / WORKER_NAME)
+    if not info:  # not started up yet (or not launched from the app): the launcher's record
+        launched = read_json(run_dir / LAUNCH_NAME)
+        if not launched:
+            return {"state": "unknown", "pid": None, "returncode": None, "reason": "", "started": None}
+        info = {"state": "running", "pid": launched.get("pid"), "started": launched.get("started")}
+    out = {"state": info.get("state", "unknown"), "pid": info.get("pid"), "returncode": info.get("returncode"),
+           "reason": info.get("reason", ""), "started": info.get("started")}
+    if out["state"] == "running" and not (out["pid"] and _worker_alive(int(out["pid"]), run_dir, out["started"])):
+        # The worker vanished without recording its end (killed, machine restarted).
+        out["state"] = "failed"
+        out["reason"] = out["reason"] or GONE
+    return out
+
+
+@dataclass(frozen=True)
+class RunStatus:
+    """Where a run stands: ``state`` (one of ``RUN_STATES``), ``phase`` (what a live run is doing:
+    preparing data, starting, training, evaluating, writing the report; "" otherwise), ``reason``
+    (why it failed or stopped) and the ``pid`` of its process."""
+
+    state: str
+    phase: str = ""
+    reason: str = ""
+    pid: int | None = None
 
 
 def _job_rows(run_dir: Path, request: dict) -> list[tuple[str, int, Path]]:
@@ -55,11 +121,17 @@ def _job_rows(run_dir: Path, request: dict) -> list[tuple[str, int, Path]]:
     return out
 
 
+def _number(v) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
+
 def read_progress(run_dir: str | Path) -> pd.DataFrame:
-    """One row per variant and seed of ``run_dir``: state (queued | running | done | failed), epoch,
-    epochs, loss, AP (latest), eta_s, error. Empty frame when the folder holds no run."""
+    """One row per variant and seed of ``run_dir`` (``PROGRESS_COLUMNS``): state (queued | running |
+    done | failed), phase, epoch (complete epochs), epochs, step / steps (within the current epoch),
+    loss, images_per_s, AP (latest), eta_s (seconds), error. Empty frame when the folder holds no run."""
     run_dir = Path(run_dir)
     request = read_json(run_dir / "ablation.json")
+    runner = read_json(run_dir / "status.json")
     rows = []
     for variant, seed, folder in _job_rows(run_dir, request):
         st = read_json(folder / "status.json")
@@ -73,63 +145,97 @@ def read_progress(run_dir: str | Path) -> pd.DataFrame:
             "seed": seed,
             "fusions": st.get("fusions"),
             "state": state,
+            "phase": (st.get("phase") or "training") if state == "running" else "",
             "epoch": int(st.get("epoch") or 0),
             "epochs": int(epochs) if epochs else None,
-            "loss": st.get("loss"),
+            "step": int(st["step"]) if state == "running" and _number(st.get("step")) is not None else None,
+            "steps": int(st["steps"]) if _number(st.get("steps")) else None,
+            "loss": _number(st.get("loss")),
+            "images_per_s": _number(st.get("images_per_s")),
             "AP": st.get("AP"),
-            "eta_s": st.get("eta_s") if state == "running" else (0.0 if state == "done" else None),
+            "eta_s": _number(st.get("eta_s")) if state == "running" else (0.0 if state == "done" else None),
             "error": error,
             "updated_at": st.get("updated_at"),
             "folder": str(folder),
         })
+    if runner.get("state") == "running" and _alive(runner):
+        # The runner starts the jobs in order, ``parallel_jobs`` at a time: the first queued ones fill
+        # the free slots and are being set up now (their own status.json has not said so yet).
+        slots = int(_number(runner.get("parallel_jobs")) or 1) - sum(r["state"] == "running" for r in rows)
+        for r in [r for r in rows if r["state"] == "queued"][:max(0, slots)]:
+            r["state"], r["phase"] = "running", "starting"
     return pd.DataFrame(rows, columns=list(PROGRESS_COLUMNS))
 
 
-def run_state(run_dir: str | Path, progress: pd.DataFrame | None = None) -> str:
-    """Overall state: running (a live job), failed (any failed, or the app's worker failed before any job),
-    stopped (the worker was stopped before any job), done (all done), queued (nothing started).
+def run_status(run_dir: str | Path, progress: pd.DataFrame | None = None) -> RunStatus:
+    """Overall state of ``run_dir`` from its jobs, its runner and the app's worker (see the module).
+
     ``progress``: the run's ``read_progress`` when already at hand."""
+    run_dir = Path(run_dir)
     df = read_progress(run_dir) if progress is None else progress
-    run_status = read_json(Path(run_dir) / "status.json")
-    if df.empty:
-        # A worker that died before the run wrote its jobs (bad data path, crash at start) left its end here.
-        worker = read_json(Path(run_dir) / WORKER_NAME)
-        if worker.get("state") in ("failed", "stopped"):
-            return worker["state"]
-        return run_status.get("state", "queued")
-    states = set(df["state"])
+    worker = worker_record(run_dir)
+    runner = read_json(run_dir / "status.json")
+    if worker["state"] == "running" and _number(runner.get("started_at")) is not None \
+            and runner["started_at"] < float(worker["started"] or 0):
+        runner = {}  # an earlier session's record (a resumed run): the new worker has not got that far
+    pid = runner.get("pid") or worker["pid"]
+    states = set(df["state"]) if not df.empty else set()
     if "running" in states:
-        return "running"
-    if run_status.get("state") == "running" and _alive(run_status) and "queued" in states:
-        return "running"
-    if "failed" in states:
-        return "failed"
-    if states == {"done"}:
-        return "done"
-    return "queued" if states == {"queued"} else "failed"
+        row = df[df["state"] == "running"].iloc[0]
+        return RunStatus("running", f"{row['phase']} {row['variant']} seed {row['seed']}", pid=pid)
+    if worker["state"] in ("failed", "stopped"):
+        return RunStatus(worker["state"], reason=worker["reason"], pid=worker["pid"])
+    errors = [e for e in df["error"] if isinstance(e, str) and e] if not df.empty else []
+    if runner.get("state") == "running":
+        if _alive(runner):
+            return RunStatus("running", "writing the report" if states else "starting", pid=pid)
+        return RunStatus("failed", reason=f"the ablation process {runner.get('pid')} is gone (killed?); resume "
+                                          "the run to continue", pid=pid)
+    if worker["state"] == "running" and not runner.get("state"):
+        return RunStatus("preparing", "preparing data", pid=pid)
+    if runner.get("state") == "failed" or "failed" in states:
+        return RunStatus("failed", reason=str(runner.get("error") or (errors[0] if errors else "")), pid=pid)
+    if runner.get("state") == "done" or (states and states == {"done"}):
+        return RunStatus("done", pid=pid)
+    if not states or states == {"queued"}:
+        return RunStatus("queued")
+    return RunStatus("failed", reason="the run ended before all its jobs ran; resume it to continue", pid=pid)
+
+
+def run_state(run_dir: str | Path, progress: pd.DataFrame | None = None) -> str:
+    """``run_status(run_dir, progress).state``: preparing, running, done, failed, stopped or queued."""
+    return run_status(run_dir, progress).state
 
 
 def _mtime(path: Path) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(path.stat().st_mtime))
 
 
+def is_run_folder(path: str | Path) -> bool:
+    """Whether ``path`` is an ablation run folder: it holds the runner's request or the app's launch record."""
+    path = Path(path)
+    return path.is_dir() and ((path / "ablation.json").is_file() or (path / LAUNCH_NAME).is_file())
+
+
 def list_runs(root: str | Path = "runs") -> pd.DataFrame:
-    """One row per run folder under ``root`` (newest first): name, state, recipe, data, variants,
-    seeds, device, job counts and whether a report exists."""
+    """One row per run folder under ``root`` (newest first, ``RUN_COLUMNS``): name, state, phase,
+    recipe, data, variants, seeds, device, job counts, whether a report exists, and why it failed."""
     root = Path(root)
     rows = []
     if root.is_dir():
         # A folder the app has just launched (launch.json) shows up before its request is written.
-        folders = {p.parent for pattern in ("*/ablation.json", "*/launch.json") for p in root.glob(pattern)}
+        folders = {p.parent for pattern in ("*/ablation.json", f"*/{LAUNCH_NAME}") for p in root.glob(pattern)}
         for run_dir in folders:
             req = read_json(run_dir / "ablation.json")
             df = read_progress(run_dir)
+            status = run_status(run_dir, df)
             counts = df["state"].value_counts().to_dict() if not df.empty else {}
             data = req.get("data", {})
             rows.append({
                 "name": run_dir.name,
                 "path": str(run_dir),
-                "state": run_state(run_dir, df),
+                "state": status.state,
+                "phase": status.phase,
                 "created": req.get("created") or _mtime(run_dir),
                 "recipe": req.get("recipe", {}).get("name"),
                 "data": data.get("kind") if isinstance(data, dict) else str(data),
@@ -141,18 +247,45 @@ def list_runs(root: str | Path = "runs") -> pd.DataFrame:
                 "failed": int(counts.get("failed", 0)),
                 "running": int(counts.get("running", 0)),
                 "report": (run_dir / "report.md").is_file(),
+                "reason": status.reason,
             })
     df = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
     return df.sort_values("created", ascending=False, na_position="last").reset_index(drop=True)
 
 
+def format_eta(seconds) -> str:
+    """``seconds`` as a person reads a remaining time: "40 s", "12 min", "3 h 02 min"; "" for none."""
+    s = _number(seconds)
+    if s is None or s < 0:
+        return ""
+    if s < 60:
+        return f"{s:.0f} s"
+    if s < 3600:
+        return f"{s / 60:.0f} min"
+    h, m = divmod(round(s / 60), 60)
+    return f"{h} h {m:02d} min"
+
+
 def progress_table(progress: pd.DataFrame) -> pd.DataFrame:
-    """``read_progress`` as the app shows it: variant, seed, fusions, state, epoch, epochs, loss, AP,
-    ``ETA`` (H:M:S) and ``progress`` (epoch / epochs, 0..1)."""
-    df = progress[["variant", "seed", "fusions", "state", "epoch", "epochs", "loss", "AP"]].copy()
-    df["ETA"] = progress["eta_s"].map(lambda s: "" if pd.isna(s) else time.strftime("%H:%M:%S", time.gmtime(float(s))))
+    """``read_progress`` as the app shows it: variant, seed, fusions, state, phase, epoch, epochs,
+    ``step`` ("step/steps" while running), loss, ``img/s`` (only when some job reports it), AP,
+    ``ETA`` (``format_eta``; "estimating" while a running job has none yet) and ``progress``
+    (complete epochs plus the current one's steps, over epochs: 0..1)."""
+    df = progress[["variant", "seed", "fusions", "state", "phase", "epoch", "epochs"]].copy()
+    running = progress["state"] == "running"
+    step = pd.to_numeric(progress["step"], errors="coerce")
+    steps = pd.to_numeric(progress["steps"], errors="coerce").replace(0, float("nan"))
+    df["step"] = [f"{int(a)}/{int(b)}" if run and not (pd.isna(a) or pd.isna(b)) else ""
+                  for run, a, b in zip(running, step, steps)]
+    df["loss"] = progress["loss"]
+    if progress["images_per_s"].notna().any():
+        df["img/s"] = pd.to_numeric(progress["images_per_s"], errors="coerce").round(1)
+    df["AP"] = progress["AP"]
+    df["ETA"] = [("estimating" if pd.isna(s) else format_eta(s)) if run else ""
+                 for run, s in zip(running, progress["eta_s"])]
     epochs = pd.to_numeric(df["epochs"], errors="coerce").replace(0, float("nan"))
-    df["progress"] = (pd.to_numeric(df["epoch"], errors="coerce") / epochs).fillna(0.0).clip(0, 1)
+    within = (step / steps).where(running, 0.0).fillna(0.0)
+    df["progress"] = ((pd.to_numeric(df["epoch"], errors="coerce") + within) / epochs).fillna(0.0).clip(0, 1)
     return df
 
 
