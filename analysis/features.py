@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hrnet_core import HRNetConfig
+from hrnet_core.budget import check_activations
 from hrnet_core.device import autocast, device_label, prepare_input, resolve_device
 from hrnet_core.device import prepare as prepare_model
 from hrnet_core.errors import UserInputError
@@ -253,6 +254,7 @@ def capture(
     the model is put in eval mode and moved there. ``source`` names the image in the results.
     Raises ``ImageError`` / ``FeatureError``.
     """
+    check_activations(cfg, 1)  # the maps of a huge input would not fit in memory
     try:
         dev = resolve_device(device)
     except ValueError as err:
