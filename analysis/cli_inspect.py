@@ -14,6 +14,8 @@ def register(sub) -> None:
     p.add_argument("config", help="official experiment YAML or project YAML")
     p.add_argument("--fusion", choices=hc.FUSION_PRESETS, help="override the fusion schedule")
     p.add_argument("--checkpoint", help="load this .pth/.pth.tar strictly")
+    p.add_argument("--allow-nonfinite-weights", action="store_true",
+                   help="load a checkpoint even with NaN/Inf weights (warns); refused by default")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -26,7 +28,7 @@ def run(args) -> int:
     checkpoint = None
     if args.checkpoint:
         model = hc.build_model(cfg)
-        checkpoint = hc.load_checkpoint(model, args.checkpoint).status
+        checkpoint = hc.load_checkpoint(model, args.checkpoint, allow_nonfinite=args.allow_nonfinite_weights).status
     if args.json:
         out = summary.to_dict()
         if checkpoint is not None:
