@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import hrnet_core as hc
+from hrnet_core.model import check_buildable
 
 from .summary import model_summary
 
@@ -24,6 +25,7 @@ def run(args) -> int:
     cfg = hc.load_config(args.config)
     if args.fusion:
         cfg = cfg.with_fusion(args.fusion)
+    check_buildable(cfg)  # describe only what could be built: the whole-model budgets of hrnet_core.budget
     summary = model_summary(cfg)
     checkpoint = None
     if args.checkpoint:

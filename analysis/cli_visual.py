@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 
 import hrnet_core as hc
-from hrnet_core.budget import check_activations
+from hrnet_core.budget import check_activations, check_depth
 
 from .cli_args import bounded_int, check_box, finite_float, output_dir, output_file
 
@@ -61,6 +61,7 @@ def _config(args):
     cfg = hc.load_config(args.config)
     if args.fusion:
         cfg = cfg.with_fusion(args.fusion)
+    check_depth(cfg)  # the same whole-model bound for a diagram as for a built model
     return cfg
 
 
