@@ -11,6 +11,8 @@ from pathlib import Path
 
 from hrnet_core.errors import UserInputError
 
+from .cli_args import check_count, output_dir
+
 DEFAULT_BASE = "configs/pose_hrnet_w32_256x192.yaml"  # in the project (any working directory)
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -69,14 +71,12 @@ def _build_request(args, out: Path):
         print(f"--smoke: the smoke recipe is used instead of {args.recipe}")
     recipe = load_recipe("smoke" if args.smoke else (args.recipe or default_recipe()))
     if args.epochs is not None:
-        if args.epochs <= 0:
-            raise RecipeError(f"--epochs: must be a positive integer, got {args.epochs}")
+        check_count(args.epochs, "--epochs", 100_000)
         from dataclasses import replace
 
         recipe = replace(recipe, epochs=args.epochs, lr_steps=tuple(s for s in recipe.lr_steps if s <= args.epochs))
     seeds = recipe.seeds if args.seeds is None else args.seeds
-    if seeds <= 0:
-        raise UserInputError(f"--seeds: must be a positive integer, got {seeds}")
+    check_count(seeds, "--seeds", 1000)
     base_path = args.base or str(PROJECT / DEFAULT_BASE)
     base = resolve_base(hc.load_config(base_path), recipe)
     variants = parse_variants(args.variants, base, args.schedule)
@@ -99,6 +99,7 @@ def run_ablate(args) -> int:
     except ValueError as err:
         raise UserInputError(f"--device: {err}") from None
     out = Path(args.out) if args.out else Path("runs") / time.strftime("ablation-%Y%m%d-%H%M%S")
+    output_dir(out, "--out", keep=False)  # before any work: /proc/x or an existing file is refused in one line
     if args.resume and (out / "ablation.json").is_file():
         req = load_request(out, args.device)
         print(f"resuming {out} with its stored request: variants "

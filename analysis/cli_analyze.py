@@ -8,7 +8,9 @@ import json
 import pandas as pd
 
 import hrnet_core as hc
+from hrnet_core.budget import MAX_BATCH
 
+from .cli_args import bounded_int
 from .complexity import BACKENDS, BY_KEYS, CONVENTIONS, AnalysisError, ComplexityReport, analyze, frame_records
 
 BY_HELP = {
@@ -22,20 +24,21 @@ BY_HELP = {
 def register(sub) -> None:
     p = sub.add_parser("analyze", help="params, FLOPs (paper / fvcore / torch conventions), activations, latency")
     p.add_argument("config", help="official experiment YAML or project YAML")
-    p.add_argument("--input-size", nargs=2, type=int, metavar=("H", "W"), help="input height and width (default: the config's)")
+    p.add_argument("--input-size", nargs=2, type=int, metavar=("H", "W"),
+                   help="input height and width (default: the config's)")
     p.add_argument("--backend", choices=BACKENDS, default="analytic",
                    help="analytic: from the config's shapes (fast); fvcore: build the model and trace it")
     p.add_argument("--by", choices=BY_KEYS, default="stage", help="the breakdown table to print (default: stage)")
     p.add_argument("--fusion", choices=hc.FUSION_PRESETS, help="override the fusion schedule")
-    p.add_argument("--batch", type=int, default=1, help="batch size for the counts and the profile (default 1)")
+    p.add_argument("--batch", type=bounded_int(1, MAX_BATCH), default=1, help="batch size for the counts and the profile (default 1)")
     p.add_argument("--profile", action="store_true", help="also measure latency and memory part by part")
     p.add_argument("--profile-mode", choices=("stage", "branch"), default="stage",
                    help="profile per stem/stage/transition/head, or per branch and fusion of each module")
     p.add_argument("--device", default="auto", help="profile device: auto, cpu or cuda (default auto)")
     p.add_argument("--engine", choices=("torch", "onnxruntime"), default="torch",
                    help="profile in PyTorch (default) or each part as ONNX in onnxruntime (CPU)")
-    p.add_argument("--warmup", type=int, help="profile warm-up iterations (default 10 on CUDA, 2 on CPU)")
-    p.add_argument("--iters", type=int, help="profile timed iterations (default 50 on CUDA, 5 on CPU)")
+    p.add_argument("--warmup", type=bounded_int(0, 10_000), help="profile warm-up iterations (default 10 on CUDA, 2 on CPU)")
+    p.add_argument("--iters", type=bounded_int(1, 10_000), help="profile timed iterations (default 50 on CUDA, 5 on CPU)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import hrnet_core as hc
+from hrnet_core.model import check_buildable
 
 from .summary import model_summary
 
@@ -20,6 +21,8 @@ def register(sub) -> None:
     p.add_argument("--fusion", choices=hc.FUSION_PRESETS, help="override the fusion schedule")
     p.add_argument("--checkpoint", help="load this .pth / .pth.tar / .safetensors strictly (official, timm or mmpose names)")
     p.add_argument("--dump-config", action="store_true", help="print the config as the project's YAML and stop")
+    p.add_argument("--allow-nonfinite-weights", action="store_true",
+                   help="load a checkpoint even with NaN/Inf weights (warns); refused by default")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=run)
 
@@ -40,6 +43,7 @@ def run(args) -> int:
         raise hc.UserInputError("CONFIG: give a config file, or --checkpoint F to infer the config from its weights")
     if args.fusion:
         cfg = cfg.with_fusion(args.fusion)
+    check_buildable(cfg)  # describe only what could be built: the whole-model budgets of hrnet_core.budget
     if args.dump_config:
         if source == "inferred":
             print(f"# {_inferred_note()}")
@@ -49,7 +53,7 @@ def run(args) -> int:
     report = None
     if args.checkpoint:
         model = hc.build_model(cfg)
-        report = hc.load_checkpoint(model, args.checkpoint)
+        report = hc.load_checkpoint(model, args.checkpoint, allow_nonfinite=args.allow_nonfinite_weights)
     if args.json:
         out = summary.to_dict()
         out["config_source"] = source

@@ -10,10 +10,11 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import hrnet_core as hc
-from hrnet_core.errors import UserInputError
+from hrnet_core.budget import check_activations, check_depth
+
+from .cli_args import bounded_int, check_box, finite_float, output_dir, output_file
 
 
 def register(sub) -> None:
@@ -28,7 +29,8 @@ def register(sub) -> None:
                                     "forward_intermediates names it; default: the last stage's first module)")
     p.add_argument("--annotate", choices=("params", "gflops"), help="add params or GFLOPs (paper convention) per node")
     p.add_argument("--fusion", choices=hc.FUSION_PRESETS, help="override the fusion schedule")
-    p.add_argument("--input-size", nargs=2, type=int, metavar=("H", "W"), help="input size for the shapes shown")
+    p.add_argument("--input-size", nargs=2, type=int, metavar=("H", "W"),
+                   help="input size for the shapes shown")
     p.set_defaults(func=run_diagram)
 
     f = sub.add_parser("features", help="per-module, per-branch feature maps and head outputs of a real image",
@@ -43,13 +45,15 @@ def register(sub) -> None:
                    help="run the forward in PyTorch (default) or as ONNX in onnxruntime (CPU)")
     f.add_argument("-o", "--output", required=True, help="output folder (created)")
     f.add_argument("--fusion", choices=hc.FUSION_PRESETS, help="override the fusion schedule")
-    f.add_argument("--topk", type=int, default=16, help="channels shown per branch, by energy (default 16)")
-    f.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
+    f.add_argument("--topk", type=bounded_int(1, 4096), default=16, help="channels shown per branch, by energy (default 16)")
+    f.add_argument("--seed", type=bounded_int(0, 2**63 - 1), default=0, help="seed of the random weights (default 0)")
     f.add_argument("--init", choices=("official", "default"), default="official",
                    help="random-weight initialisation: official N(0, 0.001) convs (default) or PyTorch's")
-    f.add_argument("--box", nargs=4, type=float, metavar=("X", "Y", "W", "H"),
+    f.add_argument("--box", nargs=4, type=finite_float, metavar=("X", "Y", "W", "H"),
                    help="person box for the official pose crop (default: the bundled photo's box, else the whole "
                         "image, centre-cropped)")
+    f.add_argument("--allow-nonfinite-weights", action="store_true",
+                   help="load a checkpoint even with NaN/Inf weights (warns); refused by default")
     f.add_argument("--png-level", type=int, default=1, choices=range(10), metavar="0-9",
                    help="PNG compression level: 1 (default) is fast, 9 the smallest files")
     f.set_defaults(func=run_features)
@@ -59,6 +63,7 @@ def _config(args):
     cfg = hc.load_config(args.config)
     if args.fusion:
         cfg = cfg.with_fusion(args.fusion)
+    check_depth(cfg)  # the same whole-model bound for a diagram as for a built model
     return cfg
 
 
@@ -66,6 +71,7 @@ def run_diagram(args) -> int:
     from .diagram import build_diagram, count_classes, render
 
     cfg = _config(args)
+    output_file(args.output, "-o")
     level = args.level or ("block" if args.module else "module")
     graph = build_diagram(cfg, level=level, module=args.module, annotate=args.annotate,
                           input_hw=tuple(args.input_size) if args.input_size else None)
@@ -85,20 +91,17 @@ def run_features(args) -> int:
     from .features import capture, write_feature_maps
     from .images import bundled_box, load_image
 
-    if args.topk < 1:
-        raise UserInputError(f"--topk: must be a positive integer, got {args.topk}")
-    out = Path(args.output)
-    if out.exists() and not out.is_dir():
-        raise UserInputError(f"{out}: exists and is not a folder")
     cfg = _config(args)
+    check_activations(cfg, 1)
     image = load_image(args.image)  # fail fast, before building the model
-    box = tuple(args.box) if args.box else (bundled_box(args.image) if cfg.family == "pose" else None)
+    out = output_dir(args.output, "-o")
+    box = check_box(args.box, image.shape[:2]) if args.box else (bundled_box(args.image) if cfg.family == "pose" else None)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(args.seed)
         model = hc.build_model(cfg, init=args.init)
     weights = f"random weights ({args.init} init, seed {args.seed})"
     if args.checkpoint:
-        weights = hc.load_checkpoint(model, args.checkpoint).status
+        weights = hc.load_checkpoint(model, args.checkpoint, allow_nonfinite=args.allow_nonfinite_weights).status
     cap = capture(model, cfg, image, device=args.device, box=box, topk=args.topk, source=args.image,
                   engine=args.engine)
     t0 = time.perf_counter()

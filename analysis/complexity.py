@@ -67,8 +67,9 @@ from typing import NamedTuple
 
 import pandas as pd
 
+from hrnet_core.budget import MAX_BATCH, check_activations, check_depth
 from hrnet_core.config import BLOCK_EXPANSION, ConfigError, HRNetConfig, named_fusion
-from hrnet_core.errors import UserInputError
+from hrnet_core.errors import UserInputError, quote
 from hrnet_core.heads import CLS_FEATURES, cls_head_channels
 from hrnet_core.higher_head import DECONV_PADDING, deconv_in_channels
 from hrnet_core.loader import load_config
@@ -242,9 +243,9 @@ def _dtype_bytes(dtype) -> int:
 
 
 def check_batch(batch) -> int:
-    """``batch`` if it is a positive int; else ``AnalysisError`` naming ``batch``."""
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch <= 0:
-        raise AnalysisError(f"batch: must be a positive integer, got {batch!r}")
+    """``batch`` if it is an int in 1..``hrnet_core.budget.MAX_BATCH``; else ``AnalysisError`` naming ``batch``."""
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
+        raise AnalysisError(f"batch: must be an integer in 1..{MAX_BATCH}, got {quote(batch)}")
     return batch
 
 
@@ -726,9 +727,11 @@ def analyze(cfg, input_hw: tuple[int, int] | None = None, backend: str = "analyt
         raise AnalysisError(f"backend: unknown {backend!r}; expected one of {', '.join(BACKENDS)}")
     check_batch(batch)
     cfg = _resolve(cfg, input_hw)
+    check_depth(cfg)  # before any per-layer walk
     if backend == "fvcore":
         from .complexity_fvcore import analyze_fvcore
 
+        check_activations(cfg, batch)  # fvcore runs the model for real
         return analyze_fvcore(cfg, batch)
     em = _analytic_cached(cfg, batch)
     return ComplexityReport.of(

@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hrnet_core import HRNetConfig
+from hrnet_core.budget import check_activations
 from hrnet_core.device import autocast, device_label, prepare_input, resolve_device
 from hrnet_core.device import prepare as prepare_model
 from hrnet_core.errors import UserInputError
@@ -300,6 +301,7 @@ def capture(
     """
     from .ort_engine import check_engine, onnxruntime_version
 
+    check_activations(cfg, 1)  # the maps of a huge input would not fit in memory
     try:
         dev = resolve_device(device)
     except ValueError as err:

@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 
 import hrnet_core as hc
+from hrnet_core.budget import check_activations
 from hrnet_core.device import autocast, device_label, prepare, prepare_input, resolve_device
 
 from .complexity import AnalysisError, analyze, check_batch
@@ -211,6 +212,7 @@ def profile(
     check_engine(engine, dev.type)
     for b in batch_sizes:
         check_batch(b)
+        check_activations(cfg, b)  # before allocating: the profile runs the model for real
     cuda = dev.type == "cuda"
     warmup = (10 if cuda else 2) if warmup is None else warmup
     iters = (50 if cuda else 5) if iters is None else iters

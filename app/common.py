@@ -27,16 +27,17 @@ from analysis.diagram import build_diagram, render_bytes
 from analysis.images import DEFAULT_IMAGE
 from hrnet_core import HRNetConfig, UserInputError, build_model, load_checkpoint, load_config
 from hrnet_core.device import prepare, resolve_device
+from hrnet_core.errors import quote
 
 # ---- errors -------------------------------------------------------------------------------------
 
 
 def error_line(err: BaseException) -> str:
-    """One line for the UI: a user error's own message, or the class and message of a bug."""
+    """One line for the UI: a user error's own message, or "internal error: " and the class and message of a bug."""
     if isinstance(err, UserInputError):
-        return str(err)
-    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+        return " ".join(str(err).split())
+    text = quote(" ".join(str(err).split()), 200)[1:-1]
+    return f"internal error: {type(err).__name__}: {text}" if text else f"internal error: {type(err).__name__}"
 
 
 @contextlib.contextmanager

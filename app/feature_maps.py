@@ -4,19 +4,17 @@ head's output — with random weights, an official checkpoint or one from an abl
 from __future__ import annotations
 
 import hashlib
-import tempfile
 from pathlib import Path
 
 import plotly.express as px
 import streamlit as st
 
 from analysis import features_render as fr
-from analysis.ablation.files import atomic_target
 from analysis.ablation.progress import checkpoint_config, list_checkpoints
 from analysis.ablation_launch import runs_root
 from analysis.features import capture
 from analysis.images import BUNDLED
-from app import common
+from app import common, paths_policy
 from hrnet_core import CheckpointError
 from hrnet_core.device import device_label, resolve_device
 
@@ -28,15 +26,14 @@ CK_PATH = "a checkpoint file on this machine…"
 
 
 def _stash_upload(upload, suffix: str) -> str:
-    """An uploaded checkpoint written once to a temporary file (``load_checkpoint`` reads paths)."""
+    """An uploaded checkpoint written once per session to a temporary file (``load_checkpoint`` reads paths);
+    deleted when the session ends or after ``paths_policy.UPLOAD_MAX_AGE_S`` (``app.paths_policy``)."""
     data = upload.getvalue()
-    digest = hashlib.sha1(data).hexdigest()[:16]
-    path = Path(tempfile.gettempdir()) / "hrnet-explorer-uploads" / f"{digest}{suffix}"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_target(path) as tmp:
-            tmp.write_bytes(data)
-    return str(path)
+    digest = hashlib.sha1(data).hexdigest()
+    lease = ss.get("f_ck_lease")
+    if lease is None or lease[0] != digest or not lease[1].path.is_file():
+        ss.f_ck_lease = lease = (digest, paths_policy.stash_upload(data, suffix))
+    return str(lease[1].path)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -75,7 +72,8 @@ def _inputs(cfg):
             checkpoint = _stash_upload(up, "".join(Path(up.name).suffixes[-2:]) or ".pth")
     elif ck_choice == CK_PATH:
         path = c2.text_input("Path", key="f_ck_path", placeholder="/path/to/pose_hrnet_w32_256x192.pth")
-        checkpoint = path.strip() or None
+        checkpoint = str(paths_policy.server_checkpoint(path, paths_policy.allowed_roots(runs_root()))) \
+            if path.strip() else None
     if checkpoint and ck_choice in runs:
         run_cfg, where = checkpoint_config(checkpoint)
         if run_cfg is not None:

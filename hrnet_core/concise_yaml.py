@@ -28,7 +28,10 @@ import yaml
 from .config import (
     DEFAULT_HEAD,
     FAMILIES,
+    HEAD_KINDS,
     HIGHER_FIELDS,
+    MAX_DESCRIPTION_CHARS,
+    MAX_NAME_CHARS,
     ConfigError,
     HeadConfig,
     HRNetConfig,
@@ -38,9 +41,13 @@ from .config import (
     UpsampleConfig,
     apply_fusion,
     check_block,
+    check_kernel,
+    check_text,
     named_fusion,
+    one_of,
     positive_int,
 )
+from .errors import quote
 from .fields import as_mapping, bool_list, boolean, hw_pair, int_list, integer, section
 
 TOP_KEYS = {"name", "family", "input_size", "width", "modules", "blocks", "block", "stages", "stage1", "stem",
@@ -57,6 +64,10 @@ DEFAULT_UPSAMPLE = {
 
 
 def _check_keys(mapping: Mapping, allowed: set[str], path: str) -> None:
+    where = f"{path}." if path else ""
+    for key in mapping:
+        if not isinstance(key, str):
+            raise ConfigError(path or "config", f"keys must be strings, got {quote(key)}")
     unknown = sorted(set(mapping) - allowed)
     if unknown:
         where = f"{path}." if path else ""
@@ -152,9 +163,7 @@ def _higher_fields(h: Mapping, kind: str, stages: tuple[StageConfig, ...]) -> di
 def parse_concise(data: Mapping, name: str = "hrnet") -> HRNetConfig:
     """An ``HRNetConfig`` from the concise schema (module docstring). Raises ``ConfigError``."""
     _check_keys(data, TOP_KEYS, "")
-    family = data.get("family", "pose")
-    if family not in FAMILIES:
-        raise ConfigError("family", f"unknown family {family!r}; expected one of {', '.join(FAMILIES)}")
+    family = one_of(data.get("family", "pose"), FAMILIES, "family", "family")
     if "stages" in data:
         clash = sorted({"width", "modules", "blocks", "block"} & set(data))
         if clash:
@@ -168,6 +177,8 @@ def parse_concise(data: Mapping, name: str = "hrnet") -> HRNetConfig:
         stages = _fusion(data["fusion"], stages)
 
     stem = data.get("stem", 64)
+    if isinstance(stem, Mapping):
+        _check_keys(stem, {"channels"}, "stem")
     stem_ch = stem.get("channels", 64) if isinstance(stem, Mapping) else stem
     s1 = section(data, "stage1", "stage1")
     _check_keys(s1, {"block", "blocks", "planes"}, "stage1")
@@ -183,18 +194,16 @@ def parse_concise(data: Mapping, name: str = "hrnet") -> HRNetConfig:
     else:
         up = {"mode": up} if isinstance(up, str) else as_mapping(up, "upsample")
         _check_keys(up, {"mode", "align_corners"}, "upsample")
-        mode = up.get("mode", "nearest")
-        if mode not in ("nearest", "bilinear"):
-            raise ConfigError("upsample.mode", f"unknown mode {mode!r}; expected nearest or bilinear")
+        mode = one_of(up.get("mode", "nearest"), ("nearest", "bilinear"), "upsample.mode", "mode")
         upsample = UpsampleConfig(mode, boolean(up.get("align_corners", False), "upsample.align_corners"))
 
     h = section(data, "head", "head")
     _check_keys(h, {"kind", "outputs", "final_conv_kernel", "channels", "levels", "key_channels", *HIGHER_KEYS}, "head")
-    kind = h.get("kind", DEFAULT_HEAD[family])
+    kind = one_of(h.get("kind", DEFAULT_HEAD[family]), HEAD_KINDS, "head.kind", "head")
     head = HeadConfig(
         kind=kind,
         outputs=integer(h, "outputs", "head.outputs", DEFAULT_OUTPUTS[family]),
-        final_conv_kernel=h.get("final_conv_kernel", 1),
+        final_conv_kernel=check_kernel(h.get("final_conv_kernel", 1), "head.final_conv_kernel"),
         channels=integer(h, "channels", "head.channels", 512 if kind == "ocr" else 256),
         levels=integer(h, "levels", "head.levels", 5),
         key_channels=integer(h, "key_channels", "head.key_channels", 256),
@@ -203,9 +212,8 @@ def parse_concise(data: Mapping, name: str = "hrnet") -> HRNetConfig:
     input_hw = hw_pair(data.get("input_size", DEFAULT_INPUT_HW[family]), "input_size", order="hw")
     cfg_name = data.get("name", name)
     description = data.get("description", "")
-    for key, value in (("name", cfg_name), ("description", description)):
-        if not isinstance(value, str):
-            raise ConfigError(key, "must be a string")
+    check_text(cfg_name, "name", MAX_NAME_CHARS)
+    check_text(description, "description", MAX_DESCRIPTION_CHARS)
     return HRNetConfig(
         family=family,
         stages=stages,

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-from .errors import UserInputError
+from .errors import UserInputError, quote
 
 BlockName = Literal["BASIC", "BOTTLENECK"]
 Family = Literal["pose", "cls", "seg", "face", "det"]
@@ -40,6 +40,8 @@ MAX_MODULES = 32
 MAX_BLOCKS = 64
 MAX_CHANNELS = 4096
 MAX_INPUT_SIDE = 8192
+MAX_NAME_CHARS = 200
+MAX_DESCRIPTION_CHARS = 2000
 
 
 class ConfigError(UserInputError):
@@ -52,21 +54,47 @@ class ConfigError(UserInputError):
 
 
 def positive_int(value: object, field: str, upper: int | None = None) -> int:
-    """``value`` if it is an int in 1..``upper``; else ``ConfigError`` naming ``field``."""
+    """``value`` if it is an int (not a bool, not a float) in 1..``upper``; else ``ConfigError`` naming ``field``."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(field, f"must be a positive integer, got {value!r}")
+        raise ConfigError(field, f"must be a positive integer, got {quote(value)}")
     if value <= 0:
-        raise ConfigError(field, f"must be a positive integer, got {value}")
+        raise ConfigError(field, f"must be a positive integer, got {quote(value)}")
     if upper is not None and value > upper:
-        raise ConfigError(field, f"{value} exceeds the supported maximum {upper}")
+        raise ConfigError(field, f"{quote(value)} exceeds the supported maximum {upper}")
+    return value
+
+
+def one_of(value: object, choices, field: str, what: str) -> str:
+    """``value`` if it is a string among ``choices``; else ``ConfigError`` naming ``field`` (never a
+    ``TypeError``: a list or a mapping is not hashable)."""
+    if not isinstance(value, str) or value not in choices:
+        expected = " or ".join(choices) if len(choices) == 2 else "one of " + ", ".join(choices)
+        raise ConfigError(field, f"unknown {what} {quote(value)}; expected {expected}")
+    return value
+
+
+def check_text(value: object, field: str, limit: int) -> str:
+    """``value`` if it is a string of at most ``limit`` characters that is valid UTF-8 text (no NUL, no
+    unpaired surrogate); else ``ConfigError`` naming ``field``."""
+    if not isinstance(value, str):
+        raise ConfigError(field, f"must be a string, got {type(value).__name__}")
+    if len(value) > limit:
+        raise ConfigError(field, f"has {len(value)} characters; at most {limit}")
+    if "\x00" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise ConfigError(field, f"{quote(value)} contains a NUL or an unpaired surrogate: not valid UTF-8 text")
     return value
 
 
 def check_block(value: object, field: str) -> str:
     """``value`` if it is ``BASIC`` or ``BOTTLENECK``; else ``ConfigError`` naming ``field``."""
-    if value not in BLOCK_EXPANSION:
-        raise ConfigError(field, f"unknown block {value!r}; expected BASIC or BOTTLENECK")
-    return value  # type: ignore[return-value]
+    return one_of(value, tuple(BLOCK_EXPANSION), field, "block")  # type: ignore[return-value]
+
+
+def check_kernel(value: object, field: str) -> int:
+    """``value`` if it is the int 1 or 3 (``1.0`` and ``true`` compare equal to 1 but are refused)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value not in (1, 3):
+        raise ConfigError(field, f"must be 1 or 3, got {quote(value)}")
+    return value
 
 
 @dataclass(frozen=True)
@@ -132,7 +160,7 @@ class StageConfig:
         if len(self.fuse) != self.modules or not all(isinstance(f, bool) for f in self.fuse):
             raise ConfigError(
                 f"{n}.fusion",
-                f"needs one true/false per module ({self.modules}), got {list(self.fuse)!r}",
+                f"needs one true/false per module ({self.modules}), got {quote(list(self.fuse))}",
             )
 
     @property
@@ -156,8 +184,7 @@ class UpsampleConfig:
     align_corners: bool = False
 
     def __post_init__(self) -> None:
-        if self.mode not in ("nearest", "bilinear"):
-            raise ConfigError("upsample.mode", f"unknown mode {self.mode!r}; expected nearest or bilinear")
+        one_of(self.mode, ("nearest", "bilinear"), "upsample.mode", "mode")
         if not isinstance(self.align_corners, bool):
             raise ConfigError("upsample.align_corners", "must be true or false")
 
@@ -195,11 +222,9 @@ class HeadConfig:
     cat_output: tuple[bool, ...] = (True,)
 
     def __post_init__(self) -> None:
-        if self.kind not in HEAD_KINDS:
-            raise ConfigError("head.kind", f"unknown head {self.kind!r}; expected one of {', '.join(HEAD_KINDS)}")
+        one_of(self.kind, HEAD_KINDS, "head.kind", "head")
         positive_int(self.outputs, "head.outputs", 100_000)
-        if self.final_conv_kernel not in (1, 3):
-            raise ConfigError("head.final_conv_kernel", f"must be 1 or 3, got {self.final_conv_kernel!r}")
+        check_kernel(self.final_conv_kernel, "head.final_conv_kernel")
         positive_int(self.channels, "head.channels", MAX_CHANNELS)
         positive_int(self.levels, "head.levels", 8)
         positive_int(self.key_channels, "head.key_channels", MAX_CHANNELS)
@@ -269,8 +294,11 @@ class HRNetConfig:
     description: str = ""
 
     def __post_init__(self) -> None:
-        if self.family not in FAMILIES:
-            raise ConfigError("family", f"unknown family {self.family!r}; expected one of {', '.join(FAMILIES)}")
+        one_of(self.family, FAMILIES, "family", "family")
+        check_text(self.name, "name", MAX_NAME_CHARS)
+        check_text(self.description, "description", MAX_DESCRIPTION_CHARS)
+        if not isinstance(self.stages, tuple) or not all(isinstance(st, StageConfig) for st in self.stages):
+            raise ConfigError("stages", "must be a tuple of StageConfig")
         if not self.stages or len(self.stages) > MAX_STAGES - 1:
             raise ConfigError("stages", f"need 1 to {MAX_STAGES - 1} multi-resolution stages, got {len(self.stages)}")
         for i, st in enumerate(self.stages):
@@ -352,8 +380,7 @@ def fusion_preset(stages_modules: tuple[int, ...], preset: str) -> tuple[tuple[b
     stage (3); ``final_only``: only the very last module (1); ``none``: no module fuses.
     Raises ``ConfigError`` for an unknown name.
     """
-    if preset not in FUSION_PRESETS:
-        raise ConfigError("fusion", f"unknown fusion preset {preset!r}; expected one of {', '.join(FUSION_PRESETS)}")
+    one_of(preset, FUSION_PRESETS, "fusion", "fusion preset")
     out = []
     n = len(stages_modules)
     for s, m in enumerate(stages_modules):

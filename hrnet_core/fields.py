@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from .config import ConfigError, positive_int
+from .errors import quote
 
 _MISSING = object()
 
@@ -37,14 +38,14 @@ def integer(mapping: Mapping, key: str, path: str, default: Any = _MISSING) -> i
 def int_list(value: Any, path: str) -> tuple[int, ...]:
     """A non-empty list of positive integers as a tuple; errors name the entry (``path[i]``)."""
     if not isinstance(value, (list, tuple)) or not value:
-        raise ConfigError(path, f"must be a non-empty list of positive integers, got {value!r}")
+        raise ConfigError(path, f"must be a non-empty list of positive integers, got {quote(value)}")
     return tuple(positive_int(v, f"{path}[{i}]") for i, v in enumerate(value))
 
 
 def boolean(value: Any, path: str) -> bool:
     """``value`` if it is ``true`` or ``false``."""
     if not isinstance(value, bool):
-        raise ConfigError(path, f"must be true or false, got {value!r}")
+        raise ConfigError(path, f"must be true or false, got {quote(value)}")
     return value
 
 

@@ -7,29 +7,27 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-import yaml
-
 from .concise_yaml import dump_concise, parse_concise
 from .config import ConfigError, HRNetConfig
 from .official_yaml import is_official, parse_official
+from .safe_yaml import check_data, load_yaml, read_yaml_file
 
 
 def parse_mapping(data: Mapping, name: str = "hrnet") -> HRNetConfig:
-    """An ``HRNetConfig`` from a parsed mapping in either format. Raises ``ConfigError``."""
+    """An ``HRNetConfig`` from a parsed mapping in either format. Raises ``ConfigError``.
+
+    The mapping is held to the YAML loader's limits first (``hrnet_core.safe_yaml.check_data``).
+    """
     if not isinstance(data, Mapping):
         raise ConfigError("", f"a config must be a YAML mapping, got {type(data).__name__}")
+    check_data(data)
     return parse_official(data, name) if is_official(data) else parse_concise(data, name)
 
 
 def load_config_text(text: str, source: str = "<text>", name: str = "hrnet") -> HRNetConfig:
-    """An ``HRNetConfig`` from YAML text (either format). ``source`` names it in errors."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-        raise ConfigError(source, f"invalid YAML{where}: {problem}") from None
+    """An ``HRNetConfig`` from YAML text (either format), read by the bounded loader
+    (``hrnet_core.safe_yaml``). ``source`` names it in errors."""
+    data = load_yaml(text, source)
     if data is None:
         raise ConfigError(source, "is empty")
     return parse_mapping(data, name)
@@ -46,13 +44,10 @@ def load_config(source: str | Path | Mapping | HRNetConfig) -> HRNetConfig:
         return parse_mapping(source)
     path = Path(source)
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(str(path), "no such config file") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError, OSError) as err:
-        raise ConfigError(str(path), f"cannot read config: {err.__class__.__name__}") from None
-    try:
-        return load_config_text(text, source=str(path), name=path.stem)
+        data = read_yaml_file(path, "config")
+        # A file name may hold bytes that are not UTF-8 (surrogate escapes): they never reach a name.
+        name = path.stem.encode("utf-8", "backslashreplace").decode("utf-8")
+        return parse_mapping(data, name)
     except ConfigError as err:
         if err.field == str(path):
             raise

@@ -13,15 +13,12 @@ import torch
 from torch import nn
 
 from .blocks import BLOCKS, bn, make_layer
+from .budget import MAX_PARAMS, backbone_params, check_depth
 from .config import ConfigError, HeadConfig, HRNetConfig, Stage1Config, StageConfig, UpsampleConfig
 from .exchange import HighResolutionModule, Transition
 from .heads import CLS_FEATURES, ClsHead, V1Head, V2Head, V2pHead, cls_head_channels
 from .higher_head import HigherHead
 from .ocr_head import OCRHead
-
-# 1e9 parameters = 3.7 GiB of float32 weights (7.5 GiB with gradients): beyond any published HRNet
-# (W64-C has 128M) and beyond what a 24 GiB machine can train; refused before allocating.
-MAX_PARAMS = 1_000_000_000
 
 
 def build_head(family: str, head: HeadConfig, in_channels: tuple[int, ...], upsample: UpsampleConfig) -> nn.Module:
@@ -234,23 +231,31 @@ def _construct(cfg: HRNetConfig) -> HRNet:
 def build_on_meta(cfg: HRNetConfig) -> HRNet:
     """``cfg``'s model on PyTorch's meta device: exact structure, names and shapes, no memory allocated.
 
-    Unlike ``build_model`` it does not check ``MAX_PARAMS``: it is how that check is made.
+    Unlike ``build_model`` it does not check ``MAX_PARAMS``; it does refuse a config above
+    ``hrnet_core.budget.MAX_CONV_LAYERS`` (so it answers within about a second).
     """
+    check_depth(cfg)
     with torch.device("meta"):
         return _construct(cfg)
 
 
 def count_params(cfg: HRNetConfig) -> int:
-    """Exact parameter count of ``cfg``'s model (built on the meta device)."""
-    return sum(p.numel() for p in build_on_meta(cfg).parameters())
+    """Exact parameter count of ``cfg``'s model: the backbone by arithmetic (``hrnet_core.budget``), the
+    head built alone on the meta device. Milliseconds even for the deepest config within the budget."""
+    check_depth(cfg)
+    with torch.device("meta"):
+        head = build_head(cfg.family, cfg.head, cfg.stages[-1].out_channels, cfg.upsample)
+    return backbone_params(cfg) + sum(p.numel() for p in head.parameters())
 
 
 def check_buildable(cfg: HRNetConfig, max_params: int = MAX_PARAMS) -> int:
-    """Parameter count of ``cfg``; raises ``ConfigError`` (field ``model``) above ``max_params``."""
+    """Parameter count of ``cfg``; raises ``ConfigError`` (field ``model``) above ``max_params`` or above
+    the layer budget (``hrnet_core.budget``), before anything is allocated."""
     n = count_params(cfg)
     if n > max_params:
         raise ConfigError(
-            "model", f"{n / 1e6:.1f}M parameters exceed the bound of {max_params / 1e6:.0f}M; reduce widths or depth"
+            "model", f"{n / 1e6:.1f}M parameters exceed the bound of {max_params / 1e6:.0f}M; reduce the widths "
+                     "(channels), blocks or modules"
         )
     return n
 
@@ -272,4 +277,4 @@ def build_model(cfg: HRNetConfig, init: str = "official") -> HRNet:
     return model
 
 
-__all__ = ["FEATURE_LOCATIONS", "FeatureInfo", "HRNet", "build_model", "build_on_meta", "build_head", "count_params", "check_buildable", "init_weights", "BLOCKS"]
+__all__ = ["FEATURE_LOCATIONS", "MAX_PARAMS", "FeatureInfo", "HRNet", "build_model", "build_on_meta", "build_head", "count_params", "check_buildable", "init_weights", "BLOCKS"]

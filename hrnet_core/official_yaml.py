@@ -40,7 +40,9 @@ from .config import (
     StemConfig,
     UpsampleConfig,
     check_block,
+    check_kernel,
 )
+from .errors import quote
 from .fields import bool_list, boolean, hw_pair, int_list, integer, section
 
 MODEL_NAMES = {"pose_hrnet": "pose", "cls_hrnet": "cls", "seg_hrnet": "seg", "seg_hrnet_ocr": "seg", "hrnet": "face",
@@ -72,7 +74,7 @@ def _stage(extra: Mapping, k: int) -> StageConfig:
             raise ConfigError(f"{path}.{name}", f"has {len(values)} entries but NUM_BRANCHES is {branches}")
     fuse_method = raw.get("FUSE_METHOD", "SUM")
     if fuse_method != "SUM":
-        raise ConfigError(f"{path}.FUSE_METHOD", f"only SUM exists in the official code, got {fuse_method!r}")
+        raise ConfigError(f"{path}.FUSE_METHOD", f"only SUM exists in the official code, got {quote(fuse_method)}")
     block = check_block(raw.get("BLOCK", "BASIC"), f"{path}.BLOCK")
     return StageConfig(modules=modules, block=block, blocks=blocks, channels=channels, name=f"stage{k}")
 
@@ -141,12 +143,12 @@ def parse_official(data: Mapping, name: str = "official") -> HRNetConfig:
     if isinstance(model_name, str) and model_name.startswith("seg_hrnet_ocr_"):
         raise ConfigError(
             "MODEL.NAME",
-            f"{model_name!r} names a development-only variant of HRNet-OCR (its own lib/models file, which "
+            f"{quote(model_name)} names a development-only variant of HRNet-OCR (its own lib/models file, which "
             "differs from seg_hrnet_ocr.py and is not supported here); use seg_hrnet_ocr")
-    if model_name not in MODEL_NAMES:
+    if not isinstance(model_name, str) or model_name not in MODEL_NAMES:
         raise ConfigError(
             "MODEL.NAME",
-            f"{model_name!r} is not an HRNet model of the five official repos "
+            f"{quote(model_name)} is not an HRNet model of the five official repos "
             f"(expected one of {', '.join(MODEL_NAMES)})",
         )
     family = MODEL_NAMES[model_name]
@@ -165,9 +167,7 @@ def parse_official(data: Mapping, name: str = "official") -> HRNetConfig:
         outputs = integer(model, key, f"MODEL.{key}", DEFAULT_OUTPUTS[family])
         upsample = UpsampleConfig("bilinear", False) if family == "face" else UpsampleConfig("nearest", False)
 
-    kernel = extra.get("FINAL_CONV_KERNEL", 1)
-    if kernel not in (1, 3):
-        raise ConfigError("MODEL.EXTRA.FINAL_CONV_KERNEL", f"must be 1 or 3, got {kernel!r}")
+    kernel = check_kernel(extra.get("FINAL_CONV_KERNEL", 1), "MODEL.EXTRA.FINAL_CONV_KERNEL")
     input_hw = hw_pair(size_value, size_path, order="wh")
     head = HeadConfig(kind=DEFAULT_HEAD[family], outputs=outputs, final_conv_kernel=kernel)
     if model_name == "pose_higher_hrnet":

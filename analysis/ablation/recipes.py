@@ -13,6 +13,7 @@ import yaml
 from hrnet_core import HRNetConfig
 from hrnet_core.config import Stage1Config, StemConfig
 from hrnet_core.errors import UserInputError
+from hrnet_core.safe_yaml import read_yaml_file
 
 from .coco_data import Augment
 from .precision import CPU_PRECISIONS
@@ -248,7 +249,7 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     if not path.is_file():
         raise RecipeError(f"{s}: no such recipe (a YAML file, or one of {', '.join(BUILTIN_RECIPES)})")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = read_yaml_file(path, "recipe")
     except (OSError, UnicodeDecodeError) as err:
         raise RecipeError(f"{path}: cannot read recipe ({err.__class__.__name__})") from None
     except yaml.YAMLError as err:

@@ -41,6 +41,7 @@ from hrnet_core.concise_yaml import to_concise_dict
 from hrnet_core.config import FUSION_PRESETS, fusion_preset
 from hrnet_core.device import device_label
 from hrnet_core.errors import UserInputError
+from hrnet_core.safe_yaml import read_yaml_file
 
 from .coco_data import SPLITS, DatasetError, KeypointData, coco_paths, load_keypoint_data
 from .files import read_json, read_jsonl, write_json_atomic
@@ -159,7 +160,7 @@ def parse_variants(spec: str, base: hc.HRNetConfig, schedules: list[str] | tuple
         if not path.is_file():
             raise VariantError(f"{spec}: no such variants file")
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data = read_yaml_file(path, "variants")
         except (OSError, yaml.YAMLError) as err:
             raise VariantError(f"{spec}: cannot read variants YAML ({err.__class__.__name__})") from None
         if not isinstance(data, dict) or not data:
