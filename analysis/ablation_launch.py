@@ -26,7 +26,7 @@ from .ablation.coco_data import DatasetError
 from .ablation.files import LAUNCH_NAME, WORKER_NAME, read_json, write_json_atomic, write_text_atomic
 from .ablation.progress import is_run_folder, run_status, worker_record
 from .ablation.recipes import BUILTIN_RECIPES, RecipeError, load_recipe
-from .ablation.runner import VariantError, check_data_arg, parse_variants, resolve_base
+from .ablation.runner import VariantError, check_data_arg, lock_holder, parse_variants, resolve_base
 from .config_edit import PROJECT_ROOT
 
 RUNS_ENV = "HRNET_EXPLORER_RUNS"
@@ -40,13 +40,6 @@ _CHILDREN: list[subprocess.Popen] = []  # reaped by worker_status so no zombie i
 
 class LaunchError(UserInputError):
     """A run that cannot be started as asked; the message names the field."""
-
-
-def default_recipe() -> str:
-    """The recipe the Ablation page offers first: ``cpu`` without a CUDA GPU (``quick`` needs one)."""
-    import torch
-
-    return "quick" if torch.cuda.is_available() else "cpu"
 
 
 def _field_error(field: str, err: Exception, drop: str = "") -> LaunchError:
@@ -175,6 +168,9 @@ def resume(run_dir: str | Path, device: str | None = None) -> Launch:
         raise LaunchError(f"run name: {run_dir} does not exist, so there is nothing to resume")
     if worker_status(run_dir)["state"] == "running":
         raise LaunchError(f"run name: {run_dir} is still running")
+    holder = lock_holder(run_dir)
+    if holder:  # e.g. an `ablate` started from the command line into this folder
+        raise LaunchError(f"run name: {run_dir} is in use by another ablation ({holder}); wait for it or stop it")
     launched = read_json(run_dir / LAUNCH_NAME)
     if (run_dir / "ablation.json").is_file():
         args = ["ablate", "--out", str(run_dir), "--resume"] + (["--device", device] if device else [])

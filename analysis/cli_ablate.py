@@ -50,13 +50,6 @@ def register(sub) -> None:
     r.set_defaults(func=run_report)
 
 
-def default_recipe() -> str:
-    """``quick`` where a CUDA GPU is present, ``cpu`` elsewhere."""
-    import torch
-
-    return "quick" if torch.cuda.is_available() else "cpu"
-
-
 def _sigterm(_signum, _frame):
     raise KeyboardInterrupt
 
@@ -64,7 +57,7 @@ def _sigterm(_signum, _frame):
 def _build_request(args, out: Path):
     import hrnet_core as hc
 
-    from .ablation.recipes import RecipeError, load_recipe
+    from .ablation.recipes import RecipeError, default_recipe, load_recipe
     from .ablation.runner import AblationRequest, parse_variants, resolve_base
 
     if args.smoke and args.recipe not in (None, "smoke"):

@@ -14,6 +14,7 @@ import streamlit as st
 from analysis import ablation_launch as al
 from analysis.ablation import report as rp
 from analysis.ablation.progress import list_runs, progress_table, read_progress, run_status
+from analysis.ablation.recipes import default_recipe
 from app import common
 from hrnet_core import dump_config
 
@@ -37,7 +38,7 @@ def _start_form(cfg) -> None:
                                  key="abl_variants")
         c1, c2, c3, c4 = st.columns(4)
         data = c1.text_input("Data: builtin, or a COCO-keypoints folder", value="builtin", key="abl_data")
-        recipe = c2.selectbox("Recipe", al.RECIPES, index=al.RECIPES.index(al.default_recipe()), key="abl_recipe",
+        recipe = c2.selectbox("Recipe", al.RECIPES, index=al.RECIPES.index(default_recipe()), key="abl_recipe",
                               help="cpu: the three variants on a laptop's CPU (built-in data); quick: minutes per "
                                    "variant on one GPU; paper: the official 210-epoch schedule; smoke: a tiny "
                                    "end-to-end check")

@@ -24,6 +24,7 @@ from analysis.ablation.progress import (
     progress_table,
     read_progress,
 )
+from analysis.ablation.recipes import default_recipe
 from analysis.config_edit import list_presets
 from hrnet_core import dump_config, load_config
 from hrnet_core.concise_yaml import to_concise_dict
@@ -235,7 +236,7 @@ def test_bad_ablation_input_shows_inline_error_and_starts_no_worker(runs, field,
 def test_default_recipe_is_cpu_without_a_gpu(runs):
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.switch_page("app/ablation.py").run()
-    assert at.selectbox(key="abl_recipe").value == "cpu" == al.default_recipe()
+    assert at.selectbox(key="abl_recipe").value == "cpu" == default_recipe()
     assert "cpu" in at.selectbox(key="abl_recipe").options
 
 
@@ -320,3 +321,30 @@ def test_run_checkpoints_come_with_the_run_config(runs):
     run_cfg, where = checkpoint_config(found["run: r1/all/seed0/last.pth"])
     assert run_cfg == cfg and where == job / RUN_CONFIG_NAME
     assert checkpoint_config(runs / "elsewhere.pth") == (None, None)
+
+
+def test_the_run_lock_refuses_a_second_writer_from_the_page(runs, tmp_path):
+    """A run folder another `ablate` holds (here: this test, through the runner's own lock) cannot be
+    resumed from the page: an inline error names the holder and no worker starts."""
+    import subprocess
+    import sys
+
+    from analysis.ablation.runner import run_lock
+
+    run_dir = runs / "busy"
+    env = dict(os.environ, HRNET_EXPLORER_CACHE=str(tmp_path / "cache"), PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-m", "analysis.cli", "ablate", "--smoke", "--variants", "8",
+                           "--out", str(run_dir)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    status = json.loads((run_dir / "status.json").read_text())
+    (run_dir / "status.json").write_text(json.dumps({**status, "state": "failed", "error": "interrupted"}))
+    with run_lock(run_dir):
+        at = AppTest.from_file(APP, default_timeout=120).run()
+        at.switch_page("app/ablation.py").run()
+        assert at.selectbox(key="abl_pick").value == "busy"
+        at.button(key="abl_resume").click().run()
+        assert not at.exception
+        errors = [e.value for e in at.error]
+        assert any("in use by another ablation" in e and f"pid {os.getpid()}" in e for e in errors), errors
+        assert not (run_dir / al.LAUNCH_NAME).exists() and not (run_dir / WORKER_NAME).exists()
+        assert not _processes_naming(run_dir)

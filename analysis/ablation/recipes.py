@@ -242,6 +242,14 @@ def parse_recipe(data: dict, source: str = "<recipe>") -> Recipe:
     return recipe
 
 
+def default_recipe() -> str:
+    """``quick`` where a CUDA GPU is present, ``cpu`` elsewhere (``quick`` needs hours on a CPU); the
+    default of ``ablate`` and of the Ablation page."""
+    import torch
+
+    return "quick" if torch.cuda.is_available() else "cpu"
+
+
 def load_recipe(name_or_path: str | Path) -> Recipe:
     """A built-in recipe by name (``quick``, ``paper``, ``smoke``) or a YAML file."""
     s = str(name_or_path)

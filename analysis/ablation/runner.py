@@ -337,22 +337,49 @@ class RunLockedError(UserInputError):
     """The run folder is in use by another ``ablate`` process."""
 
 
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _holder(fd: int) -> str:
+    with contextlib.suppress(OSError, ValueError):
+        return os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
+    return ""
+
+
+def lock_holder(out: Path) -> str | None:
+    """``"pid N on HOST"`` when a run holds ``out/.lock`` now, else ``None`` (a free or absent lock).
+    Taking the lock to test it drops it again at once."""
+    path = Path(out) / LOCK_NAME
+    if not path.is_file():
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        if _try_lock(fd):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        return _holder(fd) or "another process"
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def run_lock(out: Path):
     """Hold ``out/.lock`` (an exclusive ``flock``) for the block; a second writer is refused at once
     with one line. The kernel drops the lock with its process, so a killed run leaves no stale lock."""
     out.mkdir(parents=True, exist_ok=True)
-    path = out / LOCK_NAME
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = ""
-            with contextlib.suppress(OSError, ValueError):
-                holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
-            raise RunLockedError(f"{out}: in use by another ablation ({holder or 'another process'}); wait for it "
-                                 "to finish or stop it, then --resume") from None
+        if not _try_lock(fd):
+            raise RunLockedError(f"{out}: in use by another ablation ({_holder(fd) or 'another process'}); wait "
+                                 "for it to finish or stop it, then --resume")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
         yield
