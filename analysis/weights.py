@@ -61,7 +61,7 @@ def checkpoint_meta(path: str | Path) -> dict:
         row = json.loads(obj["metrics_row"]) if isinstance(obj.get("metrics_row"), str) else {}
     except json.JSONDecodeError:
         row = {}
-    if isinstance(row, dict):
+    if isinstance(row, dict) and row:
         meta["metrics"] = {k: v for k, v in row.items() if isinstance(v, (int, float))}
     return meta
 

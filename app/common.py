@@ -181,7 +181,7 @@ def device_choices() -> list[str]:
 def model_caption(cfg: HRNetConfig) -> str:
     v = view(cfg)
     h, w = cfg.input_hw
-    return (f"**{cfg.name}** · {cfg.family} · W{cfg.stages[0].channels[0]} · head {cfg.head.kind} · "
-            f"{v.params / 1e6:.1f}M params · " if v.params >= 1e5 else f"{v.params / 1e3:.1f}K params · "
+    params = f"{v.params / 1e6:.1f}M" if v.params >= 1e5 else f"{v.params / 1e3:.1f}K"
+    return (f"**{cfg.name}** · {cfg.family} · W{cfg.stages[0].channels[0]} · head {cfg.head.kind} · {params} params · "
             f"{v.gflops_paper:.2f} GFLOPs · {v.fusions}/{v.modules} modules fuse ({v.fusion_schedule}) · "
             f"input {h}x{w}")

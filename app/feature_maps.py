@@ -73,7 +73,7 @@ def _pick_run_checkpoint():
     df = df[df["run"] == run]
     variant = c2.selectbox("Variant", list(dict.fromkeys(df["variant"])), key="f_variant")
     df = df[df["variant"] == variant]
-    seed = c3.selectbox("Seed", list(dict.fromkeys(df["seed"])), key="f_seed")
+    seed = c3.selectbox("Seed", [int(s) for s in dict.fromkeys(df["seed"])], key="f_seed")
     df = df[df["seed"] == seed]
     which = c4.selectbox("Checkpoint", list(df["which"]), key="f_which",
                          help="best.pth: the epoch with the best validation AP; last.pth: the latest epoch")
