@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app.common import guard, init_state, model_caption
+from app.common import SHOWN_KEY, guard, init_state, model_caption, shown_model
 
 st.set_page_config(page_title="hrnet-explorer", page_icon=":material/hub:", layout="wide")
 
@@ -16,10 +16,15 @@ PAGES = [
 ]
 
 page = st.navigation(PAGES)
+sidebar_model = st.sidebar.empty()  # filled after the page ran: it may show a checkpoint's own model
 with guard("app"):
     init_state()
-    with st.sidebar:
-        st.caption("Current model")
-        st.markdown(model_caption(st.session_state.cfg))
-with guard(page.title):
-    page.run()
+    st.session_state.pop(SHOWN_KEY, None)
+try:
+    with guard(page.title):
+        page.run()
+finally:  # also after st.stop() / st.rerun() inside the page
+    with guard("app"), sidebar_model.container():
+        shown_cfg, source = shown_model()
+        st.caption(source)
+        st.markdown(model_caption(shown_cfg))

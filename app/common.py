@@ -25,7 +25,8 @@ from analysis.config_edit import (
 )
 from analysis.diagram import build_diagram, render_bytes
 from analysis.images import DEFAULT_IMAGE
-from hrnet_core import HRNetConfig, UserInputError, build_model, load_checkpoint, load_config
+from analysis.weights import build_weights
+from hrnet_core import HRNetConfig, UserInputError, load_config
 from hrnet_core.device import prepare, resolve_device
 from hrnet_core.errors import quote
 
@@ -143,18 +144,31 @@ def diagram_bytes(cfg: HRNetConfig, level: str, module: str | None, annotate: st
 
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _model(key: str, _cfg: HRNetConfig, device: str, checkpoint_key: str, _checkpoint: str | None):
-    model = build_model(_cfg)
-    status = "random weights (official initialisation)"
-    if _checkpoint:
-        status = load_checkpoint(model, _checkpoint).status
-    return prepare(model.eval(), resolve_device(device)), status
+    model, status = build_weights(_cfg, _checkpoint)
+    return prepare(model, resolve_device(device)), status
 
 
 def model(cfg: HRNetConfig, device: str = "auto", checkpoint: str | None = None):
-    """``(model, checkpoint status)``: built once per config, device and checkpoint, in eval mode."""
+    """``(model, weights status)``: built once per config, device and checkpoint, in eval mode; without a
+    checkpoint an untrained network (``analysis.weights``: PyTorch's default init, seed 0)."""
     dev = str(resolve_device(device))
     ck_key = f"{checkpoint}:{os.path.getmtime(checkpoint)}" if checkpoint else ""
     return _model(key_of(cfg), cfg, dev, ck_key, checkpoint)
+
+
+# ---- the model a page shows (the sidebar follows it) ------------------------------------------------
+SHOWN_KEY = "shown_model"
+
+
+def show_model(cfg: HRNetConfig, source: str) -> None:
+    """Tell the sidebar that this page shows ``cfg`` (e.g. a checkpoint's own model), not the Build page's.
+    Holds for the current script run only (``streamlit_app`` clears it before each page runs)."""
+    st.session_state[SHOWN_KEY] = (cfg, source)
+
+
+def shown_model() -> tuple[HRNetConfig, str]:
+    """``(config, source)`` the sidebar describes: what the page asked for, else the current config."""
+    return st.session_state.get(SHOWN_KEY) or (current_config(), "Current model")
 
 
 # ---- small display helpers -----------------------------------------------------------------------
@@ -168,6 +182,7 @@ def device_choices() -> list[str]:
 def model_caption(cfg: HRNetConfig) -> str:
     v = view(cfg)
     h, w = cfg.input_hw
-    return (f"**{cfg.name}** · {cfg.family} · head {cfg.head.kind} · {v.params / 1e6:.1f}M params · "
+    params = f"{v.params / 1e6:.1f}M" if v.params >= 1e5 else f"{v.params / 1e3:.1f}K"
+    return (f"**{cfg.name}** · {cfg.family} · W{cfg.stages[0].channels[0]} · head {cfg.head.kind} · {params} params · "
             f"{v.gflops_paper:.2f} GFLOPs · {v.fusions}/{v.modules} modules fuse ({v.fusion_schedule}) · "
             f"input {h}x{w}")

@@ -1,26 +1,32 @@
-"""Feature maps: what every module computes on each resolution branch for a real photograph, and the
-head's output — with random weights, an official checkpoint or one from an ablation run."""
+"""Feature maps: what every module computes on each resolution branch for a real photograph or a run's
+validation person, and the head's output — untrained, with an official checkpoint or one from an
+ablation run (then the page, header and sidebar describe that checkpoint's own model)."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import plotly.express as px
 import streamlit as st
 
 from analysis import features_render as fr
-from analysis.ablation.progress import checkpoint_config, list_checkpoints
+from analysis import val_pose
+from analysis.ablation.progress import checkpoint_config, checkpoint_run_dir, list_runs, run_checkpoints
 from analysis.ablation_launch import runs_root
 from analysis.features import capture
-from analysis.images import BUNDLED
+from analysis.images import BUNDLED, load_image
+from analysis.weights import checkpoint_meta, describe_checkpoint
 from app import common, paths_policy
 from hrnet_core import CheckpointError
 from hrnet_core.device import device_label, resolve_device
 
 ss = st.session_state
 UPLOAD = "upload an image…"
-RANDOM = "none (random weights, official initialisation)"
+VAL = "a run's validation person (by index)…"
+UNTRAINED = "none (untrained network)"
+CK_RUN = "a run's checkpoint (run / variant / seed)…"
 CK_UPLOAD = "upload a checkpoint…"
 CK_PATH = "a checkpoint file on this machine…"
 
@@ -37,51 +43,154 @@ def _stash_upload(upload, suffix: str) -> str:
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
-def _capture(key: str, _cfg, _image, device: str, checkpoint_key: str, _checkpoint: str | None):
+def _capture(key: str, _cfg, _image, box, device: str, checkpoint_key: str, _checkpoint: str | None):
     # cache_resource, not cache_data: a capture holds megabytes of maps that pages only read.
     model, status = common.model(_cfg, device, _checkpoint)
-    return capture(model, _cfg, _image, device=device), status
+    return capture(model, _cfg, _image, device=device, box=box), status
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _val_persons(root: str, input_hw: tuple[int, int], mtime: float):
+    return val_pose.val_persons(root, input_hw)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _meta(path: str, mtime: float) -> dict:
+    return checkpoint_meta(path)
+
+
+def _pick_run_checkpoint():
+    """``(path, label)`` of the run / variant / seed / best-or-last chosen, or None when there is none."""
+    df = run_checkpoints(runs_root())
+    if df.empty:
+        st.info(f"No run checkpoints under {runs_root()} yet: start a run on the Ablation page.")
+        return None
+    c1, c2, c3, c4 = st.columns(4)
+    run = c1.selectbox("Run", list(dict.fromkeys(df["run"])), key="f_run")
+    df = df[df["run"] == run]
+    variant = c2.selectbox("Variant", list(dict.fromkeys(df["variant"])), key="f_variant")
+    df = df[df["variant"] == variant]
+    seed = c3.selectbox("Seed", [int(s) for s in dict.fromkeys(df["seed"])], key="f_seed")
+    df = df[df["seed"] == seed]
+    which = c4.selectbox("Checkpoint", list(df["which"]), key="f_which",
+                         help="best.pth: the epoch with the best validation AP; last.pth: the latest epoch")
+    return df[df["which"] == which]["path"].iloc[0], f"{run}/{variant}/seed{seed}/{which}.pth"
+
+
+def _weights():
+    """``(checkpoint path or None, label)`` from the weights picker."""
+    choice = st.selectbox("Weights", [UNTRAINED, CK_RUN, CK_UPLOAD, CK_PATH], key="f_ck")
+    if choice == CK_RUN:
+        return _pick_run_checkpoint() or (None, "")
+    if choice == CK_UPLOAD:
+        up = st.file_uploader("Checkpoint (.pth, .pth.tar, .safetensors)", key="f_ck_upload")
+        if up is not None:
+            return _stash_upload(up, "".join(Path(up.name).suffixes[-2:]) or ".pth"), up.name
+    elif choice == CK_PATH:
+        path = st.text_input("Path", key="f_ck_path", placeholder="/path/to/pose_hrnet_w32_256x192.pth").strip()
+        if path:  # only inside the runs folder and configured folders; same words for missing and forbidden
+            return str(paths_policy.server_checkpoint(path, paths_policy.allowed_roots(runs_root()))), path
+    return None, ""
+
+
+def _val_person(cfg, checkpoint: str | None, column):
+    """``(record, index, count, run name)`` of the validation person chosen, from the checkpoint's run or one picked."""
+    run_dir = checkpoint_run_dir(checkpoint) if checkpoint else None
+    if run_dir is None:
+        runs = list_runs(runs_root())
+        if runs.empty:
+            column.info(f"No runs under {runs_root()}: their validation images come with a run.")
+            return None
+        name = column.selectbox("Dataset of run", list(runs["name"]), key="f_val_run")
+        run_dir = Path(runs.loc[runs["name"] == name, "path"].iloc[0])
+    root = val_pose.run_data_root(run_dir)
+    ann = root / "annotations" / f"person_keypoints_{val_pose.SPLIT}.json"
+    records = _val_persons(str(root), tuple(cfg.input_hw), os.path.getmtime(ann) if ann.is_file() else 0.0)
+    index = column.number_input(f"Validation person (0..{len(records) - 1})", 0, len(records) - 1, 0,
+                                key="f_val_index")
+    return val_pose.pick(records, int(index)), int(index), len(records), run_dir.name
 
 
 def _inputs(cfg):
+    w1, w2 = st.columns([1.6, 2.4])
+    with w1:
+        checkpoint, ck_label = _weights()
+    if checkpoint and not Path(checkpoint).is_file():
+        raise CheckpointError(f"{checkpoint}: no such checkpoint file")
+    run_cfg, where = checkpoint_config(checkpoint) if checkpoint else (None, None)
+    cfg = run_cfg or cfg
+
     c1, c2, c3 = st.columns([1.2, 1.6, 0.8])
     names = list(BUNDLED)
-    choice = c1.selectbox("Image", [*names, UPLOAD], key="f_image",
+    choice = c1.selectbox("Image", [*names, VAL, UPLOAD], key="f_image",
                           index=names.index(ss.image_name) if ss.get("image_name") in names else 0,
                           format_func=lambda n: f"{n} — {BUNDLED[n].description}" if n in BUNDLED else n)
-    image, image_key = choice, choice
+    image, image_key, box, person = choice, choice, None, None
     if choice == UPLOAD:
         upload = c1.file_uploader("PNG, JPEG, BMP, TIFF or WebP", type=["png", "jpg", "jpeg", "bmp", "tif", "tiff",
                                                                         "webp"], key="f_upload")
         if upload is None:
             st.info("Upload an image to see its feature maps.")
-            return None
-        image = upload.getvalue()
-        image_key = "upload:" + hashlib.sha1(image).hexdigest()
+            image = None
+        else:
+            image = upload.getvalue()
+            image_key = "upload:" + hashlib.sha1(image).hexdigest()
+    elif choice == VAL:
+        person = _val_person(cfg, checkpoint, c2)
+        image = None
+        if person is not None:
+            rec = person[0]
+            image, box = rec.image, rec.box
+            image_key = f"val:{rec.image}:{rec.ann_id}"
     else:
         ss.image_name = choice
-
-    runs = list_checkpoints(runs_root())
-    ck_choice = c2.selectbox("Checkpoint", [RANDOM, *runs, CK_UPLOAD, CK_PATH], key="f_ck")
-    checkpoint = None
-    if ck_choice in runs:
-        checkpoint = runs[ck_choice]
-    elif ck_choice == CK_UPLOAD:
-        up = c2.file_uploader("Checkpoint (.pth, .pth.tar, .safetensors)", key="f_ck_upload")
-        if up is not None:
-            checkpoint = _stash_upload(up, "".join(Path(up.name).suffixes[-2:]) or ".pth")
-    elif ck_choice == CK_PATH:
-        path = c2.text_input("Path", key="f_ck_path", placeholder="/path/to/pose_hrnet_w32_256x192.pth")
-        checkpoint = str(paths_policy.server_checkpoint(path, paths_policy.allowed_roots(runs_root()))) \
-            if path.strip() else None
-    if checkpoint and ck_choice in runs:
-        run_cfg, where = checkpoint_config(checkpoint)
-        if run_cfg is not None:
-            cfg = run_cfg
-            st.caption(f"Using the run's own config ({where}) so its checkpoint fits.")
     devices = common.device_choices()
     device = c3.selectbox("Device", devices, key="f_device", help=f"auto = {device_label(resolve_device('auto'))}")
-    return cfg, image, image_key, checkpoint, device
+    return cfg, where, checkpoint, ck_label, image, image_key, box, person, device
+
+
+def _header(header, cfg, checkpoint: str | None, ck_label: str, where) -> None:
+    with header:
+        if checkpoint:
+            meta = _meta(checkpoint, os.path.getmtime(checkpoint))
+            about = describe_checkpoint(meta)
+            source = f"Checkpoint {ck_label}" + (f" ({about})" if about else "")
+            st.markdown(f"{source} — model: " + common.model_caption(cfg))
+            if where is not None:
+                st.caption(f"Using the run's own config ({where}) so its checkpoint fits.")
+            common.show_model(cfg, f"Model of checkpoint {ck_label}")
+        else:
+            st.markdown(common.model_caption(cfg))
+            st.warning("**Untrained network** (PyTorch's default initialisation, seed 0): the maps show what the "
+                       "architecture does to the image, not learned features, and any prediction is random. Choose "
+                       "a run's checkpoint under Weights to see a trained one.")
+
+
+def _ground_truth_vs_prediction(cap, person, cfg) -> None:
+    rec, index, count, run = person
+    st.subheader(f"Validation person {index} of {count} (run {run})")
+    head = cap.head
+    if head.kind != "heatmaps" or head.maps is None or head.maps.shape[0] != 17:
+        st.info("Ground truth vs prediction needs a 17-joint COCO pose head.")
+        return
+    pred = val_pose.predict_person(head.maps, rec)
+    joints = pred.joints()
+    x, y, w, h = rec.box
+    c1, c2 = st.columns([1.3, 1])
+    c1.image(val_pose.draw_comparison(load_image(rec.image), pred, cfg.input_hw),
+             caption=f"{Path(rec.image).name}, person box (x, y, w, h) = ({x:.0f}, {y:.0f}, {w:.0f}, {h:.0f}) in "
+                     "green; left joints blue, right orange; predicted joints under 0.2 confidence hollow",
+             width="stretch")
+    m1, m2, m3 = c2.columns(3)
+    m1.metric("PCK@0.1 (this person)", f"{100 * pred.metrics['PCK@0.1']:.0f} %")
+    m2.metric("Mean confidence", f"{pred.mean_confidence:.2f}")
+    m3.metric("Labelled joints", f"{int(joints['labelled'].sum())} of {len(joints)}")
+    fig = px.bar(joints, x="joint", y="confidence", color="within_0.1", height=300,
+                 color_discrete_map={True: "#2ca02c", False: "#d62728"},
+                 title="Per-joint confidence (heatmap maximum); green: within PCK@0.1 of the truth")
+    fig.update_layout(margin=dict(l=10, r=10, t=40, b=10), legend_title_text="within 0.1")
+    c2.plotly_chart(fig, width="stretch", key="f_val_conf")
+    c2.dataframe(joints.round(3), hide_index=True, width="stretch", height=250)
 
 
 def _head(cap) -> None:
@@ -136,21 +245,21 @@ def _stats(cap) -> None:
 
 cfg = common.current_config()
 st.title("Feature maps")
-st.markdown(common.model_caption(cfg))
+header = st.container()
 with common.guard("feature maps"):
-    chosen = _inputs(cfg)
-    if chosen is not None:
-        run_cfg, image, image_key, checkpoint, device = chosen
+    run_cfg, where, checkpoint, ck_label, image, image_key, box, person, device = _inputs(cfg)
+    _header(header, run_cfg, checkpoint, ck_label, where)
+    if image is not None:
         dev = resolve_device(device)
-        if checkpoint and not Path(checkpoint).is_file():
-            raise CheckpointError(f"{checkpoint}: no such checkpoint file")
         ck_key = f"{checkpoint}:{Path(checkpoint).stat().st_mtime}" if checkpoint else ""
         with st.spinner(f"Running {run_cfg.name} on {device_label(dev)}…"):
-            cap, status = _capture(f"{common.key_of(run_cfg)}|{image_key}", run_cfg, image, str(dev), ck_key,
+            cap, status = _capture(f"{common.key_of(run_cfg)}|{image_key}", run_cfg, image, box, str(dev), ck_key,
                                    checkpoint)
         t = cap.timings
         st.caption(f"Device: **{cap.device}** · weights: {status} · load {1e3 * t.get('load_s', 0):.0f} ms, "
                    f"forward {1e3 * t.get('forward_s', 0):.0f} ms, reduce {1e3 * t.get('reduce_s', 0):.0f} ms")
+        if person is not None:
+            _ground_truth_vs_prediction(cap, person, run_cfg)
         left, right = st.columns([1, 2], gap="large")
         with left:
             st.image(cap.image, caption=f"The network's input ({cap.input_hw[0]}x{cap.input_hw[1]}, official "

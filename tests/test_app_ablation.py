@@ -191,9 +191,11 @@ def test_ablation_page_starts_a_smoke_run_and_follows_it(runs):
 
     # Its checkpoints open on the Feature maps page, with the run's own config.
     again.switch_page("app/feature_maps.py").run()
-    label = "run: smoke-ui/all/seed0/last.pth"
-    assert label in again.selectbox(key="f_ck").options
-    again.selectbox(key="f_ck").set_value(label).run()
+    again.selectbox(key="f_ck").set_value("a run's checkpoint (run / variant / seed)…").run()
+    again.selectbox(key="f_run").set_value("smoke-ui").run()
+    again.selectbox(key="f_variant").set_value("all").run()
+    assert "last" in again.selectbox(key="f_which").options
+    again.selectbox(key="f_which").set_value("last").run()
     assert not again.exception and not again.error, [e.value for e in again.error]
     captions = [c.value for c in again.caption]
     assert any("Using the run's own config" in c for c in captions)

@@ -4,7 +4,9 @@ to tests/artifacts/."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -48,11 +50,11 @@ def served(tmp_path_factory):
     return tmp_path_factory.mktemp("browser")
 
 
-@pytest.fixture(scope="module")
-def server(served):
+@contextlib.contextmanager
+def _serve(tmp: Path, runs: Path):
+    """``streamlit run`` on a free port with ``runs`` as the runs folder; yields its URL."""
     port = _free_port()
-    tmp = served
-    env = dict(os.environ, HRNET_EXPLORER_RUNS=str(tmp / "runs"), HRNET_EXPLORER_USER_CONFIGS=str(tmp / "configs"))
+    env = dict(os.environ, HRNET_EXPLORER_RUNS=str(runs), HRNET_EXPLORER_USER_CONFIGS=str(tmp / "configs"))
     cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none"]
@@ -71,17 +73,32 @@ def server(served):
             proc.kill()
             pytest.fail("streamlit did not start:\n" + (tmp / "server.log").read_text()[-3000:])
         time.sleep(0.3)
-    yield url
-    from analysis.ablation_launch import stop
-
-    for run in (tmp / "runs").glob("*"):
-        stop(run)  # never leave a worker behind
-    proc.terminate()
     try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        yield url
+    finally:
+        from analysis.ablation_launch import stop
+
+        for run in runs.glob("*"):
+            stop(run)  # never leave a worker behind
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def server(served):
+    with _serve(served, served / "runs") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def trained_server(tmp_path_factory, trained_runs):
+    """The app over a runs folder holding a trained smoke run (``conftest.trained_runs``)."""
+    with _serve(tmp_path_factory.mktemp("browser_trained"), trained_runs) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -255,3 +272,43 @@ def test_system_page(server, page):
     assert "torch" in page.inner_text("body")
     _no_error(page)
     _shot(page, "6_system")
+
+
+def _choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the main area's selectbox labelled exactly ``label``."""
+    exact = page.locator('[data-testid="stWidgetLabel"]', has_text=re.compile(rf"^{re.escape(label)}$"))
+    page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').filter(has=exact).click()
+    page.get_by_role("option", name=option, exact=True).click()
+    _settle(page)
+
+
+def test_feature_maps_run_checkpoint_with_val_person(trained_server, trained_runs, page):
+    """A run's best.pth and a built-in validation person: GT vs prediction, the checkpoint's model in the
+    header and the sidebar (not the Build page's W32)."""
+    import hrnet_core as hc
+
+    cfg = hc.load_config(trained_runs / "smoke" / "all" / "seed0" / "model.yaml")
+    width, (h, w) = f"W{cfg.stages[0].channels[0]}", cfg.input_hw
+    _open(page, f"{trained_server}/feature-maps")
+    page.get_by_text("Untrained network").first.wait_for()
+    _choose(page, "Weights", "a run's checkpoint (run / variant / seed)…")
+    _choose(page, "Run", "smoke")
+    _choose(page, "Variant", "all")
+    _choose(page, "Checkpoint", "best")
+    _choose(page, "Image", "a run's validation person (by index)…")
+    index = page.locator('[data-testid="stMain"] [data-testid="stNumberInput"] input').first
+    index.fill("2")
+    index.press("Enter")
+    page.get_by_text("Validation person 2 of").first.wait_for(timeout=TIMEOUT_MS)
+    _settle(page)
+    _no_error(page)
+    main = page.locator('[data-testid="stMain"]').inner_text()
+    header = next(line for line in main.splitlines() if line.startswith("Checkpoint smoke/all/seed0/best.pth"))
+    assert width in header and f"input {h}x{w}" in header and "W32" not in header, header
+    sidebar = page.locator('[data-testid="stSidebar"]').inner_text()
+    assert "Model of checkpoint smoke/all/seed0/best.pth" in sidebar and width in sidebar and "W32" not in sidebar
+    assert "best.pth (strict)" in main and "PCK@0.1 (this person)" in main
+    comparison = page.locator('[data-testid="stImage"]').filter(has_text="person box")
+    comparison.locator("img").first.wait_for(state="visible")
+    _plotly_drawn(page, at_least=17)  # one confidence bar per joint
+    _shot(page, "4b_feature_maps_checkpoint")

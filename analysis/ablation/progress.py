@@ -310,3 +310,59 @@ def checkpoint_config(checkpoint: str | Path) -> tuple[HRNetConfig | None, Path 
         if (folder / RUN_CONFIG_NAME).is_file():
             return load_config(folder / RUN_CONFIG_NAME), folder / RUN_CONFIG_NAME
     return None, None
+
+
+# ---- run checkpoints by run / variant / seed (the Feature maps page and ``features --run``) ----------------
+RUN_CHECKPOINTS = ("best", "last")  # best.pth (by val AP) and last.pth, in that order of preference
+RUN_CHECKPOINT_COLUMNS = ("run", "variant", "seed", "which", "path", "config", "run_dir")
+
+
+def run_checkpoints(root: str | Path) -> pd.DataFrame:
+    """Every ``best.pth`` / ``last.pth`` of the jobs under the runs folder ``root``
+    (``<run>/<variant>/seed<k>/``): one row each with run, variant, seed (int), which (best | last),
+    path, config (the job's ``model.yaml``, or None) and run_dir. Sorted by run, variant, seed, best first."""
+    root = Path(root)
+    rows = []
+    if root.is_dir():
+        for which in RUN_CHECKPOINTS:
+            for path in root.glob(f"*/*/seed*/{which}.pth"):
+                try:
+                    seed = int(path.parent.name.removeprefix("seed"))
+                except ValueError:
+                    continue
+                config = path.parent / RUN_CONFIG_NAME
+                rows.append({"run": path.parents[2].name, "variant": path.parents[1].name, "seed": seed,
+                             "which": which, "path": str(path), "config": str(config) if config.is_file() else None,
+                             "run_dir": str(path.parents[2])})
+    df = pd.DataFrame(rows, columns=list(RUN_CHECKPOINT_COLUMNS))
+    order = df["which"].map({w: i for i, w in enumerate(RUN_CHECKPOINTS)})
+    return (df.assign(_o=order).sort_values(["run", "variant", "seed", "_o"]).drop(columns="_o")
+            .reset_index(drop=True))
+
+
+def find_run_checkpoint(run_dir: str | Path, variant: str, seed: int, which: str = "best") -> Path:
+    """``run_dir/<variant>/seed<seed>/<which>.pth``. ``which``: best, last, or auto (best when the job
+    has one, else last). Raises ``CheckpointError`` naming what is missing and what the run has."""
+    from hrnet_core import CheckpointError
+
+    run_dir = Path(run_dir)
+    if which not in (*RUN_CHECKPOINTS, "auto"):
+        raise CheckpointError(f"--which: expected best, last or auto, got {which!r}")
+    if not run_dir.is_dir():
+        raise CheckpointError(f"{run_dir}: no such run folder")
+    job = run_dir / variant / f"seed{seed}"
+    if not job.is_dir():
+        have = sorted(f"{p.parent.name}/{p.name}" for p in run_dir.glob("*/seed*") if p.is_dir())
+        raise CheckpointError(f"{job}: no such job in {run_dir.name} (it has: {', '.join(have) or 'no jobs'})")
+    names = RUN_CHECKPOINTS if which == "auto" else (which,)
+    for name in names:
+        if (job / f"{name}.pth").is_file():
+            return job / f"{name}.pth"
+    have = sorted(p.name for p in job.glob("*.pth"))
+    raise CheckpointError(f"{job / (names[0] + '.pth')}: no such checkpoint (the job has: {', '.join(have) or 'none yet'})")
+
+
+def checkpoint_run_dir(checkpoint: str | Path) -> Path | None:
+    """The run folder of a run checkpoint (``<run>/<variant>/seed<k>/x.pth``, holding ``ablation.json``), or None."""
+    run_dir = Path(checkpoint).resolve().parents[2] if len(Path(checkpoint).resolve().parents) > 2 else None
+    return run_dir if run_dir is not None and (run_dir / "ablation.json").is_file() else None

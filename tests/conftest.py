@@ -1,0 +1,37 @@
+"""Shared fixtures: a real trained run folder, made once per session by the smoke ablation."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAINED_RUN = "smoke"
+# Local iteration on a busy machine: copy the runs folder of an earlier `ablate --smoke --out DIR/smoke`
+# instead of training again (CI leaves it unset and trains).
+REUSE_ENV = "HRNET_EXPLORER_TEST_TRAINED_RUNS"
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory) -> Path:
+    """A runs folder holding ``smoke/`` from ``hrnet-explorer ablate --smoke`` (3 variants x seed 0, each
+    with model.yaml and last.pth, its built-in dataset in the session's cache). ``all/seed0`` also gets a
+    best.pth (a copy of its last.pth) so both kinds of run checkpoint are there."""
+    tmp = tmp_path_factory.mktemp("trained")
+    runs = tmp / "runs"
+    if os.environ.get(REUSE_ENV):
+        shutil.copytree(Path(os.environ[REUSE_ENV]) / TRAINED_RUN, runs / TRAINED_RUN)
+    else:
+        env = dict(os.environ, HRNET_EXPLORER_CACHE=str(tmp / "cache"), PYTHONPATH=str(ROOT))
+        proc = subprocess.run([sys.executable, "-m", "analysis.cli", "ablate", "--smoke", "--out",
+                               str(runs / TRAINED_RUN)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    job = runs / TRAINED_RUN / "all" / "seed0"
+    if not (job / "best.pth").exists():  # until the trainer keeps best.pth itself
+        shutil.copyfile(job / "last.pth", job / "best.pth")
+    return runs
