@@ -39,7 +39,7 @@ def _backbone_names(model) -> set[str]:
 def test_models_within_every_field_bound_but_too_big_are_refused_fast(raw, words):
     cfg = hc.load_config(raw)
     for check in (hc.build_model, hc.count_params, hc.build_on_meta):
-        start = time.perf_counter()
+        start = time.process_time()
         try:
             check(cfg)
         except hc.ConfigError as err:
@@ -47,7 +47,7 @@ def test_models_within_every_field_bound_but_too_big_are_refused_fast(raw, words
             assert words in err.message or check is not hc.build_model
         else:
             assert check is not hc.build_model
-        assert time.perf_counter() - start < 1
+        assert time.process_time() - start < 1
 
 
 def test_activation_budget_names_batch_and_input():

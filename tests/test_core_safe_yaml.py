@@ -17,10 +17,10 @@ OFFICIAL = sorted((SHARED / "official").rglob("*.yaml"))
 
 
 def _refused(text: str, field: str, words: str) -> hc.ConfigError:
-    start = time.perf_counter()
+    start = time.process_time()
     with pytest.raises(hc.ConfigError) as info:
         sy.load_yaml(text, "t.yaml")
-    assert time.perf_counter() - start < 5
+    assert time.process_time() - start < 5  # CPU seconds: a loaded machine does not inflate them
     assert info.value.field == field and words in info.value.message, str(info.value)
     assert "\n" not in str(info.value)
     return info.value
