@@ -135,7 +135,6 @@ def run_features(args) -> int:
     from .val_pose import draw_comparison, pick, predict_person, run_data_root, val_persons
     from .weights import build_weights, checkpoint_meta, describe_checkpoint
 
-    out = output_dir(args.output, "-o")
     cfg, checkpoint, run_dir = _features_source(args)
     check_activations(cfg, 1)
     person = None
@@ -152,6 +151,7 @@ def run_features(args) -> int:
         image = load_image(image_arg)  # fail fast, before building the model
         box = check_box(args.box, image.shape[:2]) if args.box else (
             bundled_box(image_arg) if cfg.family == "pose" else None)
+    out = output_dir(args.output, "-o")  # checked (and made) once the inputs are known to be good
     model, weights = build_weights(cfg, checkpoint, seed=0 if args.run else args.seed, init=args.init,
                                    allow_nonfinite=args.allow_nonfinite_weights)
     cap = capture(model, cfg, image, device=args.device, box=box, topk=args.topk, source=image_arg,

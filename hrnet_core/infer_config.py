@@ -101,8 +101,39 @@ def _conv_out(state: Mapping, key: str) -> tuple[int, int]:
     return shape[0], shape[-1]
 
 
-def _head(state: Mapping) -> tuple[str, HeadConfig]:
-    """(family, head config) from the head's keys."""
+def _higher_head(state: Mapping, branch0: int) -> HeadConfig:
+    """HigherHRNet's head (``final_layers`` + ``deconv_layers``, ``hrnet_core.higher_head``) from its shapes.
+
+    The joints are the smallest prediction (a prediction with associative-embedding tags adds one map per
+    joint, or one map); when every prediction has the same width none is taken to carry tags."""
+    n_pred = _count(state, "final_layers.")
+    outs = [_conv_out(state, f"final_layers.{i}.weight")[0] for i in range(n_pred)]
+    kernel = _conv_out(state, "final_layers.0.weight")[1]
+    joints = min(outs)
+    extra = [o - joints for o in outs]
+    tags = {e for e in extra if e}
+    if len(tags) > 1 or (tags and tags.pop() not in (1, joints)):
+        raise NotAnHRNetError(f"final_layers widths {outs} fit no joints + tags layout")
+    with_ae = tuple(e > 0 for e in extra)
+    tag_per_joint = not any(e == 1 for e in extra) or joints == 1
+    channels, kernels, cats = [], [], []
+    prev = branch0
+    for i in range(n_pred - 1):
+        c_in, c_out, k = _shape(state, f"deconv_layers.{i}.0.0.weight")[:3]
+        cats.append(c_in != prev)
+        channels.append(c_out)
+        kernels.append(k)
+        prev = c_out
+    blocks = _count(state, "deconv_layers.0.") - 1 if n_pred > 1 else 0
+    return HeadConfig(kind="higher", outputs=joints, final_conv_kernel=kernel, tag_per_joint=tag_per_joint,
+                      with_ae=with_ae, deconv_channels=tuple(channels), deconv_kernels=tuple(kernels),
+                      deconv_blocks=max(0, blocks), cat_output=tuple(cats))
+
+
+def _head(state: Mapping, branch0: int) -> tuple[str, HeadConfig]:
+    """(family, head config) from the head's keys; ``branch0``: channels of the 1/4 branch."""
+    if "final_layers.0.weight" in state:
+        return "pose", _higher_head(state, branch0)
     if "incre_modules.0.0.conv1.weight" in state:
         outputs = _shape(state, "classifier.weight")[0]
         return "cls", HeadConfig(kind="cls", outputs=outputs)
@@ -122,7 +153,8 @@ def _head(state: Mapping) -> tuple[str, HeadConfig]:
     if "final_layer.weight" in state:
         outputs, kernel = _conv_out(state, "final_layer.weight")
         return "pose", HeadConfig(kind="v1", outputs=outputs, final_conv_kernel=kernel)
-    raise NotAnHRNetError("no known head (final_layer, last_layer, head, reduction_conv, conv3x3_ocr or incre_modules)")
+    raise NotAnHRNetError("no known head (final_layer, final_layers, last_layer, head, reduction_conv, conv3x3_ocr "
+                          "or incre_modules)")
 
 
 def _check_fits(cfg: HRNetConfig, state: Mapping[str, torch.Tensor]) -> None:
@@ -150,7 +182,7 @@ def infer_config(state: Mapping[str, torch.Tensor], name: str = "inferred") -> H
         raise NotAnHRNetError(f"conv1.weight {stem} is not a 3-channel stem conv")
     block, units, planes = _layer(state, "layer1.")
     stages = _stages(state)
-    family, head = _head(state)
+    family, head = _head(state, stages[-1].channels[0])
     if head.kind == "cls" and tuple(
         _shape(state, f"incre_modules.{i}.0.conv1.weight")[0] for i in range(len(stages) + 1)
     ) != cls_head_channels(len(stages) + 1):

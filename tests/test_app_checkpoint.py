@@ -17,7 +17,9 @@ def test_feature_maps_page_loads_a_safetensors_checkpoint(tmp_path, monkeypatch)
     monkeypatch.setenv("HRNET_EXPLORER_RUNS", str(tmp_path / "runs"))
     monkeypatch.setenv("HRNET_EXPLORER_USER_CONFIGS", str(tmp_path / "configs"))
     model = hc.build_model(hc.load_config_text(TINY), init="default")
-    path = tmp_path / "tiny.safetensors"
+    monkeypatch.setenv("HRNET_EXPLORER_CHECKPOINT_DIRS", str(tmp_path / "weights"))  # the app reads only there
+    path = tmp_path / "weights" / "tiny.safetensors"
+    path.parent.mkdir()
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=180).run()
     at.text_area(key="yaml_text").input(TINY).run()

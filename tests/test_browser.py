@@ -223,7 +223,8 @@ def test_feature_maps_page(server, page):
     _shot(page, "4_feature_maps")
 
     # A broken upload ends in one inline error line.
-    page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').first.click()  # the image picker
+    page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').filter(  # the image picker
+        has=page.get_by_text("Image", exact=True)).first.click()
     page.get_by_role("option", name="upload an image…").click()
     page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(
         files=[{"name": "broken.png", "mimeType": "image/png", "buffer": b"not a png at all"}])

@@ -17,7 +17,7 @@ from hrnet_core.concise_yaml import DEFAULT_INPUT_HW, DEFAULT_UPSAMPLE
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 PRESETS = sorted((ROOT / "configs").glob("*.yaml"))
-OFFICIAL = sorted((SHARED / "official").glob("[!h]*/*.yaml"))  # HigherHRNet's head is not built here
+OFFICIAL = sorted((SHARED / "official").glob("*/*.yaml"))
 
 
 def _weights_cannot_tell(cfg: hc.HRNetConfig) -> hc.HRNetConfig:

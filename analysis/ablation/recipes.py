@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from hrnet_core import HRNetConfig
-from hrnet_core.config import Stage1Config, StemConfig
+from hrnet_core.config import ConfigError, Stage1Config, StemConfig
 from hrnet_core.errors import UserInputError
 from hrnet_core.safe_yaml import read_yaml_file
 
@@ -258,12 +258,8 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
         raise RecipeError(f"{s}: no such recipe (a YAML file, or one of {', '.join(BUILTIN_RECIPES)})")
     try:
         data = read_yaml_file(path, "recipe")
-    except (OSError, UnicodeDecodeError) as err:
-        raise RecipeError(f"{path}: cannot read recipe ({err.__class__.__name__})") from None
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise RecipeError(f"{path}: invalid YAML{where}") from None
+    except ConfigError as err:  # bounded YAML: names the file (and the field), one line
+        raise RecipeError(str(err)) from None
     return parse_recipe(data or {}, str(path) if s not in BUILTIN_RECIPES else s)
 
 

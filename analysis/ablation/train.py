@@ -246,7 +246,6 @@ class StepClock:
         return max(0.0, steps_left * self.step_s + self.evals_left * per_eval)
 
 
-PROGRESS_FIRST_S = 3.0  # the first progress line, this long after the first step
 PROGRESS_EVERY_S = 30.0
 CPU_RECIPE_HINT = ("quick", "paper")
 
@@ -364,9 +363,8 @@ def train_job(job: Job, data: KeypointData, ctx: DistContext, resume: bool = Tru
                 if not ctx.main:
                     continue
                 since = time.monotonic() - status.last_write
-                # The first line once a few steps give a usable rate, and at most ~8 s after the first step.
-                first = not status.progress_logged and (
-                    (len(clock.times) >= 3 and sum(clock.times) >= PROGRESS_FIRST_S) or sum(clock.times) >= 8.0)
+                # The first line once three steps give a rate, and at most ~8 s after the first step.
+                first = not status.progress_logged and (len(clock.times) >= 3 or sum(clock.times) >= 8.0)
                 if first or since > STATUS_EVERY_S:
                     last_loss = float(loss.item())
                     if not math.isfinite(last_loss):
