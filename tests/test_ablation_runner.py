@@ -116,8 +116,13 @@ def test_killed_run_resumes_at_the_next_epoch_with_metrics_kept(tmp_path):
     assert json.loads((folder / "status.json").read_text())["state"] == "done"
 
     # The resumed job ends where an uninterrupted one does (same data order, augmentation and weights).
+    # Both at the precision the first start measured (``auto`` times fp32 against bf16, which can
+    # go either way under load), so that only the kill and the resume tell them apart.
     ref = tmp_path / "ref"
-    run_ablation(_request(ref, variants="3"), log=lambda s: None)
+    amp = json.loads((out / "ablation.json").read_text())["precision"]["amp"]
+    straight_req = _request(ref, variants="3")
+    straight_req = replace(straight_req, recipe=replace(straight_req.recipe, cpu_precision="bf16" if amp else "fp32"))
+    run_ablation(straight_req, log=lambda s: None)
     resumed = read_jsonl(folder / "metrics.jsonl")
     straight = read_jsonl(ref / "across_stage" / "seed0" / "metrics.jsonl")
     assert len(resumed) == len(straight) == 2

@@ -82,12 +82,14 @@ def verdict(metric: str, better: int, base: int, mean: float, low: float | None,
     return f"{better} fusions {word} {base} by {by}{ci}"
 
 
-def final_per_seed(metrics: pd.DataFrame, done: set[tuple[str, int]]) -> pd.DataFrame:
-    """The last evaluated row of each finished ``(variant, seed)``."""
+def final_per_seed(metrics: pd.DataFrame, done: set[tuple[str, int]] | None = None) -> pd.DataFrame:
+    """The last evaluated row of each ``(variant, seed)``; only the finished ones when ``done`` is given."""
     if metrics.empty or "AP" not in metrics:
         return pd.DataFrame(columns=["variant", "seed"])
     ev = metrics[metrics["AP"].notna()]
     last = ev.groupby(["variant", "seed"], sort=False).tail(1)
+    if done is None:
+        return last
     keep = [(v, int(s)) in done for v, s in zip(last["variant"], last["seed"])]
     return last[keep]
 

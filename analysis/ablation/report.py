@@ -346,7 +346,7 @@ def figures(metrics: pd.DataFrame, summary: pd.DataFrame) -> list:
 
     keys = ("AP", "PCK@0.1", "LR-swap")
     fig = make_subplots(rows=1, cols=len(keys), subplot_titles=[f"{k} (%)" for k in keys])
-    final = _final_per_seed(metrics)
+    final = final_per_seed(metrics)
     for c, key in enumerate(keys, 1):
         for _, r in ok.iterrows():
             v = r["variant"]
@@ -361,13 +361,6 @@ def figures(metrics: pd.DataFrame, summary: pd.DataFrame) -> list:
                       height=460)
     figs.append(fig)
     return figs
-
-
-def _final_per_seed(metrics: pd.DataFrame) -> pd.DataFrame:
-    if metrics.empty or "AP" not in metrics:
-        return pd.DataFrame()
-    ev = metrics[metrics["AP"].notna()]
-    return ev.groupby(["variant", "seed"], sort=False).tail(1)
 
 
 # ---- writing -------------------------------------------------------------------------------

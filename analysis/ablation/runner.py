@@ -43,14 +43,14 @@ from hrnet_core.device import device_label
 from hrnet_core.errors import UserInputError
 from hrnet_core.safe_yaml import read_yaml_file
 
-from .coco_data import SPLITS, DatasetError, KeypointData, coco_paths, load_keypoint_data
+from .coco_data import SPLITS, DatasetError, KeypointData, KeypointDataset, coco_paths, load_keypoint_data
 from .files import read_json, read_jsonl, write_json_atomic
 from .precision import Precision, choose_precision
 from .procs import set_parent_death_signal
 from .progress import RUN_CONFIG_NAME
 from .recipes import Recipe, apply_model_overrides, recipe_from_dict
 from .synth import REPO_ROOT, builtin_dataset
-from .train import DistContext, Job, make_context, train_job
+from .train import DistContext, Job, init_by_name, make_context, probe_batch, train_job
 
 PRESET_ORDER = ("final_only", "across_stage", "all", "none")
 
@@ -397,9 +397,6 @@ def run_precision(req: AblationRequest, ctx: DistContext, data: KeypointData) ->
     recipe = req.recipe
     if ctx.device.type != "cpu" or recipe.cpu_precision != "auto":
         return choose_precision(ctx.device, recipe)
-    from .coco_data import KeypointDataset
-    from .train import init_by_name, probe_batch
-
     threads = torch.get_num_threads()
     if recipe.cpu_threads:
         torch.set_num_threads(recipe.cpu_threads)

@@ -35,6 +35,7 @@ from .coco_data import EpochSampler, KeypointData, KeypointDataset, load_coco_ap
 from .evaluate import evaluate
 from .files import atomic_target, read_json, read_jsonl, write_json_atomic, write_jsonl
 from .precision import Precision, choose_precision
+from .progress import format_eta
 from .recipes import Recipe
 from .step import train_step
 
@@ -163,7 +164,7 @@ class StatusWriter:
     def log_progress(self, log, epoch: int, step: int, steps: int, loss: float, images_per_s: float,
                      eta_s: float) -> None:
         log(f"  {self.job.variant} seed{self.job.seed} epoch {epoch}/{self.job.recipe.epochs} step {step}/{steps}: "
-            f"loss {loss:.3e}, {images_per_s:.1f} img/s, ETA {_duration(eta_s)}")
+            f"loss {loss:.3e}, {images_per_s:.1f} img/s, ETA {format_eta(eta_s)}")
         self.last_log = time.monotonic()
         self.progress_logged = True
 
@@ -203,14 +204,6 @@ def load_resume_state(folder: Path):
     rows = [r for r in read_jsonl(folder / "metrics.jsonl") if int(r.get("epoch", 0)) < epoch]
     rows.append(json.loads(ckpt["metrics_row"]))
     return ckpt, rows
-
-
-def _duration(seconds: float) -> str:
-    if seconds >= 5400:
-        return f"{seconds / 3600:.1f} h"
-    if seconds >= 90:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds:.0f} s"
 
 
 class StepClock:
@@ -453,6 +446,6 @@ def _hint_cpu_recipe(job: Job, dev: torch.device, clock: StepClock, eta: float, 
         return
     total = eta * job.run_jobs
     log(f"  note: recipe {job.recipe.name} is sized for a GPU; from the first steps this job needs about "
-        f"{_duration(eta)} on this CPU and the run ({job.run_jobs} job{'' if job.run_jobs == 1 else 's'}) about "
-        f"{_duration(total)}. "
+        f"{format_eta(eta)} on this CPU and the run ({job.run_jobs} job{'' if job.run_jobs == 1 else 's'}) about "
+        f"{format_eta(total)}. "
         f"`--recipe cpu` runs the 1/3/8-fusion ablation with 3 seeds on 2 CPU cores in about 45 min.")
