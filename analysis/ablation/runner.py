@@ -44,7 +44,7 @@ from hrnet_core.errors import UserInputError
 from hrnet_core.safe_yaml import read_yaml_file
 
 from .coco_data import SPLITS, DatasetError, KeypointData, KeypointDataset, coco_paths, load_keypoint_data
-from .files import read_json, read_jsonl, write_json_atomic
+from .files import read_json, read_jsonl, write_json_atomic, write_text_atomic
 from .precision import Precision, choose_precision
 from .procs import set_parent_death_signal
 from .progress import RUN_CONFIG_NAME
@@ -324,6 +324,8 @@ def _job_done(folder: Path, epochs: int) -> bool:
 
 def _error_line(err: BaseException) -> str:
     first = (str(err).strip().splitlines() or [""])[0]
+    if isinstance(err, UserInputError) and first:
+        return first[:400]
     kind = "CUDA out of memory" if isinstance(err, torch.cuda.OutOfMemoryError) else err.__class__.__name__
     text = f"{kind}: {first}" if first and not first.startswith(kind) else (first or kind)
     return text[:400]
@@ -507,9 +509,19 @@ def _run_locked(req: AblationRequest, ctx: DistContext, log, on_epoch_end) -> di
 
 
 def _record_failure(job: Job, err: BaseException, log) -> None:
-    (job.folder / "error.txt").write_text("".join(traceback.format_exception(err)))
-    _mark(job.folder, state="failed", error=_error_line(err))
-    log(f"  {job.variant} seed {job.seed} failed: {_error_line(err)}")
+    """``status.json`` state "failed" with the one-line reason, and the traceback in ``error.txt``; each
+    written on its own, best effort: on a full disk the small status file may still fit (the failed
+    checkpoint's temporary file is gone by now) when the traceback does not."""
+    line = _error_line(err)
+    try:
+        _mark(job.folder, state="failed", error=line)
+    except OSError as write_err:
+        log(f"  {job.variant} seed {job.seed}: could not record the failure in status.json ({write_err})")
+    try:
+        write_text_atomic(job.folder / "error.txt", "".join(traceback.format_exception(err)))
+    except OSError:
+        pass  # status.json (or the log line below) already holds the reason
+    log(f"  {job.variant} seed {job.seed} failed: {line}")
 
 
 def _record_stop(folders: list[Path], run_status_path: Path, err: BaseException) -> None:

@@ -29,7 +29,9 @@ import torch.distributed as dist
 from torch import nn
 
 import hrnet_core as hc
+from hrnet_core.checkpoint import CheckpointError, check_checkpoint_file
 from hrnet_core.device import resolve_device
+from hrnet_core.errors import UserInputError
 
 from .coco_data import EpochSampler, KeypointData, KeypointDataset, load_coco_api, normalize
 from .evaluate import evaluate
@@ -192,14 +194,62 @@ def save_checkpoint(path: Path, model: nn.Module, optimizer, epoch: int, row: di
     }
     with atomic_target(path) as tmp:
         torch.save(state, tmp)
+        if optimizer is not None and path.is_file():
+            # The previous epoch's complete checkpoint stays as ``prev.pth``: a ``last.pth`` damaged
+            # later (a torn copy, a bad disk) then costs one epoch instead of the job.
+            os.replace(path, path.with_name(PREVIOUS_CHECKPOINT))
 
 
-def load_resume_state(folder: Path):
-    """``(checkpoint dict, metrics rows up to its epoch)`` or ``(None, [])`` for a fresh start."""
-    ckpt_path = folder / "last.pth"
-    if not ckpt_path.is_file():
+PREVIOUS_CHECKPOINT = "prev.pth"
+
+
+class DamagedCheckpointError(UserInputError):
+    """No resumable checkpoint in a job folder that has one: ``last.pth`` (and ``prev.pth``) unreadable."""
+
+
+def _read_resume_checkpoint(path: Path) -> dict:
+    try:
+        check_checkpoint_file(path)  # damaged zip, not a checkpoint, oversized: said before unpickling
+    except CheckpointError as err:
+        raise ValueError(str(err).removeprefix(f"{path}: ")) from None
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or not {"state_dict", "optimizer", "epoch", "metrics_row"} <= set(ckpt):
+        raise ValueError("not a training checkpoint of this runner")
+    int(ckpt["epoch"])
+    json.loads(ckpt["metrics_row"])
+    return ckpt
+
+
+def _why(err: BaseException) -> str:
+    first = (str(err).strip().splitlines() or [err.__class__.__name__])[0]
+    return first[:120]
+
+
+def load_resume_state(folder: Path, log=print):
+    """``(checkpoint dict, metrics rows up to its epoch)`` from ``last.pth``, or from ``prev.pth`` (one
+    epoch earlier) when ``last.pth`` is missing or damaged; ``(None, [])`` for a fresh start.
+
+    Raises ``DamagedCheckpointError`` (one line: which file, why, how to recover) when the folder has a
+    checkpoint but none of them loads."""
+    last, prev = folder / "last.pth", folder / PREVIOUS_CHECKPOINT
+    if not last.is_file() and not prev.is_file():
         return None, []
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    ckpt, problems = None, []
+    for path in (last, prev):
+        if not path.is_file():
+            continue
+        try:
+            ckpt = _read_resume_checkpoint(path)
+        except Exception as err:  # torn zip, truncated pickle, wrong content: try the previous epoch
+            problems.append(f"{path.name} {_why(err)}")
+            continue
+        if problems:
+            log(f"  {folder}: {problems[0]}; resuming from {path.name} (epoch {int(ckpt['epoch'])})")
+        break
+    if ckpt is None:
+        raise DamagedCheckpointError(
+            f"{folder}: no readable checkpoint ({'; '.join(problems)}); delete {last.name} and "
+            f"{prev.name} there to retrain this job from epoch 1")
     epoch = int(ckpt["epoch"])
     rows = [r for r in read_jsonl(folder / "metrics.jsonl") if int(r.get("epoch", 0)) < epoch]
     rows.append(json.loads(ckpt["metrics_row"]))
@@ -286,7 +336,7 @@ def train_job(job: Job, data: KeypointData, ctx: DistContext, resume: bool = Tru
 
     start, rows = 1, []
     if resume:
-        ckpt, rows = load_resume_state(folder) if ctx.main else (None, [])
+        ckpt, rows = load_resume_state(folder, log) if ctx.main else (None, [])
         ckpt = ctx.broadcast(ckpt)  # rank 0's checkpoint for every rank (the others may not see its disk)
         if ckpt is not None:
             model.load_state_dict(ckpt["state_dict"])
