@@ -15,7 +15,7 @@ from analysis import ablation_launch as al
 from analysis.ablation import report as rp
 from analysis.ablation.progress import list_runs, progress_table, read_progress, run_status
 from analysis.ablation.recipes import default_recipe
-from app import common
+from app import common, paths_policy
 from hrnet_core import dump_config
 
 ss = st.session_state
@@ -55,7 +55,10 @@ def _start_form(cfg) -> None:
     with common.guard("Not started"):  # a bad field is named here and no worker starts
         base_text = dump_config(cfg) if base == CURRENT else None
         base_path = "" if base == CURRENT else common.config_sources()[base]
-        request = al.AblationRequest(name=name.strip(), base=base_path, variants=variants.strip(), data=data.strip(),
+        data = data.strip()
+        if data not in ("", "builtin", "coco"):  # a server folder: only inside the folders the app may read
+            data = str(paths_policy.server_data_folder(data, paths_policy.data_roots()))
+        request = al.AblationRequest(name=name.strip(), base=base_path, variants=variants.strip(), data=data,
                                      recipe="smoke" if smoke else recipe, seeds=int(seeds), device=device,
                                      smoke=smoke)
         info = al.launch(request, base_text=base_text)

@@ -3,7 +3,8 @@
 Checkpoint paths typed into the app are limited to the runs folder and the folders listed in
 ``$HRNET_EXPLORER_CHECKPOINT_DIRS`` (``os.pathsep``-separated): no ``..``, no /proc, /sys or /dev, and
 the same refusal whether a path outside them exists or not (the box is no oracle of the server's
-files). Uploaded checkpoints are written to ``upload_dir()`` and deleted when their session ends (an
+files). COCO data folders typed into the Ablation page
+are limited the same way to the project's ``data/`` and ``$HRNET_EXPLORER_DATA_DIRS``. Uploaded checkpoints are written to ``upload_dir()`` and deleted when their session ends (an
 ``UploadLease`` kept in the session state) or after ``UPLOAD_MAX_AGE_S`` at the latest.
 """
 
@@ -17,10 +18,12 @@ import weakref
 from pathlib import Path
 
 from analysis.ablation.files import atomic_target
-from hrnet_core import CheckpointError
+from hrnet_core import CheckpointError, UserInputError
 from hrnet_core.errors import quote
 
 CHECKPOINT_DIRS_ENV = "HRNET_EXPLORER_CHECKPOINT_DIRS"
+DATA_DIRS_ENV = "HRNET_EXPLORER_DATA_DIRS"
+PROJECT_DATA = Path(__file__).resolve().parents[1] / "data"
 UPLOAD_MAX_AGE_S = 3600
 NEVER = (Path("/proc"), Path("/sys"), Path("/dev"))
 _SUFFIX = re.compile(r"^(\.[A-Za-z0-9]{1,8}){0,2}$")
@@ -41,16 +44,38 @@ def server_checkpoint(text: str, roots: list[Path]) -> Path:
     """The real path of the checkpoint ``text`` names, if it lies inside one of ``roots`` (a relative
     path is taken inside the first). Raises ``CheckpointError`` otherwise, saying nothing about whether
     the path exists."""
+    return _server_path(text, roots, "checkpoint", CHECKPOINT_DIRS_ENV, CheckpointError)
+
+
+class DataFolderError(UserInputError):
+    """A data folder typed into the app lies outside the folders it may read."""
+
+
+def data_roots(env: dict | None = None) -> list[Path]:
+    """The folders a COCO data folder typed into the Ablation page may lie in: the project's ``data/``
+    and ``$HRNET_EXPLORER_DATA_DIRS`` (``os.pathsep``-separated)."""
+    env = os.environ if env is None else env
+    extra = [Path(p).expanduser() for p in env.get(DATA_DIRS_ENV, "").split(os.pathsep) if p.strip()]
+    return [Path(os.path.realpath(p)) for p in [PROJECT_DATA, *extra]]
+
+
+def server_data_folder(text: str, roots: list[Path]) -> Path:
+    """The real path of the data folder ``text`` names, if it lies inside one of ``roots``; raises
+    ``DataFolderError`` otherwise, with the same words whether the folder exists or not."""
+    return _server_path(text, roots, "data folder", DATA_DIRS_ENV, DataFolderError)
+
+
+def _server_path(text: str, roots: list[Path], what: str, env_name: str, error: type[UserInputError]) -> Path:
     text = (text or "").strip()
-    where = "the runs folder" + (f" and ${CHECKPOINT_DIRS_ENV}" if len(roots) > 1 else
-                                 f" (add folders with ${CHECKPOINT_DIRS_ENV})")
+    where = "the " + ("runs" if what == "checkpoint" else "project's data") + " folder" + (
+        f" and ${env_name}" if len(roots) > 1 else f" (add folders with ${env_name})")
     # The same words whether the path exists or not: the box is no oracle of the server's files.
-    refusal = CheckpointError(f"{quote(text)}: no such checkpoint in the folders the app may read ({where})")
+    refusal = error(f"{quote(text)}: no such {what} in the folders the app may read ({where})")
     if not text or len(text) > 4096 or re.search("[\x00\ud800-\udfff]", text):
         raise refusal
     path = Path(text).expanduser()
     if ".." in path.parts:
-        raise CheckpointError(f"{quote(text)}: '..' is not allowed in a checkpoint path")
+        raise error(f"{quote(text)}: '..' is not allowed in a {what} path")
     if not path.is_absolute():
         path = roots[0] / path
     real = Path(os.path.realpath(path))  # symlinks followed: a link inside a root may not point outside

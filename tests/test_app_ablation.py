@@ -218,8 +218,13 @@ def test_progress_table_derives_eta_and_progress():
 @pytest.mark.parametrize(("field", "value", "message"), [
     ("abl_variants", "5", "Not started: variants: 5: no preset gives 5 fusions for modules [1, 4, 3]"),
     ("abl_data", "/nonexistent/coco", "Not started: data: /nonexistent/coco: no such dataset folder"),
+    # Outside the folders the app may read: the same words whether the folder exists (/etc) or not.
+    ("abl_data", "/etc", "Not started: '/etc': no such data folder in the folders the app may read"),
+    ("abl_data", "/tmp/no-such-coco", "Not started: '/tmp/no-such-coco': no such data folder in the folders"),
+    ("abl_data", "/nonexistent/../etc", "Not started: '/nonexistent/../etc': '..' is not allowed in a data folder"),
 ])
-def test_bad_ablation_input_shows_inline_error_and_starts_no_worker(runs, field, value, message):
+def test_bad_ablation_input_shows_inline_error_and_starts_no_worker(runs, field, value, message, monkeypatch):
+    monkeypatch.setenv("HRNET_EXPLORER_DATA_DIRS", "/nonexistent")  # a configured data folder
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.switch_page("app/ablation.py").run()
     at.text_input(key="abl_name").input("must-not-start")
