@@ -56,7 +56,7 @@ def _check_built(cfg: hc.HRNetConfig) -> None:
     assert [f.shape[1] for f in feats] == list(cfg.stages[-1].out_channels[:n_out])
 
 
-@bounded(40)
+@bounded(150)
 @given(base=SMALL, mutations=st.dictionaries(st.sampled_from(
     ["family", "width", "modules", "blocks", "block", "fusion", "head", "stage1", "stem", "input_size", "name",
      "upsample", "stages", "extra"]), JUNK, max_size=2))
@@ -77,7 +77,7 @@ TOKENS = ["&a x", "*a", "1:30", "[", "{a: 1}", "1.0", "true", "-1", "9" * 30, '"
           "[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]", "0x10", "010", "BASIC", "[1, 2]"]
 
 
-@bounded(150)
+@bounded(400)
 @given(which=st.sampled_from(OFFICIAL), line=st.integers(0, 400), token=st.sampled_from(TOKENS),
        duplicate=st.booleans())
 def test_mutated_official_yamls_load_or_are_refused(which, line, token, duplicate):
@@ -97,7 +97,7 @@ def test_mutated_official_yamls_load_or_are_refused(which, line, token, duplicat
     assert hc.load_config_text(hc.dump_config(cfg)) == cfg
 
 
-@bounded(15)
+@bounded(40)
 @given(base=SMALL, key=st.sampled_from(["width", "modules", "head", "name", "block"]), junk=JUNK)
 def test_the_cli_answers_every_config_in_one_line(tmp_path_factory, base, key, junk):
     import yaml
