@@ -13,7 +13,11 @@ Naming schemes (``NameMapping``), told apart by the keys:
   checkpoint is an ``official`` one: the report says ``official / timm`` when the keys are a cls model's.
 - ``mmpose 0.x``: ``TopDown`` (mmpose 0.x ``mmpose/models/detectors/top_down.py``): every backbone key
   ``X`` is ``backbone.X`` and the heatmap conv of ``TopdownHeatmapSimpleHead`` (no deconvs, 1x1 or 3x3
-  ``final_conv_kernel``) is ``keypoint_head.final_layer.{weight,bias}``.
+  ``final_conv_kernel``) is ``keypoint_head.final_layer.{weight,bias}``. HigherHRNet (mmpose 0.x
+  ``AssociativeEmbedding`` + ``AEHigherResolutionHead``, ``mmpose/models/heads/ae_higher_resolution_head.py``)
+  keeps the official head layout under ``keypoint_head.``: ``final_layers.i`` (1x1 convs, one per
+  resolution) and ``deconv_layers.i.0.{0,1}`` (ConvTranspose2d, BatchNorm) then ``deconv_layers.i.k.0``
+  (BasicBlocks with ``conv1/bn1/conv2/bn2``).
 - ``mmpose 1.x``: ``TopdownPoseEstimator`` with ``HeatmapHead`` (``deconv_out_channels=None``):
   ``backbone.X`` and ``head.final_layer.{weight,bias}``.
 
@@ -63,7 +67,9 @@ class NameMapping:
 OFFICIAL = NameMapping("official")
 TIMM = NameMapping("official / timm", "timm's hrnet_w* uses the official cls names")
 MMPOSE_0X = NameMapping("mmpose 0.x", "backbone. + keypoint_head.",
-                        (("backbone.", ""), ("keypoint_head.final_layer.", "final_layer.")))
+                        (("backbone.", ""), ("keypoint_head.final_layer.", "final_layer."),
+                         ("keypoint_head.final_layers.", "final_layers."),
+                         ("keypoint_head.deconv_layers.", "deconv_layers.")))
 MMPOSE_1X = NameMapping("mmpose 1.x", "backbone. + head.", (("backbone.", ""), ("head.final_layer.", "final_layer.")))
 MMPOSE_BACKBONE = NameMapping("mmpose", "backbone. only", (("backbone.", ""),))
 MAPPINGS = (OFFICIAL, TIMM, MMPOSE_0X, MMPOSE_1X, MMPOSE_BACKBONE)

@@ -136,3 +136,41 @@ def test_timm_state_dict_loads_strictly_with_equal_logits(tmp_path, variant, pre
     x = torch.randn(1, 3, 224, 224)
     with torch.no_grad():
         assert torch.equal(ours(x), theirs(x))
+
+
+# mmpose 0.x AssociativeEmbedding + AEHigherResolutionHead: the official head layout under ``keypoint_head.``.
+TINY_HIGHER = {"family": "pose", "input_size": [64, 64], "width": 4, "modules": [1, 1, 1], "blocks": 1,
+               "stage1": {"blocks": 1, "planes": 8}, "head": {"kind": "higher", "outputs": 3, "deconv_blocks": 1}}
+
+
+def test_mmpose_higherhrnet_checkpoint_loads_strictly_and_infers_its_config(tmp_path, capsys):
+    cfg = hc.load_config(TINY_HIGHER)
+    cfg_path = tmp_path / "higher.yaml"
+    cfg_path.write_text(hc.dump_config(cfg))
+    torch.manual_seed(0)
+    model = hc.build_model(cfg, init="default").eval()
+    state = model.state_dict()
+    head_keys = [k for k in state if k.startswith(("final_layers.", "deconv_layers."))]
+    assert any(k.startswith("deconv_layers.0.1.0.conv1.") for k in head_keys)  # the BasicBlocks' names
+    mm = {(f"keypoint_head.{k}" if k in head_keys else f"backbone.{k}"): v for k, v in state.items()}
+    path = tmp_path / "mmpose_higher.pth"
+    torch.save({"meta": _meta(), "state_dict": mm}, path)
+
+    out = _inspect_json(capsys, str(cfg_path), "--checkpoint", str(path))
+    assert out["checkpoint_format"] == (f"format: mmpose 0.x (backbone. + keypoint_head.), {len(state)} tensors "
+                                        "mapped, strict")
+    official = tmp_path / "official.pth"
+    torch.save(state, official)
+    torch.manual_seed(1)
+    x = torch.randn(2, 3, 64, 64)
+    got, want = hc.build_model(cfg).eval(), hc.build_model(cfg).eval()
+    hc.load_checkpoint(got, path)
+    hc.load_checkpoint(want, official)
+    with torch.no_grad():
+        a, b = got(x), want(x)
+    assert len(a) == len(b) == 2 and all(torch.equal(p, q) for p, q in zip(a, b))
+
+    inferred, mapping = hc.config_from_checkpoint(path)
+    assert mapping.name == "mmpose 0.x"
+    assert (inferred.head.kind, inferred.head.outputs) == ("higher", 3)
+    assert {k: v.shape for k, v in hc.build_model(inferred).state_dict().items()} == {k: v.shape for k, v in state.items()}
