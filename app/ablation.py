@@ -14,7 +14,7 @@ import streamlit as st
 from analysis import ablation_launch as al
 from analysis.ablation import report as rp
 from analysis.ablation.progress import list_runs, progress_table, read_progress, run_status
-from analysis.ablation.recipes import default_recipe
+from analysis.ablation.recipes import default_recipe, load_recipe
 from app import common, paths_policy
 from hrnet_core import dump_config
 
@@ -42,7 +42,8 @@ def _start_form(cfg) -> None:
                               help="cpu: the three variants on a laptop's CPU (built-in data); quick: minutes per "
                                    "variant on one GPU; paper: the official 210-epoch schedule; smoke: a tiny "
                                    "end-to-end check")
-        seeds = c3.number_input("Seeds", min_value=1, max_value=100, value=1, key="abl_seeds")
+        seeds = c3.number_input("Seeds", min_value=1, max_value=100, value=load_recipe(default_recipe()).seeds,
+                                key="abl_seeds", help="the default recipe's own seed count (the CLI's default too)")
         devices = common.device_choices()
         device = c4.selectbox("Device", devices, key="abl_device")
         smoke = st.checkbox("Smoke run (tiny model and data, all variants end to end on CPU in under 2 minutes; "

@@ -24,7 +24,7 @@ from analysis.ablation.progress import (
     progress_table,
     read_progress,
 )
-from analysis.ablation.recipes import default_recipe
+from analysis.ablation.recipes import default_recipe, load_recipe
 from analysis.config_edit import list_presets
 from hrnet_core import dump_config, load_config
 from hrnet_core.concise_yaml import to_concise_dict
@@ -244,6 +244,7 @@ def test_default_recipe_is_cpu_without_a_gpu(runs):
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.switch_page("app/ablation.py").run()
     assert at.selectbox(key="abl_recipe").value == "cpu" == default_recipe()
+    assert at.number_input(key="abl_seeds").value == load_recipe("cpu").seeds == 3  # as `ablate --recipe cpu`
     assert "cpu" in at.selectbox(key="abl_recipe").options
 
 
