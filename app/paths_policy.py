@@ -17,10 +17,10 @@ import weakref
 from pathlib import Path
 
 from analysis.ablation.files import atomic_target
+from analysis.settings import CHECKPOINT_DIRS_ENV, checkpoint_dirs
 from hrnet_core import CheckpointError
 from hrnet_core.errors import quote
 
-CHECKPOINT_DIRS_ENV = "HRNET_EXPLORER_CHECKPOINT_DIRS"
 UPLOAD_MAX_AGE_S = 3600
 NEVER = (Path("/proc"), Path("/sys"), Path("/dev"))
 _SUFFIX = re.compile(r"^(\.[A-Za-z0-9]{1,8}){0,2}$")
@@ -28,8 +28,7 @@ _SUFFIX = re.compile(r"^(\.[A-Za-z0-9]{1,8}){0,2}$")
 
 def allowed_roots(runs_root: Path, env: dict | None = None) -> list[Path]:
     """The folders checkpoint paths may lie in: ``runs_root`` and ``$HRNET_EXPLORER_CHECKPOINT_DIRS``."""
-    env = os.environ if env is None else env
-    extra = [Path(p).expanduser() for p in env.get(CHECKPOINT_DIRS_ENV, "").split(os.pathsep) if p.strip()]
+    extra = checkpoint_dirs(env)
     return [Path(os.path.realpath(p)) for p in [Path(runs_root), *extra]]
 
 

@@ -113,11 +113,13 @@ class HRNet(nn.Module):
     def _stem_half(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu(self.bn1(self.conv1(x)))
 
-    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        """The stem alone: ``(N, 3, H, W)`` -> ``(N, 64, H/4, W/4)`` (two stride-2 3x3 convs with BatchNorm and
+        ReLU; official ``conv1 .. relu`` in ``PoseHighResolutionNet.forward``)."""
         return self.relu(self.bn2(self.conv2(self._stem_half(x))))
 
     def _run(self, x: torch.Tensor, record: OrderedDict | None) -> list[torch.Tensor]:
-        return self._after_stem(self._stem(x), record)
+        return self._after_stem(self.forward_stem(x), record)
 
     def _after_stem(self, x: torch.Tensor, record: OrderedDict | None) -> list[torch.Tensor]:
         if record is not None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import ablation_launch as al
+from analysis.ablation import launch as al
 from analysis.ablation.files import LAUNCH_NAME, WORKER_NAME
 from analysis.ablation.progress import (
     GONE,

@@ -25,9 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.ablation.files import LAUNCH_NAME, WORKER_NAME, read_json
 from hrnet_core import HRNetConfig, load_config
-
-from .files import LAUNCH_NAME, WORKER_NAME, read_json
 
 JOB_STATES = ("queued", "running", "done", "failed")
 RUN_STATES = ("preparing", "running", "done", "failed", "stopped", "queued")
