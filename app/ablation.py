@@ -14,9 +14,10 @@ import streamlit as st
 from analysis import settings
 from analysis.ablation import launch as al
 from analysis.ablation import report as rp
-from analysis.ablation.progress import list_runs, progress_table, read_progress, run_status
+from analysis.ablation.progress import list_runs, read_progress, run_status
 from analysis.ablation.recipes import default_recipe
 from app import common
+from app.logic.run_tables import progress_table
 from hrnet_core import dump_config
 
 ss = st.session_state

@@ -22,10 +22,10 @@ from analysis.ablation.progress import (
     GONE,
     format_eta,
     list_runs,
-    progress_table,
     read_progress,
     run_status,
 )
+from app.logic.run_tables import progress_table
 
 HOST = socket.gethostname()
 VARIANTS = [{"name": "final_only", "fusions": 1, "schedule": "1/0001/001"},

@@ -23,11 +23,11 @@ from analysis.ablation.progress import (
     checkpoint_config,
     list_checkpoints,
     list_runs,
-    progress_table,
     read_progress,
 )
 from analysis.ablation.recipes import default_recipe
 from app.logic.config_edit import list_presets
+from app.logic.run_tables import progress_table
 from hrnet_core import dump_config, load_config
 from hrnet_core.concise_yaml import to_concise_dict
 
