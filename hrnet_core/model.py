@@ -18,6 +18,7 @@ from .config import ConfigError, HeadConfig, HRNetConfig, Stage1Config, StageCon
 from .exchange import HighResolutionModule, Transition
 from .heads import CLS_FEATURES, ClsHead, V1Head, V2Head, V2pHead, cls_head_channels
 from .higher_head import HigherHead
+from .keys import output_key
 from .ocr_head import OCRHead
 
 
@@ -134,7 +135,7 @@ class HRNet(nn.Module):
                 ys = module(ys)
                 if record is not None:
                     for b, y in enumerate(ys):
-                        record[f"{name}.module{m}.branch{b}"] = y
+                        record[output_key(name, m, b)] = y
         return ys
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
