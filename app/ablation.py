@@ -11,11 +11,13 @@ from pathlib import Path
 
 import streamlit as st
 
-from analysis import ablation_launch as al
+from analysis import settings
+from analysis.ablation import launch as al
 from analysis.ablation import report as rp
-from analysis.ablation.progress import list_runs, progress_table, read_progress, run_status
+from analysis.ablation.progress import list_runs, read_progress, run_status
 from analysis.ablation.recipes import default_recipe, load_recipe
 from app import common, paths_policy
+from app.logic.run_tables import progress_table
 from hrnet_core import dump_config
 
 ss = st.session_state
@@ -156,7 +158,7 @@ def _report_view(run_dir: Path) -> None:
 
 def _runs() -> None:
     st.subheader("Runs")
-    root = al.runs_root()
+    root = settings.runs_root()
     runs = list_runs(root)  # also the runs launched here that have not written their request yet
     if "abl_deleted" in ss:
         st.success(ss.pop("abl_deleted"))
@@ -184,7 +186,7 @@ def _runs() -> None:
 
 st.title("Ablation")
 st.caption("The paper's fusion study (1 / 3 / 8 exchange units, section 4.4) rerun on any base config. "
-           f"Runs are folders under {al.runs_root()}; they keep going if this tab is closed or reloaded.")
+           f"Runs are folders under {settings.runs_root()}; they keep going if this tab is closed or reloaded.")
 cfg = common.current_config()
 _start_form(cfg)
 st.divider()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from analysis.diagram import dot_program, module_names
+from analysis.diagram.build import dot_program, module_names
 from app import common
 from hrnet_core import UserInputError
 

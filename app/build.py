@@ -12,8 +12,9 @@ import operator
 
 import streamlit as st
 
-from analysis import config_edit as ce
+from analysis import settings
 from app import common
+from app.logic import config_edit as ce
 from hrnet_core import ConfigError, dump_config
 from hrnet_core.config import FUSION_PRESETS, HEAD_KINDS
 
@@ -214,7 +215,7 @@ def _yaml_editor(cfg) -> None:
     with c2.popover("Save YAML"):
         st.text_input("Name", value=cfg.name, key="b_save_name")
         st.checkbox("Overwrite a saved config of that name (the old one is kept in .history/)", key="b_overwrite")
-        st.caption(f"Folder: {ce.user_config_dir()}")
+        st.caption(f"Folder: {settings.user_config_dir()}")
         st.button("Save", on_click=_on_save, key="b_save")
     if err.get("where") == "save":
         st.error(f"Save: {err['message']}")

@@ -14,7 +14,10 @@ import streamlit as st
 import torch
 
 from analysis.complexity import analyze
-from analysis.config_edit import (
+from analysis.diagram.build import build_diagram, render_bytes
+from analysis.features.weights import build_weights
+from analysis.imaging.images import DEFAULT_IMAGE
+from app.logic.config_edit import (
     DEFAULT_PRESET,
     ModelView,
     config_hash,
@@ -23,9 +26,6 @@ from analysis.config_edit import (
     load_preset,
     model_view,
 )
-from analysis.diagram import build_diagram, render_bytes
-from analysis.images import DEFAULT_IMAGE
-from analysis.weights import build_weights
 from hrnet_core import HRNetConfig, UserInputError, load_config
 from hrnet_core.device import prepare, resolve_device
 from hrnet_core.errors import quote
@@ -150,7 +150,7 @@ def _model(key: str, _cfg: HRNetConfig, device: str, checkpoint_key: str, _check
 
 def model(cfg: HRNetConfig, device: str = "auto", checkpoint: str | None = None):
     """``(model, weights status)``: built once per config, device and checkpoint, in eval mode; without a
-    checkpoint an untrained network (``analysis.weights``: PyTorch's default init, seed 0)."""
+    checkpoint an untrained network (``analysis.features.weights``: PyTorch's default init, seed 0)."""
     dev = str(resolve_device(device))
     ck_key = f"{checkpoint}:{os.path.getmtime(checkpoint)}" if checkpoint else ""
     return _model(key_of(cfg), cfg, dev, ck_key, checkpoint)

@@ -7,10 +7,10 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from analysis.compare import COMPARE_FUSIONS, compare_groups, compare_totals, group_labels, highlight_changes
 from analysis.complexity import CONVENTIONS
-from analysis.profiler import profile
+from analysis.complexity.profiler import profile
 from app import common
+from app.logic.compare import COMPARE_FUSIONS, compare_groups, compare_totals, group_labels, highlight_changes
 from hrnet_core.device import device_label, resolve_device
 
 ss = st.session_state

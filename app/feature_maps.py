@@ -11,13 +11,13 @@ from pathlib import Path
 import plotly.express as px
 import streamlit as st
 
-from analysis import features_render as fr
-from analysis import val_pose
 from analysis.ablation.progress import checkpoint_config, checkpoint_run_dir, list_runs, run_checkpoints
-from analysis.ablation_launch import runs_root
-from analysis.features import capture
-from analysis.images import BUNDLED, load_image
-from analysis.weights import checkpoint_meta, describe_checkpoint
+from analysis.features import render as fr
+from analysis.features import val_pose
+from analysis.features.capture import capture
+from analysis.features.weights import checkpoint_meta, describe_checkpoint
+from analysis.imaging.images import BUNDLED, load_image
+from analysis.settings import runs_root
 from app import common, paths_policy
 from hrnet_core import CheckpointError
 from hrnet_core.device import device_label, resolve_device

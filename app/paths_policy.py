@@ -3,9 +3,9 @@
 Checkpoint paths typed into the app are limited to the runs folder and the folders listed in
 ``$HRNET_EXPLORER_CHECKPOINT_DIRS`` (``os.pathsep``-separated): no ``..``, no /proc, /sys or /dev, and
 the same refusal whether a path outside them exists or not (the box is no oracle of the server's
-files). COCO data folders typed into the Ablation page
-are limited the same way to the project's ``data/`` and ``$HRNET_EXPLORER_DATA_DIRS``. Uploaded checkpoints are written to ``upload_dir()`` and deleted when their session ends (an
-``UploadLease`` kept in the session state) or after ``UPLOAD_MAX_AGE_S`` at the latest.
+files). COCO data folders typed into the Ablation page are limited the same way to the project's
+``data/`` and ``$HRNET_EXPLORER_DATA_DIRS``. Uploaded checkpoints are written to ``upload_dir()`` and
+deleted when their session ends (an ``UploadLease`` kept in the session state) or after ``UPLOAD_MAX_AGE_S`` at the latest.
 """
 
 from __future__ import annotations
@@ -18,12 +18,10 @@ import weakref
 from pathlib import Path
 
 from analysis.ablation.files import atomic_target
+from analysis.settings import CHECKPOINT_DIRS_ENV, DATA_DIRS_ENV, checkpoint_dirs, data_dirs, project_data_dir
 from hrnet_core import CheckpointError, UserInputError
 from hrnet_core.errors import quote
 
-CHECKPOINT_DIRS_ENV = "HRNET_EXPLORER_CHECKPOINT_DIRS"
-DATA_DIRS_ENV = "HRNET_EXPLORER_DATA_DIRS"
-PROJECT_DATA = Path(__file__).resolve().parents[1] / "data"
 UPLOAD_MAX_AGE_S = 3600
 NEVER = (Path("/proc"), Path("/sys"), Path("/dev"))
 _SUFFIX = re.compile(r"^(\.[A-Za-z0-9]{1,8}){0,2}$")
@@ -31,8 +29,7 @@ _SUFFIX = re.compile(r"^(\.[A-Za-z0-9]{1,8}){0,2}$")
 
 def allowed_roots(runs_root: Path, env: dict | None = None) -> list[Path]:
     """The folders checkpoint paths may lie in: ``runs_root`` and ``$HRNET_EXPLORER_CHECKPOINT_DIRS``."""
-    env = os.environ if env is None else env
-    extra = [Path(p).expanduser() for p in env.get(CHECKPOINT_DIRS_ENV, "").split(os.pathsep) if p.strip()]
+    extra = checkpoint_dirs(env)
     return [Path(os.path.realpath(p)) for p in [Path(runs_root), *extra]]
 
 
@@ -54,9 +51,7 @@ class DataFolderError(UserInputError):
 def data_roots(env: dict | None = None) -> list[Path]:
     """The folders a COCO data folder typed into the Ablation page may lie in: the project's ``data/``
     and ``$HRNET_EXPLORER_DATA_DIRS`` (``os.pathsep``-separated)."""
-    env = os.environ if env is None else env
-    extra = [Path(p).expanduser() for p in env.get(DATA_DIRS_ENV, "").split(os.pathsep) if p.strip()]
-    return [Path(os.path.realpath(p)) for p in [PROJECT_DATA, *extra]]
+    return [Path(os.path.realpath(p)) for p in [project_data_dir(), *data_dirs(env)]]
 
 
 def server_data_folder(text: str, roots: list[Path]) -> Path:

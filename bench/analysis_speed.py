@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 import hrnet_core as hc  # noqa: E402
-from analysis.complexity import _analytic_cached, analyze  # noqa: E402
-from analysis.complexity_fvcore import measurable_model, quiet  # noqa: E402
+from analysis.complexity import analytic_counts, analyze  # noqa: E402
+from analysis.complexity.fvcore_count import measurable_model, quiet  # noqa: E402
 from hrnet_core.device import device_label  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +71,7 @@ def main(argv=None) -> int:
           f"fvcore {getattr(fvcore, '__version__', '?')}")
 
     analyze(cfg)  # imports, first-call costs
-    cold, _ = median_time(lambda: analyze(cfg), args.analytic_runs, before=_analytic_cached.cache_clear)
+    cold, _ = median_time(lambda: analyze(cfg), args.analytic_runs, before=analytic_counts.cache_clear)
     cached, _ = median_time(lambda: analyze(cfg), args.analytic_runs)
     fv_backend, _ = median_time(lambda: analyze(cfg, backend="fvcore"), args.fvcore_runs)
     fv_alone, _ = median_time(lambda: fvcore_alone(cfg), args.fvcore_runs)

@@ -1,6 +1,6 @@
 """Measured latency: the profiler part by part, and the whole model against timm's ``hrnet_w32``.
 
-1. ``analysis.profiler.profile`` on the CPU (pose W32 256x192, per stage, batch 1) and, where CUDA is
+1. ``analysis.complexity.profiler.profile`` on the CPU (pose W32 256x192, per stage, batch 1) and, where CUDA is
    available, on the GPU (per stage and per branch, batch 1 and 64; CUDA events after warm-up, bf16
    autocast + channels_last as ``hrnet_core.device`` sets them).
 2. The whole classification network: our ``cls_hrnet_w32`` preset against ``timm``'s ``hrnet_w32`` with
@@ -10,7 +10,7 @@
    imported lazily: where it is missing (it needs torchvision, which has no CPU build here) the
    comparison prints ``timm comparison skipped: <reason>`` and our own figures still come out.
 3. Engines side by side on the CPU: pose W32 256x192 (``--config``), the whole model in PyTorch eager float32
-   and the same weights exported to ONNX (``analysis.export``, dynamic batch) in onnxruntime, batch 1 and 8,
+   and the same weights exported to ONNX (``analysis.export.formats``, dynamic batch) in onnxruntime, batch 1 and 8,
    with max |torch - onnxruntime| on the timed input.
 
     python bench/latency.py [--cpu-iters 3] [--gpu-iters 50] [--cpu-batch 4] [--skip-cpu-profile] [--engines-only]
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 import hrnet_core as hc  # noqa: E402
-from analysis.profiler import format_profile, profile  # noqa: E402
+from analysis.complexity.profiler import format_profile, profile  # noqa: E402
 from hrnet_core.device import device_label  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,7 +140,7 @@ def compare_engines(config: str, batches: tuple[int, ...], warmup: int, iters: i
     """Torch eager vs onnxruntime on the CPU, whole model, median ms per batch size."""
     import tempfile
 
-    from analysis.export import export, onnxruntime_session
+    from analysis.export.formats import export, onnxruntime_session
 
     cfg = hc.load_config(config)
     torch.manual_seed(0)

@@ -1,7 +1,8 @@
 """hrnet_core: one config-driven HRNet core (Sun et al. 2019; Wang et al. 2019).
 
 Public API: ``load_config``, ``dump_config``, ``build_model``, ``load_checkpoint``, ``infer_config`` /
-``config_from_checkpoint`` (a config from weights alone), ``ConfigError``, ``CheckpointError`` and the
+``config_from_checkpoint`` (a config from weights alone), ``architecture`` (the one description of a built
+model: parts, prefixes, shapes, edges; ``hrnet_core.graph``), ``ConfigError``, ``CheckpointError`` and the
 typed config classes.
 """
 
@@ -20,11 +21,15 @@ from .config import (
     named_fusion,
 )
 from .errors import UserInputError
+from .graph import ArchGraph, Part, architecture
 from .infer_config import NOT_IN_WEIGHTS, NotAnHRNetError, config_from_checkpoint, infer_config
 from .loader import dump_config, load_config, load_config_text, parse_mapping
 from .model import MAX_PARAMS, HRNet, build_model, build_on_meta, count_params, init_weights
 
 __all__ = [
+    "ArchGraph",
+    "Part",
+    "architecture",
     "FUSION_PRESETS",
     "MAX_PARAMS",
     "NOT_IN_WEIGHTS",

@@ -18,6 +18,7 @@ from .config import ConfigError, HeadConfig, HRNetConfig, Stage1Config, StageCon
 from .exchange import HighResolutionModule, Transition
 from .heads import CLS_FEATURES, ClsHead, V1Head, V2Head, V2pHead, cls_head_channels
 from .higher_head import HigherHead
+from .keys import output_key
 from .ocr_head import OCRHead
 
 
@@ -113,11 +114,13 @@ class HRNet(nn.Module):
     def _stem_half(self, x: torch.Tensor) -> torch.Tensor:
         return self.relu(self.bn1(self.conv1(x)))
 
-    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_stem(self, x: torch.Tensor) -> torch.Tensor:
+        """The stem alone: ``(N, 3, H, W)`` -> ``(N, 64, H/4, W/4)`` (two stride-2 3x3 convs with BatchNorm and
+        ReLU; official ``conv1 .. relu`` in ``PoseHighResolutionNet.forward``)."""
         return self.relu(self.bn2(self.conv2(self._stem_half(x))))
 
     def _run(self, x: torch.Tensor, record: OrderedDict | None) -> list[torch.Tensor]:
-        return self._after_stem(self._stem(x), record)
+        return self._after_stem(self.forward_stem(x), record)
 
     def _after_stem(self, x: torch.Tensor, record: OrderedDict | None) -> list[torch.Tensor]:
         if record is not None:
@@ -132,7 +135,7 @@ class HRNet(nn.Module):
                 ys = module(ys)
                 if record is not None:
                     for b, y in enumerate(ys):
-                        record[f"{name}.module{m}.branch{b}"] = y
+                        record[output_key(name, m, b)] = y
         return ys
 
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:

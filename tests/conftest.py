@@ -1,4 +1,8 @@
-"""Shared fixtures: a real trained run folder, made once per session by the smoke ablation."""
+"""Shared paths and fixtures: the project root, ``../shared`` (official YAMLs, manifests, fixtures), the presets,
+and a real trained run folder, made once per session by the smoke ablation.
+
+Test modules import the constants (``from conftest import ROOT, SHARED, PRESETS``) where they parametrize at
+import time; the fixtures ``root``, ``shared`` and ``presets`` give the same paths to a test."""
 
 from __future__ import annotations
 
@@ -11,10 +15,30 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+PRESETS = sorted((ROOT / "configs").glob("*.yaml"))
 TRAINED_RUN = "smoke"
 # Local iteration on a busy machine: copy the runs folder of an earlier `ablate --smoke --out DIR/smoke`
 # instead of training again (CI leaves it unset and trains).
 REUSE_ENV = "HRNET_EXPLORER_TEST_TRAINED_RUNS"
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    """The project root (the worktree pytest runs in)."""
+    return ROOT
+
+
+@pytest.fixture(scope="session")
+def shared() -> Path:
+    """``../shared``: official YAMLs, manifests and numeric fixtures (read there, never copied in)."""
+    return SHARED
+
+
+@pytest.fixture(scope="session")
+def presets() -> list[Path]:
+    """Every preset ``configs/*.yaml``, sorted by name."""
+    return PRESETS
 
 
 @pytest.fixture(scope="session")

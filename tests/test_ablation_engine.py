@@ -17,14 +17,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import ROOT
 from scipy import stats
 
 from analysis.ablation.effects import fusion_effects, t_interval, verdict
 from analysis.ablation.precision import Precision, choose_precision, cpu_bf16_flags
 from analysis.ablation.recipes import RecipeError, load_recipe, parse_recipe
 from analysis.ablation.runner import RunLockedError, run_lock
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _env(tmp: Path) -> dict:

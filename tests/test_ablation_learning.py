@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT
 
 import hrnet_core as hc
 from analysis.ablation import step as step_module
@@ -20,7 +21,6 @@ from analysis.ablation.recipes import parse_recipe
 from analysis.ablation.runner import AblationRequest, load_request, parse_variants, resolve_base, run_ablation
 from analysis.ablation.train import init_by_name
 
-ROOT = Path(__file__).resolve().parents[1]
 FACTOR = 3.0  # trained PCK@0.1 / untrained PCK@0.1 (issue 10)
 
 # A small, easy version of the built-in task (one upright figure, little clutter) so that a few hundred

@@ -16,16 +16,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import ablation_launch as al
+from analysis.ablation import launch as al
 from analysis.ablation.files import LAUNCH_NAME, WORKER_NAME
 from analysis.ablation.progress import (
     GONE,
     format_eta,
     list_runs,
-    progress_table,
     read_progress,
     run_status,
 )
+from app.logic.run_tables import progress_table
 
 HOST = socket.gethostname()
 VARIANTS = [{"name": "final_only", "fusions": 1, "schedule": "1/0001/001"},

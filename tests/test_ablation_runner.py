@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT
 
 import hrnet_core as hc
 from analysis.ablation.files import read_jsonl
@@ -16,7 +17,7 @@ from analysis.ablation.recipes import RecipeError, load_recipe, parse_recipe
 from analysis.ablation.runner import (
     AblationRequest,
     VariantError,
-    _error_line,
+    error_line,
     load_request,
     parse_variants,
     resolve_base,
@@ -24,7 +25,6 @@ from analysis.ablation.runner import (
 )
 from analysis.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
 W32 = ROOT / "configs" / "pose_hrnet_w32_256x192.yaml"
 
 
@@ -156,8 +156,8 @@ def test_a_failing_variant_is_recorded_and_the_others_go_on(tmp_path):
 
 def test_out_of_memory_reason_is_one_line():
     err = torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB.\nGPU 0 has ...")
-    assert _error_line(err) == "CUDA out of memory. Tried to allocate 2.00 GiB."
-    assert _error_line(ValueError("bad\nworse")) == "ValueError: bad"
+    assert error_line(err) == "CUDA out of memory. Tried to allocate 2.00 GiB."
+    assert error_line(ValueError("bad\nworse")) == "ValueError: bad"
 
 
 def test_dead_worker_shows_as_failed(tmp_path):

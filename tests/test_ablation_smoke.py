@@ -9,17 +9,16 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT
 
 import hrnet_core as hc
 from analysis.ablation.progress import list_runs, read_progress
 from analysis.ablation.report import load_summary, paper_table
 from analysis.complexity import analyze
 
-ROOT = Path(__file__).resolve().parents[1]
 METRIC_FIELDS = ("AP", "AR", "PCK@0.05", "PCK@0.1", "LR-swap")
 ROW_FIELDS = ("epoch", "train_loss", "lr", "images_per_s", "peak_mem_mib", "wall_s", *METRIC_FIELDS)
 

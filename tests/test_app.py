@@ -3,17 +3,15 @@ input (error shown, last valid model kept), the comparison view, saving configs.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
-from analysis.compare import changed_mask, compare_totals
 from analysis.complexity import analyze
-from analysis.config_edit import load_preset
+from app.logic.compare import changed_mask, compare_totals
+from app.logic.config_edit import load_preset
 from hrnet_core import load_config
 
-ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "streamlit_app.py")
 OFFICIAL_W48 = ROOT.parent / "shared" / "official" / "pose_coco" / "w48_384x288_adam_lr1e-3.yaml"
 TIMEOUT = 180

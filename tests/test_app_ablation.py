@@ -12,24 +12,25 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
-from analysis import ablation_launch as al
+from analysis import settings
+from analysis.ablation import launch as al
 from analysis.ablation.files import WORKER_NAME
 from analysis.ablation.progress import (
     RUN_CONFIG_NAME,
     checkpoint_config,
     list_checkpoints,
     list_runs,
-    progress_table,
     read_progress,
 )
 from analysis.ablation.recipes import default_recipe, load_recipe
-from analysis.config_edit import list_presets
+from app.logic.config_edit import list_presets
+from app.logic.run_tables import progress_table
 from hrnet_core import dump_config, load_config
 from hrnet_core.concise_yaml import to_concise_dict
 
-ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "streamlit_app.py")
 BASE = str(list_presets()["pose_hrnet_w32_256x192"])
 
@@ -37,7 +38,7 @@ BASE = str(list_presets()["pose_hrnet_w32_256x192"])
 @pytest.fixture()
 def runs(tmp_path, monkeypatch):
     root = tmp_path / "runs"
-    monkeypatch.setenv(al.RUNS_ENV, str(root))
+    monkeypatch.setenv(settings.RUNS_ENV, str(root))
     monkeypatch.setenv("HRNET_EXPLORER_USER_CONFIGS", str(tmp_path / "configs"))
     yield root
     for launch in root.glob(f"*/{al.LAUNCH_NAME}"):  # never leave a worker behind

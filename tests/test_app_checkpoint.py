@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from conftest import ROOT
 from safetensors.torch import save_file
 from streamlit.testing.v1 import AppTest
 
 import hrnet_core as hc
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = "width: 8\nmodules: [1, 1, 1]\nblocks: 1\nstage1: {blocks: 1, planes: 16}\ninput_size: [64, 64]\n"
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis import config_edit as ce
+from analysis import settings
+from app.logic import config_edit as ce
 from hrnet_core import ConfigError, UserInputError, dump_config, load_config, load_config_text
 
 OFFICIAL = Path(__file__).resolve().parents[1].parent / "shared" / "official"
@@ -145,6 +146,6 @@ def test_save_refuses_invalid_presets_and_bad_names(tmp_path, w32):
 
 
 def test_user_config_dir_from_env(tmp_path, monkeypatch):
-    monkeypatch.setenv(ce.USER_CONFIGS_ENV, str(tmp_path / "cfgs"))
-    assert ce.user_config_dir() == tmp_path / "cfgs"
+    monkeypatch.setenv(settings.USER_CONFIGS_ENV, str(tmp_path / "cfgs"))
+    assert settings.user_config_dir() == tmp_path / "cfgs"
     assert ce.list_saved() == {}

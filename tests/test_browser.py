@@ -16,8 +16,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "tests" / "artifacts"
 OFFICIAL_W48 = ROOT.parent / "shared" / "official" / "pose_coco" / "w48_384x288_adam_lr1e-3.yaml"
 CHROMIUM = os.environ.get("HRNET_EXPLORER_CHROMIUM", "/usr/bin/chromium")
@@ -76,7 +76,7 @@ def _serve(tmp: Path, runs: Path):
     try:
         yield url
     finally:
-        from analysis.ablation_launch import stop
+        from analysis.ablation.launch import stop
 
         for run in runs.glob("*"):
             stop(run)  # never leave a worker behind

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 from safetensors.torch import save_file
 
 import hrnet_core as hc
 from analysis.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = {"family": "pose", "input_size": [64, 64], "width": 4, "modules": [1, 1, 1], "blocks": 1,
         "stage1": {"blocks": 1, "planes": 8}, "head": {"kind": "v1", "outputs": 3}}
 # mmpose's own names (mmpose 0.x TopDown + TopdownHeatmapSimpleHead, mmpose 1.x TopdownPoseEstimator +

@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT, SHARED
 
 import hrnet_core as hc
 from analysis.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
 POSE_W32 = ROOT / "configs" / "pose_hrnet_w32_256x192.yaml"
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import PRESETS as CONFIGS
+from conftest import ROOT, SHARED
 
 import hrnet_core as hc
 from analysis import cli
@@ -18,14 +19,11 @@ from analysis.complexity import (
     COMPONENTS,
     CONVENTIONS,
     AnalysisError,
-    _analytic_cached,
     activation_memory_mib,
+    analytic_counts,
     analyze,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 MANIFESTS = sorted((SHARED / "fixtures" / "manifests").glob("*.json"))
 
 # Which published row each preset reproduces: (model_zoo.md section, model column, input column or None).
@@ -287,7 +285,7 @@ def test_analytic_builds_and_runs_nothing(monkeypatch):
 
     monkeypatch.setattr(torch.nn.Module, "__init__", refuse)
     monkeypatch.setattr(torch.nn.Module, "__call__", refuse)
-    _analytic_cached.cache_clear()
+    analytic_counts.cache_clear()
     for path in CONFIGS:
         rep = analyze(path)
         assert rep.params > 0 and rep.fvcore_flops > 0

@@ -4,20 +4,19 @@ get_model_summary hooks and the tensors the forward pass writes — for every pr
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import PRESETS as CONFIGS
+from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hrnet_core as hc
 from analysis.complexity import COUNT_COLUMNS, analyze
-from analysis.complexity_fvcore import eager_counts, fvcore_trace, measurable_model, quiet
+from analysis.complexity.fvcore_count import eager_counts, fvcore_trace, measurable_model, quiet
 from hrnet_core.config import HeadConfig, HRNetConfig, Stage1Config, StageConfig, StemConfig, UpsampleConfig
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = sorted((ROOT / "configs").glob("*.yaml"))
 LAYOUT = ["name", "operator", "stage", "module", "branch", "component", "resolution"]
 
 
@@ -213,3 +212,18 @@ def test_random_configs_match_tools_pose_cls_det(cfg):
 @given(small_configs(("seg", "face")), st.integers(1, 2))
 def test_random_configs_match_tools_seg_face(cfg, batch):
     check_against_tools(cfg, batch)
+
+
+def test_fvcore_defaults_spelled_with_public_handles_match_the_installed_fvcore():
+    """The counter reaches fvcore only through public names; this guard alone reads fvcore's private tables, so
+    an fvcore upgrade that changes them fails here, not silently in the counts."""
+    from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS
+    from fvcore.nn.jit_analysis import _IGNORED_OPS
+
+    from analysis.complexity import fvcore_count as fc
+
+    ours = fc.fvcore_default_handles()
+    assert tuple(_DEFAULT_SUPPORTED_OPS) == fc.FVCORE_COUNTED_KINDS == tuple(ours)
+    for kind, handle in _DEFAULT_SUPPORTED_OPS.items():
+        assert ours[kind].__qualname__ == handle.__qualname__, kind
+    assert set(fc.FVCORE_IGNORED_KINDS) == set(_IGNORED_OPS) & set(fc.RECORDED_KINDS)

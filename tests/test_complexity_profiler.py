@@ -1,4 +1,4 @@
-"""analysis.profiler: the timed pieces are the real forward pass, and the frame has what the UI shows."""
+"""analysis.complexity.profiler: the timed pieces are the real forward pass, and the frame has what the UI shows."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 
 import hrnet_core as hc
 from analysis.complexity import AnalysisError, analyze
-from analysis.profiler import PROFILE_COLUMNS, format_profile, model_parts, profile, run_parts
+from analysis.complexity.profiler import PROFILE_COLUMNS, format_profile, model_parts, profile, run_parts
 
 TINY = [
     {"family": "pose", "input_size": [64, 64], "width": 4, "modules": [1, 2, 1], "blocks": 1},

@@ -9,14 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import PRESETS, ROOT, SHARED
 
 import hrnet_core as hc
 from hrnet_core.exchange import HighResolutionModule
 from hrnet_core.shapes import intermediate_shapes, output_shapes
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-PRESETS = sorted((ROOT / "configs").glob("*.yaml"))
 POSE_W32 = ROOT / "configs" / "pose_hrnet_w32_256x192.yaml"
 OFFICIAL_POSE = SHARED / "official" / "pose_coco" / "w32_256x192_adam_lr1e-3.yaml"
 

@@ -5,17 +5,15 @@ presets are the official experiments. The shared manifest and numeric fixture ar
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from conftest import ROOT, SHARED
 
 import hrnet_core as hc
 from hrnet_core.shapes import output_shapes
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
 OFFICIAL = SHARED / "official" / "higherhrnet" / "coco" / "w32_512_adam_lr1e-3.yaml"
 
 

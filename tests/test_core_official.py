@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from conftest import SHARED
 
 import hrnet_core as hc
 from hrnet_core.shapes import output_shapes
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 NUMERIC = sorted((SHARED / "fixtures" / "numeric").glob("*"))
 MANIFESTS = sorted((SHARED / "fixtures" / "manifests").glob("*.json"))
 OFFICIAL = sorted((SHARED / "official").glob("*/*.yaml"))

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 import yaml
+from conftest import SHARED
 
 import hrnet_core as hc
 from hrnet_core import safe_yaml as sy
 from hrnet_core.errors import QUOTE_LIMIT, quote
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 OFFICIAL = sorted((SHARED / "official").rglob("*.yaml"))
 
 

@@ -8,16 +8,14 @@ import re
 import shutil
 import subprocess
 from collections import Counter
-from pathlib import Path
 
 import pytest
+from conftest import PRESETS, ROOT
 
 import hrnet_core as hc
-from analysis import diagram as dg
 from analysis.cli import main
+from analysis.diagram import build as dg
 
-ROOT = Path(__file__).resolve().parents[1]
-PRESETS = sorted((ROOT / "configs").glob("*.yaml"))
 POSE = ROOT / "configs" / "pose_hrnet_w32_256x192.yaml"
 ABLATIONS = {n: ROOT / "configs" / f"ablation_pose_w32_fusion{n}.yaml" for n in (1, 3, 8)}
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz dot not installed (make sysdeps)")
@@ -236,7 +234,7 @@ def test_paper_layout():
 def test_annotations_partition_the_model(name):
     """Node annotations add up to the model: params to count_params, MACs to the paper-convention total."""
     from analysis.complexity import analyze
-    from analysis.diagram_costs import cost_table
+    from analysis.diagram.costs import cost_table
 
     cfg = hc.load_config(ROOT / "configs" / f"{name}.yaml")
     report = analyze(cfg)

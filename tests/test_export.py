@@ -4,16 +4,16 @@ safetensors round-trips, official module names in the graph, and one-line errors
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT
 from safetensors import safe_open
 from torch import nn
 
 import hrnet_core as hc
 from analysis.cli import main
-from analysis.export import (
+from analysis.export.formats import (
     CONFIG_METADATA_KEY,
     export,
     make_input,
@@ -23,7 +23,6 @@ from analysis.export import (
     run_onnxruntime,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
 SMALL = (64, 64)
 # One preset per family (pose, cls, seg, face, det V2p, seg OCR), exported at 64x64. The full presets are
 # used (W48 OCR included); cls takes the smallest cls preset.

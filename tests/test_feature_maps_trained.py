@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import ROOT
 from streamlit.testing.v1 import AppTest
 
 import hrnet_core as hc
@@ -23,9 +24,8 @@ from analysis.ablation.progress import (
     run_checkpoints,
 )
 from analysis.cli import main
-from analysis.features import capture
-from analysis.images import load_image
-from analysis.val_pose import (
+from analysis.features.capture import capture
+from analysis.features.val_pose import (
     BOX_COLOUR,
     JOINT_COLUMNS,
     LEFT,
@@ -35,10 +35,10 @@ from analysis.val_pose import (
     run_data_root,
     val_persons,
 )
-from analysis.weights import build_weights, checkpoint_meta, describe_checkpoint
+from analysis.features.weights import build_weights, checkpoint_meta, describe_checkpoint
+from analysis.imaging.images import load_image
 from hrnet_core import CheckpointError
 
-ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "streamlit_app.py")
 RUN = "smoke"
 
@@ -176,7 +176,7 @@ def test_draw_comparison_shows_truth_left_prediction_right(run_dir):
     for panel in (left_panel, right_panel):
         assert (panel == BOX_COLOUR).all(axis=-1).sum() > 100  # the person box, drawn in both
     # Ground-truth left-side joints are drawn in the left panel, where the prediction has none.
-    from analysis.topdown import affine_points, get_affine_transform
+    from analysis.imaging.topdown import affine_points, get_affine_transform
 
     m = get_affine_transform(rec.center, rec.scale, 0, (width, 200))
     j = next(j for j, _ in FLIP_PAIRS if rec.joints[j, 2] > 0)

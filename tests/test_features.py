@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from conftest import ROOT
 from PIL import Image
 
 import hrnet_core as hc
-from analysis import images
 from analysis.cli import main
 from analysis.features import capture, write_feature_maps
+from analysis.imaging import images
 from hrnet_core.shapes import intermediate_shapes, output_shapes
 
-ROOT = Path(__file__).resolve().parents[1]
 POSE = ROOT / "configs" / "pose_hrnet_w32_256x192.yaml"
 
 
@@ -291,7 +291,7 @@ def test_cli_unreadable_image_subprocess(tmp_path):
 
 
 def test_colormaps_and_resizing():
-    from analysis.features_colormaps import TURBO, VIRIDIS, colorize, palette, resize_nearest, to_uint8
+    from analysis.features.colormaps import TURBO, VIRIDIS, colorize, palette, resize_nearest, to_uint8
 
     assert VIRIDIS.shape == TURBO.shape == (256, 3) and VIRIDIS.dtype == np.uint8
     assert abs(VIRIDIS[0].astype(int) - [68, 1, 84]).max() <= 4 and abs(VIRIDIS[255].astype(int) - [253, 231, 37]).max() <= 6

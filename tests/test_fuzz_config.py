@@ -7,9 +7,9 @@ nothing else (no TypeError, RecursionError, hang). Bounded to about a minute in 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import torch
+from conftest import SHARED
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +17,6 @@ import hrnet_core as hc
 from analysis.cli import main
 from hrnet_core.shapes import branch_sizes
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 OFFICIAL = [p for p in sorted((SHARED / "official").rglob("*.yaml")) if "higher" not in str(p)]
 HEALTH = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 

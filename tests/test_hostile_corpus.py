@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT
 
 import hrnet_core as hc
 from analysis.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
 W32 = str(ROOT / "configs" / "pose_hrnet_w32_256x192.yaml")
 TINY = ("family: pose\ninput_size: [64, 64]\nwidth: 4\nmodules: [1, 1, 1]\nblocks: 1\n"
         "stage1: {blocks: 1, planes: 8}\nhead: {kind: v1, outputs: 3}\n")
@@ -194,7 +194,7 @@ def test_surrogate_file_name_never_breaks_printing(tmp_path, capsys):
 
 
 def test_unexpected_errors_are_one_line_internal_errors(tmp_path, capsys, monkeypatch):
-    import analysis.cli_inspect as ci
+    import analysis.cli.inspect as ci
 
     def boom(cfg):
         raise RuntimeError("a bug\nwith two lines")

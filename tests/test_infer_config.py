@@ -9,14 +9,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import PRESETS, ROOT, SHARED
 
 import hrnet_core as hc
 from analysis.cli import main
 from hrnet_core.concise_yaml import DEFAULT_INPUT_HW, DEFAULT_UPSAMPLE
 
-ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
-PRESETS = sorted((ROOT / "configs").glob("*.yaml"))
 OFFICIAL = sorted((SHARED / "official").glob("*/*.yaml"))
 
 

@@ -8,9 +8,9 @@ import torch
 
 import hrnet_core as hc
 from analysis.cli import main
-from analysis.features import capture
-from analysis.ort_engine import EngineError, check_engine
-from analysis.profiler import model_parts, onnxruntime_parts, profile, run_parts
+from analysis.complexity.profiler import model_parts, onnxruntime_parts, profile, run_parts
+from analysis.export.ort_engine import EngineError, check_engine
+from analysis.features.capture import capture
 
 TINY = {"family": "pose", "input_size": [64, 64], "width": 4, "modules": [1, 1, 1], "blocks": 1,
         "stage1": {"blocks": 1, "planes": 8}, "head": {"kind": "v1", "outputs": 3}}

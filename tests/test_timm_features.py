@@ -4,16 +4,14 @@ shapes derived from the config otherwise."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import ROOT
 
 import hrnet_core as hc
 from hrnet_core.heads import CLS_FEATURES, cls_head_channels
 
-ROOT = Path(__file__).resolve().parents[1]
 CLS = {"cls_hrnet_w18_small_v1": "hrnet_w18_small", "cls_hrnet_w18_small_v2": "hrnet_w18_small_v2"}
 
 

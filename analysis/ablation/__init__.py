@@ -4,10 +4,10 @@ evaluation, run folders and reports.
 Light entry points are re-exported here; the heavy ones (training) are imported on use.
 """
 
-from .coco_data import DatasetError
-from .progress import list_runs, read_progress
-from .recipes import RecipeError, load_recipe
-from .report import ReportPaths, load_summary, write_report
+from analysis.ablation.coco_data import DatasetError
+from analysis.ablation.progress import list_runs, read_progress
+from analysis.ablation.recipes import RecipeError, load_recipe
+from analysis.ablation.report import ReportPaths, load_summary, write_report
 
 __all__ = [
     "DatasetError",

@@ -25,11 +25,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from analysis.ablation.keypoints import FLIP_PAIRS, NUM_JOINTS, UPPER_BODY
+from analysis.imaging.images import IMAGENET_MEAN, IMAGENET_STD
+from analysis.imaging.topdown import PIXEL_STD, affine_points, box_to_center_scale, get_affine_transform, warp
 from hrnet_core.errors import UserInputError
-
-from ..images import IMAGENET_MEAN, IMAGENET_STD
-from ..topdown import PIXEL_STD, affine_points, box_to_center_scale, get_affine_transform, warp
-from .keypoints import FLIP_PAIRS, NUM_JOINTS, UPPER_BODY
 
 SPLITS = ("train2017", "val2017")
 

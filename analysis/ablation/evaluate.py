@@ -20,8 +20,8 @@ import io
 import numpy as np
 import torch
 
-from .coco_data import KeypointDataset, PersonRecord, get_affine_transform, normalize
-from .keypoints import COCO_SIGMAS, FLIP_PAIRS
+from analysis.ablation.coco_data import KeypointDataset, PersonRecord, get_affine_transform, normalize
+from analysis.ablation.keypoints import COCO_SIGMAS, FLIP_PAIRS
 
 IN_VIS_THRE = 0.2
 PCK_THRESHOLDS = (0.05, 0.1)

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-# How a worker started by the app ended (written by analysis.ablation_launch, read by the run list).
+# How a worker started by the app ended (written by analysis.ablation.launch, read by the run list).
 WORKER_NAME = "worker.json"
 # What the app launched (pid, argv, the request), written before the worker starts.
 LAUNCH_NAME = "launch.json"

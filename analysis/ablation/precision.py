@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .step import train_step
+from analysis.ablation.step import train_step
 
 CPU_PRECISIONS = ("auto", "fp32", "bf16")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")

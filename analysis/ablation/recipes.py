@@ -10,16 +10,15 @@ from pathlib import Path
 
 import yaml
 
+from analysis.ablation.coco_data import Augment
+from analysis.ablation.precision import CPU_PRECISIONS
+from analysis.ablation.synth import DEFAULT_SCENE, Scene
+from analysis.settings import RECIPE_DIR
 from hrnet_core import HRNetConfig
 from hrnet_core.config import ConfigError, Stage1Config, StemConfig
 from hrnet_core.errors import UserInputError
 from hrnet_core.safe_yaml import read_yaml_file
 
-from .coco_data import Augment
-from .precision import CPU_PRECISIONS
-from .synth import DEFAULT_SCENE, Scene
-
-RECIPE_DIR = Path(__file__).resolve().parents[2] / "configs" / "recipes"
 BUILTIN_RECIPES = ("cpu", "quick", "paper", "smoke")
 MODEL_OVERRIDES = ("width", "blocks", "stem", "stage1_blocks", "stage1_planes")
 LR_SCHEDULES = ("step", "cosine")

@@ -1,7 +1,7 @@
 """The ablation report: ``report.md``, ``report.html`` (plotly), ``summary.csv``, ``summary.json``.
 
 One summary row per variant: fusions, params and GFLOPs in the paper convention (from
-``analysis.complexity``), training images/s, peak GPU memory, wall time and the final evaluation
+``analysis.complexity.analytic``), training images/s, peak GPU memory, wall time and the final evaluation
 (AP, AR, PCK, left/right swaps) as mean and standard deviation over the seeds. The paper's own
 ablation table is read from ``../shared/model_zoo.md`` at report time and shown beside the measured
 numbers, with a plain list of how this run's data and schedule differ from the paper's.
@@ -12,7 +12,6 @@ from __future__ import annotations
 import html
 import json
 import math
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +20,11 @@ import numpy as np
 import pandas as pd
 
 import hrnet_core as hc
-
-from .effects import Effect, effects_figure, effects_table, final_per_seed, fusion_effects
-from .evaluate import METRIC_FIELDS
-from .files import read_json, read_jsonl
-from .progress import read_progress
-from .synth import REPO_ROOT
+from analysis.ablation.effects import Effect, effects_figure, effects_table, final_per_seed, fusion_effects
+from analysis.ablation.evaluate import METRIC_FIELDS
+from analysis.ablation.files import read_json, read_jsonl
+from analysis.ablation.progress import read_progress
+from analysis.settings import shared_dir
 
 SUMMARY_METRICS = ("AP", "AP50", "AP75", "AR", "PCK@0.05", "PCK@0.1", "LR-swap", "train_loss")
 TABLE_METRICS = ("AP", "AR", "PCK@0.05", "PCK@0.1", "LR-swap")  # shown as percentages
@@ -73,15 +71,14 @@ def load_metrics(run_dir: str | Path) -> pd.DataFrame:
 
 
 def _complexity(req: dict) -> dict[str, tuple[int, float]]:
-    """``variant -> (params, gflops_paper)`` from ``analysis.complexity``."""
+    """``variant -> (params, gflops_paper)`` from ``analysis.complexity.analytic``."""
+    from analysis.ablation.variants import bits_schedule
     from analysis.complexity import analyze
-
-    from .runner import _bits_schedule
 
     base = hc.load_config(req["base"])
     out = {}
     for v in req["variants"]:
-        cfg = base.with_fusion(_bits_schedule(v["schedule"], base, v["name"]))
+        cfg = base.with_fusion(bits_schedule(v["schedule"], base, v["name"]))
         rep = analyze(cfg)
         out[v["name"]] = (int(rep.params), float(rep.gflops_paper))
     return out
@@ -154,11 +151,6 @@ def load_summary(run_dir: str | Path, metrics: pd.DataFrame | None = None) -> pd
 
 
 # ---- the paper's table ---------------------------------------------------------------------
-def shared_dir() -> Path:
-    env = os.environ.get("HRNET_EXPLORER_SHARED")
-    return Path(env) if env else REPO_ROOT.parent / "shared"
-
-
 def paper_table(path: Path | None = None) -> tuple[pd.DataFrame | None, str]:
     """The paper's fusion-ablation rows (``label, fusions, definition, AP``) from ``model_zoo.md``,
     and a note saying where they came from (or why they are missing)."""
@@ -195,7 +187,7 @@ def paper_table(path: Path | None = None) -> tuple[pd.DataFrame | None, str]:
 # ---- differences from the paper ------------------------------------------------------------
 def differences(req: dict, env: dict | None) -> list[str]:
     """Plain sentences on how this run's data, model, schedule and evaluation differ from the paper's."""
-    from .recipes import load_recipe
+    from analysis.ablation.recipes import load_recipe
 
     r = req["recipe"]
     paper = load_recipe("paper").to_dict()

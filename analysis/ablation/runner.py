@@ -37,26 +37,30 @@ import torch
 import yaml
 
 import hrnet_core as hc
+from analysis.ablation.coco_data import (
+    SPLITS,
+    DatasetError,
+    KeypointData,
+    KeypointDataset,
+    coco_paths,
+    load_keypoint_data,
+)
+from analysis.ablation.files import read_json, read_jsonl, write_json_atomic, write_text_atomic
+from analysis.ablation.precision import Precision, choose_precision
+from analysis.ablation.procs import set_parent_death_signal
+from analysis.ablation.progress import RUN_CONFIG_NAME
+from analysis.ablation.recipes import Recipe, apply_model_overrides, recipe_from_dict
+from analysis.ablation.synth import builtin_dataset
+from analysis.ablation.train import DistContext, Job, init_by_name, make_context, probe_batch, train_job
+from analysis.ablation.variants import VariantError, bits_schedule, stage_modules
+from analysis.settings import PROJECT_ROOT
 from hrnet_core.concise_yaml import to_concise_dict
 from hrnet_core.config import FUSION_PRESETS, fusion_preset
 from hrnet_core.device import device_label
 from hrnet_core.errors import UserInputError
 from hrnet_core.safe_yaml import read_yaml_file
 
-from .coco_data import SPLITS, DatasetError, KeypointData, KeypointDataset, coco_paths, load_keypoint_data
-from .files import read_json, read_jsonl, write_json_atomic, write_text_atomic
-from .precision import Precision, choose_precision
-from .procs import set_parent_death_signal
-from .progress import RUN_CONFIG_NAME
-from .recipes import Recipe, apply_model_overrides, recipe_from_dict
-from .synth import REPO_ROOT, builtin_dataset
-from .train import DistContext, Job, init_by_name, make_context, probe_batch, train_job
-
 PRESET_ORDER = ("final_only", "across_stage", "all", "none")
-
-
-class VariantError(UserInputError):
-    """A variant list or schedule that does not fit the base config."""
 
 
 # ---- variants ------------------------------------------------------------------------------
@@ -79,36 +83,8 @@ class Variant:
         return {"name": self.name, "fusions": self.fusions, "schedule": self.bits}
 
 
-def _modules(base: hc.HRNetConfig) -> tuple[int, ...]:
-    return tuple(st.modules for st in base.stages)
-
-
-def _bits_schedule(bits: str, base: hc.HRNetConfig, where: str) -> tuple[tuple[bool, ...], ...]:
-    """``1/1001/001`` (per stage) or ``11001001`` / ``1,1,0,0,1,0,0,1`` (flat) -> per-stage flags."""
-    mods = _modules(base)
-    s = bits.replace(" ", "")
-    if "/" in s:
-        parts = s.split("/")
-        if len(parts) != len(mods) or any(len(p) != m for p, m in zip(parts, mods)):
-            raise VariantError(f"{where}: schedule {bits!r} must give {'/'.join('x' * m for m in mods)} "
-                               f"(one 0/1 per module of stages with {list(mods)} modules)")
-        flat = "".join(parts)
-    else:
-        flat = s.replace(",", "")
-    if not re.fullmatch(r"[01]+", flat or "x"):
-        raise VariantError(f"{where}: schedule {bits!r} must be 0/1 flags, one per module")
-    if len(flat) != sum(mods):
-        raise VariantError(f"{where}: schedule {bits!r} has {len(flat)} flags; the base has {sum(mods)} modules "
-                           f"({list(mods)} per stage)")
-    out, i = [], 0
-    for m in mods:
-        out.append(tuple(c == "1" for c in flat[i:i + m]))
-        i += m
-    return tuple(out)
-
-
 def _preset_counts(base: hc.HRNetConfig) -> dict[str, int]:
-    return {p: sum(sum(s) for s in fusion_preset(_modules(base), p)) for p in PRESET_ORDER}
+    return {p: sum(sum(s) for s in fusion_preset(stage_modules(base), p)) for p in PRESET_ORDER}
 
 
 def _one_variant(token, base: hc.HRNetConfig, where: str, name: str | None = None, as_bits: bool = False) -> Variant:
@@ -116,7 +92,7 @@ def _one_variant(token, base: hc.HRNetConfig, where: str, name: str | None = Non
 
     A string of one or two digits is a count (``8``), longer ones a flat schedule (``11001001``);
     ``as_bits`` (``--schedule``) always reads a schedule."""
-    mods = _modules(base)
+    mods = stage_modules(base)
     if isinstance(token, str) and not as_bits:
         t = token.strip()
         if t in FUSION_PRESETS:
@@ -132,7 +108,7 @@ def _one_variant(token, base: hc.HRNetConfig, where: str, name: str | None = Non
         raise VariantError(f"{where}: no preset gives {token} fusions for modules {list(mods)} ({avail}); "
                            "give a schedule of 0/1 flags instead")
     if isinstance(token, str):
-        sched = _bits_schedule(token, base, where)
+        sched = bits_schedule(token, base, where)
         return Variant(name or "custom_" + "-".join("".join("1" if f else "0" for f in st) for st in sched), sched)
     if isinstance(token, list) and token:
         if all(isinstance(r, list) for r in token):
@@ -140,7 +116,7 @@ def _one_variant(token, base: hc.HRNetConfig, where: str, name: str | None = Non
                 raise VariantError(f"{where}: needs one list per stage with {list(mods)} flags")
             sched = tuple(tuple(bool(f) for f in r) for r in token)
         else:
-            sched = _bits_schedule(",".join(str(int(bool(f))) for f in token), base, where)
+            sched = bits_schedule(",".join(str(int(bool(f))) for f in token), base, where)
         return Variant(name or "custom", sched)
     raise VariantError(f"{where}: {token!r} is not a variant (a fusion count, a preset or a 0/1 schedule)")
 
@@ -245,7 +221,7 @@ def load_request(out: str | Path, device: str | None = None) -> AblationRequest:
     try:
         d = json.loads(path.read_text())
         base = hc.load_config(d["base"])
-        variants = [Variant(v["name"], _bits_schedule(v["schedule"], base, v["name"])) for v in d["variants"]]
+        variants = [Variant(v["name"], bits_schedule(v["schedule"], base, v["name"])) for v in d["variants"]]
         recipe = recipe_from_dict(d["recipe"])
         seeds = [int(s) for s in d["seeds"]]
     except (OSError, ValueError, KeyError, TypeError) as err:
@@ -281,7 +257,7 @@ def prepare_data(req: AblationRequest, ctx: DistContext, log=print) -> KeypointD
 def git_commit() -> dict:
     def git(*args):
         try:
-            r = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=10)
+            r = subprocess.run(["git", "-C", str(PROJECT_ROOT), *args], capture_output=True, text=True, timeout=10)
         except (OSError, subprocess.SubprocessError):
             return None
         return r.stdout.strip() if r.returncode == 0 else None
@@ -322,7 +298,7 @@ def _job_done(folder: Path, epochs: int) -> bool:
     return read_json(folder / "status.json").get("state") == "done" and bool(rows) and int(rows[-1].get("epoch", 0)) >= epochs
 
 
-def _error_line(err: BaseException) -> str:
+def error_line(err: BaseException) -> str:
     first = (str(err).strip().splitlines() or [""])[0]
     if isinstance(err, UserInputError) and first:
         return first[:400]
@@ -495,7 +471,7 @@ def _run_locked(req: AblationRequest, ctx: DistContext, log, on_epoch_end) -> di
 
     result = {"state": "done" if failed == 0 else "failed", "jobs": len(jobs), "done": done, "failed": failed}
     if ctx.main:
-        from .report import write_report
+        from analysis.ablation.report import write_report
 
         paths = write_report(out) if done else None
         result["report"] = {k: str(p) for k, p in paths.as_dict().items()} if paths else None
@@ -512,7 +488,7 @@ def _record_failure(job: Job, err: BaseException, log) -> None:
     """``status.json`` state "failed" with the one-line reason, and the traceback in ``error.txt``; each
     written on its own, best effort: on a full disk the small status file may still fit (the failed
     checkpoint's temporary file is gone by now) when the traceback does not."""
-    line = _error_line(err)
+    line = error_line(err)
     try:
         _mark(job.folder, state="failed", error=line)
     except OSError as write_err:

@@ -31,8 +31,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .keypoints import NUM_JOINTS, PERSON_CATEGORY
-from .procs import set_parent_death_signal
+from analysis.ablation.keypoints import NUM_JOINTS, PERSON_CATEGORY
+from analysis.ablation.procs import set_parent_death_signal
+from analysis.settings import cache_base
 
 GENERATOR_VERSION = 1
 SUPERSAMPLE = 2
@@ -40,14 +41,11 @@ SUPERSAMPLE = 2
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "hubble_deep_field", "cat")
 GREY_PHOTOS = ("camera", "grass", "gravel", "brick", "moon", "coins", "clock")
 SPLITS = ("train2017", "val2017")
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def cache_root() -> Path:
     """``$HRNET_EXPLORER_CACHE/builtin`` or ``<repo>/.cache/hrnet-explorer/builtin``."""
-    env = os.environ.get("HRNET_EXPLORER_CACHE")
-    base = Path(env) if env else REPO_ROOT / ".cache" / "hrnet-explorer"
-    return base / "builtin"
+    return cache_base() / "builtin"
 
 
 @cache

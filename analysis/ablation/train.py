@@ -29,17 +29,16 @@ import torch.distributed as dist
 from torch import nn
 
 import hrnet_core as hc
+from analysis.ablation.coco_data import EpochSampler, KeypointData, KeypointDataset, load_coco_api, normalize
+from analysis.ablation.evaluate import evaluate
+from analysis.ablation.files import atomic_target, read_json, read_jsonl, write_json_atomic, write_jsonl
+from analysis.ablation.precision import Precision, choose_precision
+from analysis.ablation.progress import format_eta
+from analysis.ablation.recipes import Recipe
+from analysis.ablation.step import train_step
 from hrnet_core.checkpoint import CheckpointError, check_checkpoint_file
 from hrnet_core.device import resolve_device
 from hrnet_core.errors import UserInputError
-
-from .coco_data import EpochSampler, KeypointData, KeypointDataset, load_coco_api, normalize
-from .evaluate import evaluate
-from .files import atomic_target, read_json, read_jsonl, write_json_atomic, write_jsonl
-from .precision import Precision, choose_precision
-from .progress import format_eta
-from .recipes import Recipe
-from .step import train_step
 
 STATUS_EVERY_S = 5.0
 

@@ -24,15 +24,12 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .features_colormaps import TURBO, VIRIDIS, colorize, palette, resize_nearest, to_uint8
-
-if TYPE_CHECKING:
-    from .features import BranchMaps, FeatureCapture
+from analysis.features.capture import BranchMaps, FeatureCapture
+from analysis.features.colormaps import TURBO, VIRIDIS, colorize, palette, resize_nearest, to_uint8
 
 BG = (255, 255, 255)
 FG = (20, 20, 20)
@@ -377,6 +374,7 @@ def write_all(
 
 
 __all__ = [
+    "write_feature_maps",
     "cell_hw",
     "display_image",
     "overlay",
@@ -392,3 +390,9 @@ __all__ = [
     "render_top5",
     "write_all",
 ]
+
+
+def write_feature_maps(capture: FeatureCapture, out_dir: str | Path, compress_level: int = 1) -> dict[str, list[Path]]:
+    """Write the capture's images and ``stats.csv`` under ``out_dir`` (created); see ``write_all`` for the layout.
+    Returns the written paths by group."""
+    return write_all(capture, Path(out_dir), compress_level=compress_level)

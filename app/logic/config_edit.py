@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.settings import PRESET_DIR, user_config_dir
 from hrnet_core import (
     MAX_PARAMS,
     ConfigError,
@@ -35,17 +36,8 @@ from hrnet_core import (
 from hrnet_core.config import BLOCK_EXPANSION, HEAD_KINDS, HIGHER_FIELDS, HeadConfig
 from hrnet_core.model import check_buildable
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-PRESET_DIR = PROJECT_ROOT / "configs"
 DEFAULT_PRESET = "pose_hrnet_w32_256x192"
-USER_CONFIGS_ENV = "HRNET_EXPLORER_USER_CONFIGS"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-
-
-def user_config_dir() -> Path:
-    """Where saved configs go: ``$HRNET_EXPLORER_USER_CONFIGS`` or ``~/.hrnet-explorer/configs``."""
-    env = os.environ.get(USER_CONFIGS_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".hrnet-explorer" / "configs"
 
 
 def list_presets(folder: Path = PRESET_DIR) -> dict[str, Path]:
@@ -220,8 +212,8 @@ def model_view(cfg: HRNetConfig, report=None) -> ModelView:
     ``report``: its ``analysis.complexity.analyze`` report when already at hand. Raises
     ``ConfigError`` (field ``model``) for a model above ``hrnet_core.MAX_PARAMS``, as the builder would.
     """
-    from .complexity import analyze
-    from .summary import stage_rows
+    from analysis.complexity import analyze
+    from analysis.complexity.summary import stage_rows
 
     report = analyze(cfg) if report is None else report
     if report.params > MAX_PARAMS:

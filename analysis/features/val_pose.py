@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
-from .ablation.coco_data import DatasetError, PersonRecord, coco_paths, load_coco_api, person_records
-from .ablation.evaluate import IN_VIS_THRE, decode_heatmaps, pck, to_image_coords
-from .ablation.files import read_json
-from .ablation.keypoints import COCO_KEYPOINTS, COCO_SKELETON, FLIP_PAIRS
-from .topdown import affine_points, get_affine_transform, warp
+from analysis.ablation.coco_data import DatasetError, PersonRecord, coco_paths, load_coco_api, person_records
+from analysis.ablation.evaluate import IN_VIS_THRE, decode_heatmaps, pck, to_image_coords
+from analysis.ablation.files import read_json
+from analysis.ablation.keypoints import COCO_KEYPOINTS, COCO_SKELETON, FLIP_PAIRS
+from analysis.imaging.topdown import affine_points, get_affine_transform, warp
 
 SPLIT = "val2017"
 LEFT, RIGHT, MIDDLE = (40, 170, 255), (255, 110, 40), (255, 220, 60)

@@ -2,7 +2,7 @@
 onnxruntime session, its outputs handed back as torch tensors.
 
 ``OrtFunction(fn, example)`` exports any function of tensors (the whole model, one profiler part, the
-forward that also returns every module's outputs) through ``analysis.export``'s settings (TorchScript-based
+forward that also returns every module's outputs) through ``analysis.export.formats``'s settings (TorchScript-based
 exporter, opset 17) into a temporary file and calls the session. Inputs and outputs may be one tensor or a
 list of tensors, as the profiler's parts pass them on.
 """
@@ -18,9 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from analysis.export.formats import OPSET, onnxruntime_session
 from hrnet_core.errors import UserInputError
-
-from .export import OPSET, onnxruntime_session
 
 ENGINES = ("torch", "onnxruntime")
 

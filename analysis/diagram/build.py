@@ -38,13 +38,12 @@ from pathlib import Path
 
 import graphviz
 
+from analysis.diagram.costs import CostTable, cost_table, fmt_gflops, fmt_params
 from hrnet_core import HRNetConfig, named_fusion
 from hrnet_core.config import BLOCK_EXPANSION
 from hrnet_core.errors import UserInputError
 from hrnet_core.heads import CLS_FEATURES, cls_head_channels
 from hrnet_core.shapes import branch_sizes
-
-from .diagram_costs import CostTable, cost_table, fmt_gflops, fmt_params
 
 LEVELS = ("stage", "module", "block")
 ANNOTATIONS = ("params", "gflops")

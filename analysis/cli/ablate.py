@@ -9,12 +9,11 @@ import sys
 import time
 from pathlib import Path
 
+from analysis import settings
+from analysis.cli.args import check_count, output_dir
 from hrnet_core.errors import UserInputError
 
-from .cli_args import check_count, output_dir
-
 DEFAULT_BASE = "configs/pose_hrnet_w32_256x192.yaml"  # in the project (any working directory)
-PROJECT = Path(__file__).resolve().parents[1]
 
 
 def register(sub) -> None:
@@ -56,9 +55,8 @@ def _sigterm(_signum, _frame):
 
 def _build_request(args, out: Path):
     import hrnet_core as hc
-
-    from .ablation.recipes import RecipeError, default_recipe, load_recipe
-    from .ablation.runner import AblationRequest, parse_variants, resolve_base
+    from analysis.ablation.recipes import RecipeError, default_recipe, load_recipe
+    from analysis.ablation.runner import AblationRequest, parse_variants, resolve_base
 
     if args.smoke and args.recipe not in (None, "smoke"):
         print(f"--smoke: the smoke recipe is used instead of {args.recipe}")
@@ -70,7 +68,7 @@ def _build_request(args, out: Path):
         recipe = replace(recipe, epochs=args.epochs, lr_steps=tuple(s for s in recipe.lr_steps if s <= args.epochs))
     seeds = recipe.seeds if args.seeds is None else args.seeds
     check_count(seeds, "--seeds", 1000)
-    base_path = args.base or str(PROJECT / DEFAULT_BASE)
+    base_path = args.base or str(settings.PROJECT_ROOT / DEFAULT_BASE)
     base = resolve_base(hc.load_config(base_path), recipe)
     variants = parse_variants(args.variants, base, args.schedule)
     data = args.data or recipe.data
@@ -82,7 +80,7 @@ def _build_request(args, out: Path):
 
 
 def run_ablate(args) -> int:
-    from .ablation.runner import load_request, run_ablation
+    from analysis.ablation.runner import load_request, run_ablation
 
     try:
         from hrnet_core.device import resolve_device
@@ -109,7 +107,7 @@ def run_ablate(args) -> int:
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
         return 0 if not result["failed"] else 1
     if result.get("report"):
-        from .ablation.report import report_text
+        from analysis.ablation.report import report_text
 
         print()
         print(report_text(out))
@@ -126,7 +124,7 @@ def run_ablate(args) -> int:
 
 
 def run_report(args) -> int:
-    from .ablation.report import report_text, write_report
+    from analysis.ablation.report import report_text, write_report
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "ablation.json").is_file():

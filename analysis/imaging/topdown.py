@@ -2,7 +2,7 @@
 ``lib/dataset/coco.py`` of leoxiaobin/deep-high-resolution-net.pytorch): person box -> centre and scale,
 the affine transform onto the network input, and ``cv2.warpAffine`` done with Pillow.
 
-Shared by the feature-map preprocessing (``analysis.images``) and the COCO loader (``analysis.ablation``).
+Shared by the feature-map preprocessing (``analysis.imaging.images``) and the COCO loader (``analysis.ablation``).
 """
 
 from __future__ import annotations

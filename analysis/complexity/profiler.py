@@ -10,11 +10,11 @@ checks the pieces reproduce ``model(x)``).
 Memory: on CUDA, ``peak_mib`` is ``torch.cuda.max_memory_allocated`` while the piece runs (weights and live
 tensors included) and ``workspace_mib`` the part of it above what was allocated when the piece started;
 the CPU allocator keeps no such statistics, so both are NaN there. ``activation_mib`` (every device) is the
-analytic footprint of the tensors the piece writes (``analysis.complexity``), at the dtype it runs in.
+analytic footprint of the tensors the piece writes (``analysis.complexity.analytic``), at the dtype it runs in.
 Why HRNet is slower than its FLOPs suggest shows in ``gmacs_per_s``: the high-resolution branches and the
 fusions move many bytes per multiply-add.
 
-``engine="onnxruntime"`` (CPU only) exports every piece as its own ONNX graph (``analysis.ort_engine``) on
+``engine="onnxruntime"`` (CPU only) exports every piece as its own ONNX graph (``analysis.export.ort_engine``) on
 the real intermediate tensors and times the chain of onnxruntime sessions the same way; ``dtype`` then
 reads ``float32, onnxruntime <version>``.
 """
@@ -31,10 +31,10 @@ import pandas as pd
 import torch
 
 import hrnet_core as hc
+from analysis.complexity.analytic import analyze
+from analysis.complexity.report import AnalysisError, check_batch
 from hrnet_core.budget import check_activations
 from hrnet_core.device import autocast, device_label, prepare, prepare_input, resolve_device
-
-from .complexity import AnalysisError, analyze, check_batch
 
 MODES = ("stage", "branch")
 PROFILE_COLUMNS = (
@@ -72,7 +72,7 @@ def model_parts(model: hc.HRNet, mode: str = "stage") -> list[Part]:
     if mode not in MODES:
         raise AnalysisError(f"profile mode: unknown {mode!r}; expected one of {', '.join(MODES)}")
     parts = [
-        Part("stem", "stem", None, None, "stem", model._stem),
+        Part("stem", "stem", None, None, "stem", model.forward_stem),
         Part("layer1", "stage1", None, 0, "layer1", lambda x: [model.layer1(x)]),
     ]
     for s, sname in enumerate(model.stage_names):
@@ -92,7 +92,7 @@ def model_parts(model: hc.HRNet, mode: str = "stage") -> list[Part]:
 def onnxruntime_parts(parts: Sequence[Part], x: torch.Tensor, owner: torch.nn.Module) -> list[Part]:
     """``parts`` with each ``fn`` exported on its real input (from running the parts before it in PyTorch)
     and run in onnxruntime; same names, same chaining."""
-    from .ort_engine import OrtFunction
+    from analysis.export.ort_engine import OrtFunction
 
     out = []
     state = x
@@ -200,7 +200,7 @@ def profile(
     Raises ``AnalysisError`` for a bad device, batch size, mode, ``warmup`` or ``iters``, ``EngineError``
     for onnxruntime off the CPU.
     """
-    from .ort_engine import check_engine, onnxruntime_version
+    from analysis.export.ort_engine import check_engine, onnxruntime_version
 
     cfg = hc.load_config(cfg)
     if input_hw is not None:

@@ -1,5 +1,5 @@
 """``hrnet-explorer export [CONFIG] [--checkpoint F] --format onnx|torchscript|safetensors -o OUT
-[--input-size H W] [--dynamic-batch] [--dynamic-size]``: write the model and verify the file (``analysis.export``).
+[--input-size H W] [--dynamic-batch] [--dynamic-size]``: write the model and verify the file (``analysis.export.formats``).
 
 Without CONFIG the config is inferred from ``--checkpoint`` (``hrnet_core.infer_config``).
 """
@@ -10,8 +10,7 @@ import dataclasses
 import json
 
 import hrnet_core as hc
-
-from .export import FORMATS, OPSET, export
+from analysis.export.formats import FORMATS, OPSET, export
 
 
 def register(sub) -> None:

@@ -31,9 +31,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from analysis.imaging.topdown import box_to_center_scale, get_affine_transform, warp
 from hrnet_core.errors import UserInputError
-
-from .topdown import box_to_center_scale, get_affine_transform, warp
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -181,7 +180,7 @@ def bundled_box(source) -> tuple[float, float, float, float] | None:
 # ---- geometry ----------------------------------------------------------------------------------
 def affine_crop(img: np.ndarray, box: tuple[float, float, float, float], input_hw: tuple[int, int]) -> np.ndarray:
     """The official pose crop of ``box`` (x, y, w, h) to ``input_hw`` (H, W): the box widened to the input's
-    aspect ratio and enlarged 1.25x, warped bilinearly with a zero border (``analysis.topdown``).
+    aspect ratio and enlarged 1.25x, warped bilinearly with a zero border (``analysis.imaging.topdown``).
 
     Raises ``ImageError`` for a box without positive width and height.
     """

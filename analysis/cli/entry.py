@@ -13,17 +13,16 @@ import importlib
 import os
 import sys
 
+from analysis.settings import DEBUG_ENV
 from hrnet_core.errors import UserInputError, quote
-
-DEBUG_ENV = "HRNET_EXPLORER_DEBUG"
 
 # Each module defines ``register(subparsers)``, adding a parser whose ``func(args) -> int`` runs it.
 COMMANDS = (
-    "analysis.cli_inspect",
-    "analysis.cli_analyze",
-    "analysis.cli_ablate",
-    "analysis.cli_visual",
-    "analysis.cli_export",
+    "analysis.cli.inspect",
+    "analysis.cli.analyze",
+    "analysis.cli.ablate",
+    "analysis.cli.visual",
+    "analysis.cli.export",
 )
 
 

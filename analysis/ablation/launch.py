@@ -1,6 +1,6 @@
 """Start a fusion ablation as a detached worker process, as the app's Ablation page does.
 
-The worker is ``python -m analysis.ablation_launch RUN_DIR -- <ablate arguments>``: a thin wrapper,
+The worker is ``python -m analysis.ablation.launch RUN_DIR -- <ablate arguments>``: a thin wrapper,
 in a session of its own (``start_new_session``), that runs ``python -m analysis.cli ablate ...`` with
 stdout and stderr in ``RUN_DIR/worker.log`` and, when that ends, records the exit status and the
 reason of a failure in ``RUN_DIR/worker.json``. Nothing ties it to the Streamlit session that started
@@ -20,16 +20,14 @@ import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from analysis.ablation.coco_data import DatasetError
+from analysis.ablation.files import LAUNCH_NAME, WORKER_NAME, read_json, write_json_atomic, write_text_atomic
+from analysis.ablation.progress import is_run_folder, run_status, worker_record
+from analysis.ablation.recipes import BUILTIN_RECIPES, RecipeError, load_recipe
+from analysis.ablation.runner import VariantError, check_data_arg, lock_holder, parse_variants, resolve_base
+from analysis.settings import PROJECT_ROOT, runs_root
 from hrnet_core import UserInputError, load_config, load_config_text
 
-from .ablation.coco_data import DatasetError
-from .ablation.files import LAUNCH_NAME, WORKER_NAME, read_json, write_json_atomic, write_text_atomic
-from .ablation.progress import is_run_folder, run_status, worker_record
-from .ablation.recipes import BUILTIN_RECIPES, RecipeError, load_recipe
-from .ablation.runner import VariantError, check_data_arg, lock_holder, parse_variants, resolve_base
-from .config_edit import PROJECT_ROOT
-
-RUNS_ENV = "HRNET_EXPLORER_RUNS"
 LOG_NAME = "worker.log"
 BASE_NAME = "base.yaml"
 RECIPES = BUILTIN_RECIPES
@@ -48,12 +46,6 @@ def _field_error(field: str, err: Exception, drop: str = "") -> LaunchError:
     if drop and msg.startswith(drop):
         msg = msg[len(drop):]
     return LaunchError(f"{field}: {msg}")
-
-
-def runs_root() -> Path:
-    """``$HRNET_EXPLORER_RUNS`` or ``runs/`` in the project."""
-    env = os.environ.get(RUNS_ENV)
-    return Path(env).expanduser() if env else PROJECT_ROOT / "runs"
 
 
 @dataclass(frozen=True)
@@ -143,7 +135,7 @@ def launch(request: AblationRequest, root: Path | None = None, base_text: str | 
     exists: an earlier run is never overwritten (continue one with ``resume``).
     """
     if request.resume:
-        raise LaunchError("resume: use ablation_launch.resume(run_dir) to continue a run")
+        raise LaunchError("resume: use analysis.ablation.launch.resume(run_dir) to continue a run")
     request.validate(base_text=base_text)
     root = runs_root() if root is None else Path(root)
     run_dir = (root / request.name).resolve()
@@ -184,7 +176,7 @@ def resume(run_dir: str | Path, device: str | None = None) -> Launch:
 def _start(run_dir: Path, args: list[str], request: dict | None) -> Launch:
     """Start the worker for ``ablate args`` on ``run_dir`` in a session of its own."""
     (run_dir / WORKER_NAME).unlink(missing_ok=True)  # a resumed run's old ending is no longer its state
-    argv = [sys.executable, "-m", "analysis.ablation_launch", str(run_dir), "--", *args]
+    argv = [sys.executable, "-m", "analysis.ablation.launch", str(run_dir), "--", *args]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
     env["PYTHONUNBUFFERED"] = "1"
@@ -295,7 +287,7 @@ def _worker(run_dir: Path, args: list[str]) -> int:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if len(argv) < 2 or argv[1] != "--":
-        print("usage: python -m analysis.ablation_launch RUN_DIR -- ablate ARGS...", file=sys.stderr)
+        print("usage: python -m analysis.ablation.launch RUN_DIR -- ablate ARGS...", file=sys.stderr)
         return 2
     return _worker(Path(argv[0]).resolve(), argv[2:])
 

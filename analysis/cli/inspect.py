@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 
 import hrnet_core as hc
+from analysis.complexity.summary import model_summary
 from hrnet_core.model import check_buildable
-
-from .summary import model_summary
 
 
 def register(sub) -> None:

@@ -20,10 +20,10 @@ OCR's final logits: bilinearly upsampled to the input, then argmax, as the offic
 (classification; ImageNet class indices), or the pyramid levels (V2p).
 
 ``engine="onnxruntime"`` runs that same forward (every module's outputs and the head's) as one ONNX graph in
-onnxruntime on the CPU (``analysis.ort_engine``; exported once per call, ``timings['export_s']``).
+onnxruntime on the CPU (``analysis.export.ort_engine``; exported once per call, ``timings['export_s']``).
 
-``write_feature_maps(capture, out_dir)`` renders everything to PNG (Pillow, numpy colormaps) plus
-``stats.csv``; see ``analysis.features_render`` for the images and their layout.
+``analysis.features.render.write_feature_maps(capture, out_dir)`` renders everything to PNG (Pillow, numpy colormaps) plus
+``stats.csv``; see ``analysis.features.render`` for the images and their layout.
 """
 
 from __future__ import annotations
@@ -39,14 +39,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from analysis.ablation import keypoints as coco
+from analysis.imaging.images import bundled_box, load_image, prepare
 from hrnet_core import HRNetConfig
 from hrnet_core.budget import check_activations
 from hrnet_core.device import autocast, device_label, prepare_input, resolve_device
 from hrnet_core.device import prepare as prepare_model
 from hrnet_core.errors import UserInputError
-
-from .ablation import keypoints as coco
-from .images import bundled_box, load_image, prepare
 
 TOPK = 16
 
@@ -262,7 +261,7 @@ def _forward(model: nn.Module, x: torch.Tensor) -> tuple[OrderedDict, object]:
 
 def _onnxruntime_forward(model: nn.Module, x: torch.Tensor) -> tuple[OrderedDict, object, float]:
     """``_forward`` as one ONNX graph in onnxruntime: (record, head output, export seconds)."""
-    from .ort_engine import OrtFunction
+    from analysis.export.ort_engine import OrtFunction
 
     keys: list[str] = []
 
@@ -293,13 +292,13 @@ def capture(
     """Run ``model`` (an ``HRNet`` built from ``cfg``) on ``image`` and reduce every module's outputs.
 
     ``image``: a bundled name (``astronaut``...), a file path, file bytes or an RGB array. It is
-    preprocessed to ``cfg.input_hw`` (``analysis.images.prepare``); for pose, a bundled photograph's
+    preprocessed to ``cfg.input_hw`` (``analysis.imaging.images.prepare``); for pose, a bundled photograph's
     person box (or ``box``) gives the official affine crop. ``device``: ``auto``, ``cpu`` or ``cuda``;
     the model is put in eval mode and moved there. ``source`` names the image in the results.
     ``engine``: ``torch`` or ``onnxruntime`` (CPU only). Raises ``ImageError`` / ``FeatureError`` /
     ``EngineError``.
     """
-    from .ort_engine import check_engine, onnxruntime_version
+    from analysis.export.ort_engine import check_engine, onnxruntime_version
 
     check_activations(cfg, 1)  # the maps of a huge input would not fit in memory
     try:
@@ -340,14 +339,6 @@ def capture(
     )
 
 
-def write_feature_maps(capture: FeatureCapture, out_dir: str | Path, compress_level: int = 1) -> dict[str, list[Path]]:
-    """Write the capture's images and ``stats.csv`` under ``out_dir`` (created); see
-    ``analysis.features_render.write_all`` for the layout. Returns the written paths by group."""
-    from .features_render import write_all
-
-    return write_all(capture, Path(out_dir), compress_level=compress_level)
-
-
 __all__ = [
     "COCO_JOINTS",
     "MPII_JOINTS",
@@ -358,5 +349,4 @@ __all__ = [
     "capture",
     "higher_heatmaps",
     "joint_names",
-    "write_feature_maps",
 ]

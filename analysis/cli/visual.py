@@ -19,10 +19,9 @@ import time
 from pathlib import Path
 
 import hrnet_core as hc
+from analysis.cli.args import bounded_int, check_box, finite_float, output_dir, output_file
 from hrnet_core.budget import check_activations, check_depth
 from hrnet_core.errors import UserInputError
-
-from .cli_args import bounded_int, check_box, finite_float, output_dir, output_file
 
 
 def register(sub) -> None:
@@ -68,7 +67,7 @@ def register(sub) -> None:
                         "(default 0)")
     f.add_argument("--init", choices=("default", "official"), default="default",
                    help="untrained weights: PyTorch's default init (default), or the official N(0, 0.001) convs, "
-                        "whose activations collapse to ~1e-10 in eval mode (see analysis.weights)")
+                        "whose activations collapse to ~1e-10 in eval mode (see analysis.features.weights)")
     f.add_argument("--box", nargs=4, type=finite_float, metavar=("X", "Y", "W", "H"),
                    help="person box for the official pose crop (default: the bundled photo's box, else the whole "
                         "image, centre-cropped)")
@@ -88,7 +87,7 @@ def _config(args):
 
 
 def run_diagram(args) -> int:
-    from .diagram import build_diagram, count_classes, render
+    from analysis.diagram.build import build_diagram, count_classes, render
 
     cfg = _config(args)
     output_file(args.output, "-o")
@@ -107,7 +106,7 @@ def run_diagram(args) -> int:
 
 def _features_source(args):
     """``(cfg, checkpoint, run_dir)`` from CONFIG / --checkpoint / --run."""
-    from .ablation.progress import checkpoint_config, checkpoint_run_dir, find_run_checkpoint
+    from analysis.ablation.progress import checkpoint_config, checkpoint_run_dir, find_run_checkpoint
 
     checkpoint, run_dir = args.checkpoint, None
     if args.run:
@@ -130,10 +129,10 @@ def _features_source(args):
 
 
 def run_features(args) -> int:
-    from .features import capture, write_feature_maps
-    from .images import bundled_box, load_image
-    from .val_pose import draw_comparison, pick, predict_person, run_data_root, val_persons
-    from .weights import build_weights, checkpoint_meta, describe_checkpoint
+    from analysis.features import capture, write_feature_maps
+    from analysis.features.val_pose import draw_comparison, pick, predict_person, run_data_root, val_persons
+    from analysis.features.weights import build_weights, checkpoint_meta, describe_checkpoint
+    from analysis.imaging.images import bundled_box, load_image
 
     cfg, checkpoint, run_dir = _features_source(args)
     check_activations(cfg, 1)

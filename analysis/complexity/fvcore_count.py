@@ -1,4 +1,4 @@
-"""The measured backend of ``analysis.complexity``: build the model and count it with the tools themselves.
+"""The measured backend of ``analysis.complexity.analytic``: build the model and count it with the tools themselves.
 
 - ``fvcore``: one ``fvcore.nn.FlopCountAnalysis`` trace in eval mode (TorchScript tracing; its warnings are
   silenced). Each operator handle is wrapped so that, besides returning fvcore's own count unchanged, it
@@ -27,17 +27,45 @@ import torch
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
 
+from analysis.complexity.report import ComplexityReport
 from hrnet_core.config import HRNetConfig
-from hrnet_core.model import MAX_PARAMS, build_on_meta, check_buildable
+from hrnet_core.model import build_on_meta, check_buildable
 from hrnet_core.shapes import branch_sizes
 
-from .complexity import AnalysisError, ComplexityReport, _analytic_cached
-
 # fvcore operator kinds seen in HRNet's traces that fvcore has no flop handle for but we record.
-_RECORDED_KINDS = ("aten::add", "aten::add_", "aten::relu", "aten::relu_", "aten::cat", "aten::avg_pool2d",
+RECORDED_KINDS = ("aten::add", "aten::add_", "aten::relu", "aten::relu_", "aten::cat", "aten::avg_pool2d",
                    "aten::softmax", "aten::mul", "aten::feature_dropout", "aten::dropout")
 # Traced operators that write no new tensor in eval mode (besides the in-place ``*_`` ones).
 _NO_WRITE_KINDS = ("aten::feature_dropout", "aten::dropout")
+# fvcore's defaults, spelled with its public handles (``fvcore.nn.jit_handles``) so nothing reaches into its private
+# tables: the operators ``FlopCountAnalysis`` counts (``flop_count._DEFAULT_SUPPORTED_OPS``, fvcore 0.1.5) and, of
+# the kinds recorded here, those it ignores silently (``jit_analysis._IGNORED_OPS``); every other recorded kind is
+# one fvcore reports as unsupported. tests/test_complexity_fvcore.py checks both against the installed fvcore.
+FVCORE_COUNTED_KINDS = ("aten::addmm", "aten::bmm", "aten::_convolution", "aten::einsum", "aten::matmul", "aten::mm",
+                        "aten::linear", "aten::batch_norm", "aten::group_norm", "aten::layer_norm",
+                        "aten::instance_norm", "aten::upsample_nearest2d", "aten::upsample_bilinear2d",
+                        "aten::adaptive_avg_pool2d", "aten::grid_sampler")
+FVCORE_IGNORED_KINDS = ("aten::cat", "aten::dropout", "aten::relu", "aten::relu_")
+
+
+def fvcore_default_handles() -> dict:
+    """``{operator kind: handle}`` as ``FlopCountAnalysis`` installs them by default (``FVCORE_COUNTED_KINDS``),
+    built from fvcore's public ``jit_handles``."""
+    from fvcore.nn import jit_handles as jh
+
+    handles = {
+        "aten::addmm": jh.addmm_flop_jit, "aten::bmm": jh.bmm_flop_jit, "aten::_convolution": jh.conv_flop_jit,
+        "aten::einsum": jh.einsum_flop_jit, "aten::matmul": jh.matmul_flop_jit, "aten::mm": jh.matmul_flop_jit,
+        "aten::linear": jh.linear_flop_jit, "aten::batch_norm": jh.batchnorm_flop_jit,
+        "aten::group_norm": jh.norm_flop_counter(2), "aten::layer_norm": jh.norm_flop_counter(2),
+        "aten::instance_norm": jh.norm_flop_counter(1),
+        "aten::upsample_nearest2d": jh.elementwise_flop_counter(0, 1),
+        "aten::upsample_bilinear2d": jh.elementwise_flop_counter(0, 4),
+        "aten::adaptive_avg_pool2d": jh.elementwise_flop_counter(1, 0),
+        "aten::grid_sampler": jh.elementwise_flop_counter(0, 4),
+    }
+    assert tuple(handles) == FVCORE_COUNTED_KINDS
+    return handles
 # ATen operators that allocate without writing, or only re-label memory: not activations.
 _NOT_WRITES = ("empty", "_unsafe_view")
 _MAC_OPS = ("conv", "conv_transpose", "linear", "addmm")
@@ -61,12 +89,7 @@ def quiet():
 def measurable_model(cfg: HRNetConfig) -> nn.Module:
     """``cfg``'s model in eval mode on CPU, allocated without random initialisation (counting needs shapes,
     not values): weights 0, BatchNorm scale and running variance 1."""
-    try:
-        params = _analytic_cached(cfg, 1).params  # = count_params(cfg), without building the model twice
-    except AnalysisError:  # a head the analytic backend does not know
-        params = MAX_PARAMS + 1
-    if params > MAX_PARAMS:
-        check_buildable(cfg)  # raises ConfigError naming the bound
+    check_buildable(cfg)  # ConfigError naming the bound, before anything is allocated (milliseconds)
     model = build_on_meta(cfg).to_empty(device="cpu")
     with torch.no_grad():
         for mod in model.modules():
@@ -126,8 +149,6 @@ def fvcore_trace(model: nn.Module, x: torch.Tensor) -> FvcoreTrace:
     """Trace ``model(x)`` once with ``FlopCountAnalysis`` and record every operator call (see module doc)."""
     with quiet():  # importing fvcore scripts a few helpers: torch.jit deprecation warnings
         from fvcore.nn import FlopCountAnalysis
-        from fvcore.nn.flop_count import _DEFAULT_SUPPORTED_OPS
-        from fvcore.nn.jit_analysis import _IGNORED_OPS
 
     calls: list[TraceCall] = []
 
@@ -144,8 +165,8 @@ def fvcore_trace(model: nn.Module, x: torch.Tensor) -> FvcoreTrace:
         return _handle
 
     fca = FlopCountAnalysis(model, x)
-    handles = {k: record(k, h) for k, h in _DEFAULT_SUPPORTED_OPS.items()}
-    handles.update({k: record(k, None) for k in _RECORDED_KINDS})
+    handles = {k: record(k, h) for k, h in fvcore_default_handles().items()}
+    handles.update({k: record(k, None) for k in RECORDED_KINDS})
     fca.set_op_handle(**handles)
     fca.unsupported_ops_warnings(False).uncalled_modules_warnings(False).tracer_warnings("none")
     with quiet(), torch.no_grad():
@@ -153,7 +174,7 @@ def fvcore_trace(model: nn.Module, x: torch.Tensor) -> FvcoreTrace:
         bmo = {k: dict(v) for k, v in fca.by_module_and_operator().items()}
         unsupported = dict(fca.unsupported_ops())  # kinds we did not record (none expected)
     for c in calls:
-        if c.kind not in _DEFAULT_SUPPORTED_OPS and c.kind not in _IGNORED_OPS:
+        if c.kind not in FVCORE_COUNTED_KINDS and c.kind not in FVCORE_IGNORED_KINDS:
             unsupported[c.kind] = unsupported.get(c.kind, 0) + 1
     return FvcoreTrace(tuple(calls), total, unsupported, bmo)
 

@@ -8,10 +8,17 @@ import json
 import pandas as pd
 
 import hrnet_core as hc
+from analysis.cli.args import bounded_int
+from analysis.complexity import (
+    BACKENDS,
+    BY_KEYS,
+    CONVENTIONS,
+    AnalysisError,
+    ComplexityReport,
+    analyze,
+    frame_records,
+)
 from hrnet_core.budget import MAX_BATCH
-
-from .cli_args import bounded_int
-from .complexity import BACKENDS, BY_KEYS, CONVENTIONS, AnalysisError, ComplexityReport, analyze, frame_records
 
 BY_HELP = {
     "stage": "stem, stage1..stage4 (a transition counts in the stage it opens), head",
@@ -117,7 +124,7 @@ def run(args) -> int:
     report = analyze(cfg, tuple(args.input_size) if args.input_size else None, backend=args.backend, batch=args.batch)
     prof = None
     if args.profile:
-        from .profiler import format_profile, profile
+        from analysis.complexity.profiler import format_profile, profile
 
         prof = profile(cfg, device=args.device, batch_sizes=(args.batch,), mode=args.profile_mode,
                        warmup=args.warmup, iters=args.iters, input_hw=report.input_hw, engine=args.engine)

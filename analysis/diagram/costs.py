@@ -63,19 +63,19 @@ def cost_table(cfg: HRNetConfig, input_hw: tuple[int, int] | None = None, source
 
     ``source``: ``complexity`` (the rows of ``analysis.complexity.analyze(cfg).breakdown``, named by module
     as here) or ``meta`` (the model built on the meta device, run once with the official conv/linear hooks
-    of ``analysis.complexity_fvcore.eager_counts``: shapes only, an independent count the tests compare).
+    of ``analysis.complexity.fvcore_count.eager_counts``: shapes only, an independent count the tests compare).
     Raises ``ConfigError`` for an input size the model cannot take, ``ValueError`` for another source.
     """
     if source not in ("complexity", "meta"):
         raise ValueError(f"unknown cost source {source!r}")
     hw = tuple(input_hw or cfg.input_hw)
     if source == "meta":
-        from .complexity_fvcore import eager_counts, own_params
+        from analysis.complexity.fvcore_count import eager_counts, own_params
 
         model = build_on_meta(cfg).eval()
         macs = eager_counts(model, torch.empty(1, 3, *hw, device="meta")).official_macs
         return CostTable(own_params(model), macs, hw)
-    from .complexity import analyze  # pandas: only when a diagram is annotated
+    from analysis.complexity import analyze  # pandas: only when a diagram is annotated
 
     df = analyze(cfg, input_hw=hw).breakdown
     params = df.groupby("name", sort=False)["params"].sum()

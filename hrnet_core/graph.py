@@ -1,0 +1,239 @@
+"""One description of a built HRNet: every part, its state_dict prefix, kind, resolution, shapes and edges.
+
+``architecture(cfg)`` derives it once per config and input size from the model built on PyTorch's meta device
+(shapes propagate, nothing is allocated), so it names exactly what ``build_model(cfg)`` holds. Analyses read
+module names, branch resolutions and feature-map keys from here instead of spelling them.
+
+Parts, in forward order (``M`` modules, branches and sources 0-based; ``S`` = 2 .. 4):
+
+=====================================  ============  =====================================================
+key                                    kind          state_dict prefix (official names)
+=====================================  ============  =====================================================
+``stem``                               stem          ``conv1``, ``bn1``, ``conv2``, ``bn2``
+``layer1``                             layer1        ``layer1``
+``transition{S-1}.branch{k}``          transition    ``transition{S-1}.{k}`` (``nn.Identity`` if unchanged)
+``stage{S}.module{M}.branch{k}``       branch        ``stage{S}.{M}.branches.{k}`` (residual units)
+``stage{S}.module{M}.fuse.{i}<-{j}``   fusion        ``stage{S}.{M}.fuse_layers.{i}.{j}`` (term into i from j)
+``head.{child}[.{k}]``                 head          the head's top-level children (``final_layer``, ...)
+=====================================  ============  =====================================================
+
+Shapes are ``(N, C, H, W)`` (or ``(N, F)`` for pooled head parts) of the part module's own input and output at
+the given input size; a fusion term from a lower resolution (j > i) is upsampled after its module, in the sum.
+``resolution`` is the part's output reduction: 4 for 1/4 of the input ... 32 for 1/32 (``None`` when pooled).
+
+Sources: ``PoseHighResolutionNet`` (deep-high-resolution-net.pytorch ``lib/models/pose_hrnet.py``), Sun et al. 2019
+section 3; timm ``feature_info`` (``timm/models/hrnet.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+from torch import nn
+
+from .config import HRNetConfig
+from .keys import PART_KINDS, output_key, part_key
+from .model import build_on_meta
+
+STEM_PREFIXES = ("conv1", "bn1", "conv2", "bn2")
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of the built model (see the module table)."""
+
+    key: str
+    kind: str
+    prefixes: tuple[str, ...]  # state_dict / module-name prefixes of its layers
+    stage: str  # "stem", "stage1" (layer1) ... "stage4", "head"
+    module: int | None
+    branch: int | None  # the branch it works on or fuses into
+    source: int | None  # fusion: the branch it reads
+    resolution: int | None  # output reduction (4 = 1/4 of the input)
+    in_shape: tuple[int, ...] | None
+    out_shape: tuple[int, ...] | None
+    params: int
+
+    @property
+    def prefix(self) -> str:
+        """The first (for all parts but the stem, the only) prefix."""
+        return self.prefixes[0]
+
+    def owns(self, name: str) -> bool:
+        """Whether the module or parameter ``name`` (dotted) lies in this part."""
+        return any(name == p or name.startswith(p + ".") for p in self.prefixes)
+
+
+@dataclass(frozen=True)
+class FeatureMap:
+    """One entry of ``HRNet.forward_intermediates``: its key, where it comes from and its shape."""
+
+    key: str
+    stage: str
+    module: int | None
+    branch: int
+    resolution: int
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ArchGraph:
+    """The parts of a built model, the edges between them (``(from key, to key)``, in forward order) and the
+    per-module output maps, for ``input_hw`` and ``batch``."""
+
+    name: str
+    input_hw: tuple[int, int]
+    batch: int
+    parts: tuple[Part, ...]
+    edges: tuple[tuple[str, str], ...]
+    maps: tuple[FeatureMap, ...]
+
+    def part(self, key: str) -> Part:
+        """The part with ``key``; ``KeyError`` naming it if there is none."""
+        for p in self.parts:
+            if p.key == key:
+                return p
+        raise KeyError(f"no part {key!r} in {self.name}")
+
+    def of_kind(self, kind: str) -> tuple[Part, ...]:
+        return tuple(p for p in self.parts if p.kind == kind)
+
+    def owner(self, name: str) -> Part | None:
+        """The part holding module / parameter ``name`` (longest prefix wins), or ``None`` (e.g. the root)."""
+        best, length = None, -1
+        for p in self.parts:
+            for pre in p.prefixes:
+                if (name == pre or name.startswith(pre + ".")) and len(pre) > length:
+                    best, length = p, len(pre)
+        return best
+
+    def feature_info(self) -> list[dict]:
+        """timm-style ``feature_info`` of the final branches: ``{'num_chs', 'reduction', 'module'}`` per map that
+        ``HRNet.forward_features`` returns (module = the last exchange module's prefix)."""
+        last = [m for m in self.maps if m.module is not None]
+        if not last:
+            return []
+        final = [m for m in last if (m.stage, m.module) == (last[-1].stage, last[-1].module)]
+        module = f"{final[0].stage}.{final[0].module}"
+        return [{"num_chs": m.shape[1], "reduction": m.resolution, "module": module} for m in final]
+
+
+def _shape(t) -> tuple[int, ...] | None:
+    if isinstance(t, torch.Tensor):
+        return tuple(t.shape)
+    if isinstance(t, (list, tuple)) and t and isinstance(t[0], torch.Tensor):
+        return tuple(t[0].shape)
+    return None
+
+
+def _own_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _parts_plan(model: nn.Module) -> list[tuple[str, str, tuple[str, ...], int | None, int | None, int | None]]:
+    """``(kind, stage, prefixes, module, branch, source)`` in forward order, read from the built model."""
+    plan = [("stem", "stem", STEM_PREFIXES, None, None, None), ("layer1", "stage1", ("layer1",), None, 0, None)]
+    for s, sname in enumerate(model.stage_names):
+        for k in range(len(getattr(model, f"transition{s + 1}"))):
+            plan.append(("transition", sname, (f"transition{s + 1}.{k}",), None, k, None))
+        for m, mod in enumerate(getattr(model, sname)):
+            for k in range(len(mod.branches)):
+                plan.append(("branch", sname, (f"{sname}.{m}.branches.{k}",), m, k, None))
+            for i, row in enumerate(mod.fuse_layers):
+                for j in range(len(row)):
+                    plan.append(("fusion", sname, (f"{sname}.{m}.fuse_layers.{i}.{j}",), m, i, j))
+    for name, child in model.head_module.named_children():
+        if isinstance(child, nn.ModuleList):
+            plan += [("head", "head", (f"{name}.{k}",), None, None, None) for k in range(len(child))]
+        else:
+            plan.append(("head", "head", (name,), None, None, None))
+    return plan
+
+
+@lru_cache(maxsize=64)
+def architecture(cfg: HRNetConfig, input_hw: tuple[int, int] | None = None, batch: int = 1) -> ArchGraph:
+    """The ``ArchGraph`` of ``cfg``'s model for an input ``(batch, 3, H, W)``, ``input_hw = (H, W)`` (default:
+    the config's). Builds the model on the meta device and runs it once there (no memory, milliseconds to a
+    second). Raises ``ConfigError`` as ``build_model`` does for a config that cannot be built."""
+    h, w = tuple(input_hw or cfg.input_hw)
+    model = build_on_meta(cfg).eval()
+    modules = dict(model.named_modules())
+    plan = _parts_plan(model)
+    seen: dict[str, tuple] = {}
+    hooks = []
+
+    def hook(prefix):
+        def _h(module, inputs, output):
+            seen.setdefault(prefix, (_shape(inputs[0]) if inputs else None, _shape(output), len(seen)))
+        return _h
+
+    for _, _, prefixes, *_ in plan:
+        for p in prefixes:
+            hooks.append(modules[p].register_forward_hook(hook(p)))
+    try:
+        with torch.no_grad():
+            maps = model.forward_intermediates(torch.empty(batch, 3, h, w, device="meta"))
+            model.head_module(model.forward_features(torch.empty(batch, 3, h, w, device="meta")))
+    finally:
+        for handle in hooks:
+            handle.remove()
+
+    def reduction(shape):
+        return None if shape is None or len(shape) != 4 else max(1, round(h / shape[2]))
+
+    parts = []
+    for kind, stage, prefixes, m, b, src in plan:
+        first, last = seen.get(prefixes[0], (None, None, -1)), seen.get(prefixes[-1], (None, None, -1))
+        name = prefixes[0] if kind == "head" else None
+        snum = int(stage[len("stage"):]) if stage.startswith("stage") and kind in ("transition", "branch", "fusion") else None
+        parts.append(Part(part_key(kind, snum, m, b, src, name), kind, prefixes, stage, m, b, src,
+                          reduction(last[1]), first[0], last[1], sum(_own_params(modules[p]) for p in prefixes)))
+    # head parts in the order they run (HigherHRNet: final_layers.0, deconv_layers.0, final_layers.1)
+    head = sorted((p for p in parts if p.kind == "head"), key=lambda p: seen.get(p.prefix, (0, 0, 1 << 30))[2])
+    parts = [p for p in parts if p.kind != "head"] + head
+    feature_maps = []
+    for key, t in maps.items():
+        stage, module, branch = ("stem", None, 0) if key == "stem" else ("stage1", None, 0) if key == "layer1" else (
+            key.split(".")[0], int(key.split(".")[1][len("module"):]), int(key.split(".")[2][len("branch"):]))
+        feature_maps.append(FeatureMap(key, stage, module, branch, reduction(tuple(t.shape)), tuple(t.shape)))
+    return ArchGraph(cfg.name, (h, w), batch, tuple(parts), _edges(parts), tuple(feature_maps))
+
+
+def _edges(parts: list[Part]) -> tuple[tuple[str, str], ...]:
+    """Data flow between parts: stem -> layer1 -> transitions -> each module's branches -> its fusion terms ->
+    the next module (or transition, or head). Identity parts are kept, so every hop is an edge."""
+    edges: list[tuple[str, str]] = [("stem", "layer1")]
+    outs: dict[int, list[str]] = {0: ["layer1"]}  # branch -> keys of the parts whose sum is its current output
+    by_stage: dict[str, list[Part]] = {}
+    for p in parts:
+        by_stage.setdefault(p.stage, []).append(p)
+    for stage, group in by_stage.items():
+        if not stage.startswith("stage") or stage == "stage1":
+            continue
+        new_outs = {}
+        for t in (p for p in group if p.kind == "transition"):
+            edges += [(src, t.key) for src in outs.get(t.branch, outs[max(outs)])]
+            new_outs[t.branch] = [t.key]
+        outs = new_outs
+        for m in sorted({p.module for p in group if p.module is not None}):
+            branches = [p for p in group if p.module == m and p.kind == "branch"]
+            fusions = [p for p in group if p.module == m and p.kind == "fusion"]
+            for br in branches:
+                edges += [(src, br.key) for src in outs[br.branch]]
+            if fusions:
+                outs = {}
+                for f in fusions:
+                    edges.append((next(b.key for b in branches if b.branch == f.source), f.key))
+                    outs.setdefault(f.branch, []).append(f.key)
+            else:
+                outs = {b.branch: [b.key] for b in branches}
+    heads = [p for p in parts if p.kind == "head"]
+    if heads:
+        edges += [(key, heads[0].key) for b in sorted(outs) for key in outs[b]]
+        edges += [(a.key, b.key) for a, b in zip(heads, heads[1:])]
+    return tuple(dict.fromkeys(edges))
+
+
+__all__ = ["PART_KINDS", "STEM_PREFIXES", "ArchGraph", "FeatureMap", "Part", "architecture", "output_key", "part_key"]

@@ -1,0 +1,27 @@
+"""The stable keys of an HRNet's parts and feature maps (``hrnet_core.graph``), spelled in this one place."""
+
+from __future__ import annotations
+
+PART_KINDS = ("stem", "layer1", "transition", "branch", "fusion", "head")
+
+
+def part_key(kind: str, stage: int | None = None, module: int | None = None, branch: int | None = None,
+             source: int | None = None, name: str | None = None) -> str:
+    """The stable key of a part (see the module table); ``stage`` is the stage number 2 .. 4."""
+    if kind in ("stem", "layer1"):
+        return kind
+    if kind == "transition":
+        return f"transition{stage - 1}.branch{branch}"
+    if kind == "branch":
+        return f"stage{stage}.module{module}.branch{branch}"
+    if kind == "fusion":
+        return f"stage{stage}.module{module}.fuse.{branch}<-{source}"
+    if kind == "head":
+        return f"head.{name}"
+    raise ValueError(f"kind: unknown {kind!r}; expected one of {', '.join(PART_KINDS)}")
+
+
+def output_key(stage: int | str, module: int, branch: int) -> str:
+    """The key of a module's output on ``branch`` (``HRNet.forward_intermediates``): ``stage3.module1.branch2``."""
+    name = stage if isinstance(stage, str) else f"stage{stage}"
+    return f"{name}.module{module}.branch{branch}"
