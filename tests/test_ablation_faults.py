@@ -16,6 +16,7 @@ import hrnet_core as hc
 from analysis.ablation.files import read_json, read_jsonl
 from analysis.ablation.recipes import load_recipe
 from analysis.ablation.runner import AblationRequest, load_request, parse_variants, resolve_base, run_ablation
+from analysis.ablation.step import flushing_denormals
 from analysis.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -53,7 +54,12 @@ def _tear(path: Path) -> None:
 
 
 def test_a_torn_last_checkpoint_resumes_from_the_previous_epoch(tmp_path):
+    threads = torch.get_num_threads()
+    assert not flushing_denormals()
     folder = _killed_after(tmp_path / "run", 2)
+    # Training in this process gave back its processor state even when killed (flush-to-zero would make
+    # hypothesis, and any numpy user after it, refuse to run) and its thread count.
+    assert not flushing_denormals() and torch.get_num_threads() == threads
     assert torch.load(folder / "prev.pth", weights_only=True)["epoch"] == 1
     assert torch.load(folder / "last.pth", weights_only=True)["epoch"] == 2
     _tear(folder / "last.pth")

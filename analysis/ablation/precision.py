@@ -10,6 +10,7 @@ auto``), or takes the recipe's ``fp32`` / ``bf16`` as given.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from dataclasses import asdict, dataclass
@@ -18,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from analysis.ablation.step import train_step
+from analysis.ablation.step import cpu_training_state, train_step
 
 CPU_PRECISIONS = ("auto", "fp32", "bf16")
 BF16_FLAGS = ("avx512_bf16", "amx_bf16")
@@ -70,12 +71,16 @@ def steps_per_s(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor, torch
                 channels_last: bool, steps: int = 2, warmup: int = 1) -> float:
     """Training steps per second (forward, weighted heatmap MSE, backward, Adam) of a copy of ``model``
     on ``batch`` = ``(x (N, 3, H, W), target (N, J, h, w), weight (N, J, 1))``."""
+    x = batch[0]
+    # As in training: without flush-to-zero the N(0, 0.001) init makes float32 steps crawl through
+    # subnormal numbers, and bf16 would win for the wrong reason.
+    with cpu_training_state() if x.device.type == "cpu" else contextlib.nullcontext():
+        return _steps_per_s(model, batch, amp, channels_last, steps, warmup)
+
+
+def _steps_per_s(model: nn.Module, batch, amp: bool, channels_last: bool, steps: int, warmup: int) -> float:
     net = copy.deepcopy(model).train()
     x, target, weight = batch
-    if x.device.type == "cpu":
-        # As in training: without flush-to-zero the N(0, 0.001) init makes float32 steps crawl through
-        # subnormal numbers, and bf16 would win for the wrong reason.
-        torch.set_flush_denormal(True)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)

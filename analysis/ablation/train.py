@@ -35,7 +35,7 @@ from analysis.ablation.files import atomic_target, read_json, read_jsonl, write_
 from analysis.ablation.precision import Precision, choose_precision
 from analysis.ablation.progress import format_eta
 from analysis.ablation.recipes import Recipe
-from analysis.ablation.step import train_step
+from analysis.ablation.step import cpu_training_state, train_step
 from hrnet_core.checkpoint import CheckpointError, check_checkpoint_file
 from hrnet_core.device import resolve_device
 from hrnet_core.errors import UserInputError
@@ -306,19 +306,19 @@ def train_job(job: Job, data: KeypointData, ctx: DistContext, resume: bool = Tru
     ``last.pth`` every epoch and ``best.pth`` whenever the validation AP is the best so far. Under
     ``torchrun`` each rank trains on its own disjoint shard of every epoch (no padding; DDP's ``join``
     evens out the last step) and rank 0 records the shards in ``shards.json``."""
+    if ctx.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        return _train_job(job, data, ctx, resume, on_epoch_end, log)
+    with cpu_training_state(job.recipe.cpu_threads):
+        return _train_job(job, data, ctx, resume, on_epoch_end, log)
+
+
+def _train_job(job: Job, data: KeypointData, ctx: DistContext, resume: bool,
+               on_epoch_end: Callable[[Job, int], None] | None, log) -> dict:
     recipe, dev = job.recipe, ctx.device
     folder = job.folder
     status = StatusWriter(job, ctx)
     cuda = dev.type == "cuda"
-    if cuda:
-        torch.backends.cudnn.benchmark = True
-    else:
-        # The official N(0, 0.001) init drives gradients into subnormal floats, which run orders of
-        # magnitude slower on CPUs; flushing them to zero changes nothing measurable.
-        torch.set_flush_denormal(True)
-        if recipe.cpu_threads:
-            torch.set_num_threads(recipe.cpu_threads)
-
     seed_everything(job.seed)
     model = init_by_name(hc.build_model(job.cfg, init="default"), job.seed, recipe.init).to(dev)
     input_hw = job.cfg.input_hw
