@@ -27,16 +27,18 @@ import pandas as pd
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from hrnet_core.device import device_label
+import hrnet_core as hc
+from hrnet_core.device import autocast, device_label, prepare, prepare_input, resolve_device
 
 from .complexity import AnalysisError
-from .profiler import Part
+from .profiler import Part, model_parts, profile
 
 ROOFLINE_COLUMNS = (
     "part", "group", "batch", "median_ms", "share", "gflop", "flop_share", "gflop_per_s", "pct_of_peak", "op_calls",
     "read_mib", "weight_mib", "written_mib", "intensity",
 )
 PEAK_SIZES = {"cpu": 2048, "cuda": 8192}
+BANDWIDTH_MIB = 256
 
 
 @dataclass(frozen=True)
@@ -50,10 +52,12 @@ class Peak:
     threads: int
     size: int
     repeats: int
+    gb_per_s: float  # memory bandwidth: best copy of a BANDWIDTH_MIB tensor (read + write), 1e9 bytes/s
 
     def describe(self) -> str:
         return (f"peak {self.gflop_per_s:.1f} GFLOP/s: best of {self.repeats} {self.dtype} {self.size}x{self.size} "
-                f"matmuls on {self.device}, {self.threads} CPU threads")
+                f"matmuls on {self.device}, {self.threads} CPU threads; memory {self.gb_per_s:.1f} GB/s "
+                f"(a {BANDWIDTH_MIB} MiB copy)")
 
 
 def measure_peak(device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32, size: int | None = None,
@@ -67,19 +71,38 @@ def measure_peak(device: str | torch.device = "cpu", dtype: torch.dtype = torch.
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(size, size, generator=gen).to(dev, dtype)
     b = torch.randn(size, size, generator=gen).to(dev, dtype)
-    best = float("inf")
+    src = torch.empty(BANDWIDTH_MIB * 2**18, device=dev).fill_(1.0)
+    dst = torch.empty_like(src)
     with torch.inference_mode():
-        for i in range(repeats + 1):
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            t = time.perf_counter()
-            torch.mm(a, b)
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            if i:
-                best = min(best, time.perf_counter() - t)
+        best = _best(lambda: torch.mm(a, b), dev, repeats)
+        copy = _best(lambda: dst.copy_(src), dev, repeats)
     return Peak(2 * size**3 / best / 1e9, str(dtype).replace("torch.", ""), device_label(dev), torch.get_num_threads(),
-                size, repeats)
+                size, repeats, 2 * src.numel() * src.element_size() / copy / 1e9)
+
+
+def _best(fn, dev: torch.device, repeats: int) -> float:
+    """Fastest of ``repeats`` timed calls of ``fn`` after one warm-up, in seconds."""
+    best = float("inf")
+    for i in range(repeats + 1):
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        t = time.perf_counter()
+        fn()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        if i:
+            best = min(best, time.perf_counter() - t)
+    return best
+
+
+def roof(peak: Peak, intensities: Sequence[float] = (), points: int = 48) -> pd.DataFrame:
+    """The roof of the roofline model: ``intensity`` (FLOP/byte, log-spaced over a range covering
+    ``intensities``) and ``gflop_per_s`` = min(peak, bandwidth x intensity)."""
+    finite = [v for v in intensities if v == v and v > 0]
+    lo = min([0.5] + [v / 2 for v in finite])
+    hi = max([4 * peak.gflop_per_s / peak.gb_per_s] + [2 * v for v in finite])
+    xs = [lo * (hi / lo) ** (i / (points - 1)) for i in range(points)]
+    return pd.DataFrame({"intensity": xs, "gflop_per_s": [min(peak.gflop_per_s, peak.gb_per_s * v) for v in xs]})
 
 
 @dataclass(frozen=True)
@@ -266,18 +289,24 @@ def measured(cfg, device: str = "auto", batch: int = 1, mode: str = "branch", wa
     """Profile ``cfg`` (``analysis.profiler.profile``) at one ``batch`` and build its ``Roofline``: the parts are
     counted with ``part_traffic`` on the same prepared model, the peak measured in the profile's dtype unless
     given. Returns (profile frame, roofline). Raises what ``profile`` raises."""
-    import hrnet_core as hc
-    from hrnet_core.device import autocast, prepare, prepare_input, resolve_device
-
-    from .profiler import model_parts, profile
-
     cfg = hc.load_config(cfg)
     if input_hw is not None:
         cfg = cfg.with_input(tuple(input_hw))
     base = (model if model is not None else hc.build_model(cfg)).eval()
     prof = profile(cfg, device=device, batch_sizes=(batch,), mode=mode, warmup=warmup, iters=iters, model=base,
                    fast=fast)
+    traffic = count_traffic(cfg, base, device, mode, batch, fast)
+    if peak is None:
+        peak = measure_peak(resolve_device(device), peak_dtype(prof))
+    return prof, roofline(prof, traffic, peak)
+
+
+def count_traffic(cfg, model, device: str = "auto", mode: str = "branch", batch: int = 1,
+                  fast: bool = False) -> list[Traffic]:
+    """``part_traffic`` of ``model`` (built for ``cfg``) prepared as ``analysis.profiler.profile`` prepares it
+    (device, channels_last on CUDA or with ``fast``, bf16 autocast on CUDA), on a seeded batch of ``batch``."""
     dev = resolve_device(device)
+    base = model.eval()
     if fast:
         from hrnet_core.fast_path import fast_model
 
@@ -287,12 +316,9 @@ def measured(cfg, device: str = "auto", batch: int = 1, mode: str = "branch", wa
     if fast:
         x = x.contiguous(memory_format=torch.channels_last)
     with autocast(dev):
-        traffic = part_traffic(model_parts(prepared, mode), x, prepared)
-    if peak is None:
-        peak = measure_peak(dev, peak_dtype(prof))
-    return prof, roofline(prof, traffic, peak)
+        return part_traffic(model_parts(prepared, mode), x, prepared)
 
 
-__all__ = ["PEAK_SIZES", "ROOFLINE_COLUMNS", "Peak", "Roofline", "Traffic", "format_roofline", "group_label",
-           "group_parts", "measure_peak", "measured", "part_traffic", "peak_dtype", "reading", "roofline",
-           "roofline_frame"]
+__all__ = ["BANDWIDTH_MIB", "PEAK_SIZES", "ROOFLINE_COLUMNS", "Peak", "Roofline", "Traffic", "count_traffic",
+           "format_roofline", "group_label", "group_parts", "measure_peak", "measured", "part_traffic", "peak_dtype",
+           "reading", "roof", "roofline", "roofline_frame"]
