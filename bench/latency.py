@@ -8,13 +8,13 @@ processes falls on all of them alike:
   (what the official test scripts run);
 - ``fast_fp32``: ``hrnet_core.fast_path.fast_model`` (BatchNorm folded, channels_last) under
   ``torch.inference_mode``;
-- ``fast_bf16``: the same with bf16 autocast, where the CPU (AVX512-BF16 / AMX) or GPU has bf16;
+- ``fast_fp32_frozen``: the same copy as a frozen TorchScript trace (``fast_model(..., freeze=True)``);
+- ``fast_bf16``: the fast copy with bf16 autocast, where the CPU (AVX512-BF16 / AMX) or GPU has bf16;
 - ``compiled``: the fast copy through ``torch.compile`` (inductor, ``freezing``); compile time printed apart;
 - ``onnxruntime``: the official structure exported to ONNX (``analysis.export``), where installed (CPU).
 
 Each row: median and p90 ms over the rounds, and max |y - official_eager_fp32| on the same input.
-``--ablate`` adds one row per ingredient (inference_mode alone, channels_last alone, folding alone,
-``torch.jit.freeze`` of the fast copy). ``--json`` prints one JSON object
+``--ablate`` adds one row per ingredient (inference_mode alone, channels_last alone, folding alone). ``--json`` prints one JSON object
 ``{"device", "threads", "load_average", "rows": [{"path", "batch", "median_ms", "p90_ms", "max_abs_diff"}]}``.
 
 ``--report`` prints what this script printed before the fast path: the profiler part by part, our
@@ -187,7 +187,7 @@ def compare_engines(config: str, batches: tuple[int, ...], warmup: int, iters: i
                   f"{t_ort / t_torch:>11.3f}{diff:>12.2e}", flush=True)
 
 
-PATHS = ("official_eager_fp32", "fast_fp32", "fast_bf16", "compiled", "onnxruntime")
+PATHS = ("official_eager_fp32", "fast_fp32", "fast_fp32_frozen", "fast_bf16", "compiled", "onnxruntime")
 
 
 @dataclass
@@ -226,6 +226,8 @@ def build_paths(cfg, model, device: torch.device, compile_: bool, onnx: bool, ab
         Path_("official_eager_fp32", _in(torch.no_grad, model)),
         Path_("fast_fp32", _in(lambda: fast_inference(device), fast), cl),
     ]
+    paths.append(Path_("fast_fp32_frozen", _in(torch.no_grad, fast_model(model, freeze=True)), cl,
+                       note="torch.jit.freeze of the traced fast copy (whole-model forwards only)"))
     if bf16_supported(device):
         paths.append(Path_("fast_bf16", _in(lambda: fast_inference(device, bf16=True), fast), cl))
     if compile_:
@@ -250,11 +252,6 @@ def build_paths(cfg, model, device: torch.device, compile_: bool, onnx: bool, ab
                   note="official structure, channels_last, inference_mode"),
             Path_("ablate_fold_only", _in(torch.inference_mode, folded), note="BatchNorm folded, NCHW, inference_mode"),
         ]
-        with torch.no_grad():
-            example = cl(torch.randn(1, 3, *cfg.input_hw, device=device))
-            frozen = torch.jit.freeze(torch.jit.trace(fast, example, check_trace=False))
-        paths.append(Path_("ablate_jit_freeze", _in(torch.no_grad, frozen), cl,
-                           note="torch.jit.freeze of the traced fast copy (one traced batch size)"))
     return paths
 
 

@@ -70,6 +70,27 @@ def test_fast_fp32_matches_eager_for_every_preset(name):
     assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())  # the official structure is untouched
 
 
+@pytest.mark.parametrize("name", ["pose_hrnet_w32_256x192.yaml", "seg_hrnetv2_w18_small_v1.yaml",
+                                  "seg_hrnetv2_w48_ocr.yaml", "higherhrnet_w32_512.yaml", "det_hrnetv2p_w32.yaml"])
+def test_frozen_fast_path_matches_at_another_size_and_batch(name):
+    """The frozen trace (traced at 1x64x64) runs other batch sizes and sizes with the same numerics."""
+    cfg = hc.load_config(ROOT / "configs" / name).with_input((96, 64))
+    torch.manual_seed(0)
+    model = _randomize_bn(hc.build_model(cfg, init="default")).eval()
+    frozen = fast_model(model, freeze=True, input_hw=SMALL_HW)
+    assert isinstance(frozen, torch.jit.ScriptModule)
+    x = torch.randn(2, 3, 96, 64, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        assert max_abs_diff(model(x), frozen(fast_inputs(x))) <= 1e-4
+
+
+def test_compile_and_freeze_exclude_each_other():
+    model = hc.build_model(hc.load_config({"family": "pose", "input_size": [64, 64], "width": 4, "modules": [1, 1, 1],
+                                           "blocks": 1}))
+    with pytest.raises(FastPathError, match="compile and freeze"):
+        fast_model(model, compile=True, freeze=True)
+
+
 def test_fold_leaves_the_original_alone_and_counts_pairs():
     cfg = hc.load_config(ROOT / "configs" / "pose_hrnet_w32_256x192.yaml").with_input(SMALL_HW)
     model = _randomize_bn(hc.build_model(cfg, init="default")).train()
