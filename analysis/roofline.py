@@ -38,7 +38,7 @@ ROOFLINE_COLUMNS = (
     "read_mib", "weight_mib", "written_mib", "intensity",
 )
 PEAK_SIZES = {"cpu": 2048, "cuda": 8192}
-BANDWIDTH_MIB = 256
+BANDWIDTH_MIB = 128
 
 
 @dataclass(frozen=True)
