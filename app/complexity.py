@@ -9,6 +9,7 @@ import streamlit as st
 
 from analysis.complexity import CONVENTIONS
 from analysis.complexity.profiler import profile
+from analysis.complexity.roofline import count_traffic, measure_peak, peak_dtype, roof, roofline
 from app import common
 from app.logic.compare import COMPARE_FUSIONS, compare_groups, compare_totals, group_labels, highlight_changes
 from hrnet_core.device import device_label, resolve_device
@@ -93,17 +94,23 @@ def _comparison(cfg, hw) -> None:
 def _profile(cfg, hw) -> None:
     st.subheader("Measured latency and memory")
     devices = common.device_choices()
-    c1, c2, c3 = st.columns(3)
+    c1, c2, c3, c4 = st.columns([3, 3, 3, 2])
     device = c1.selectbox("Device", devices, key="c_prof_device",
                           help=f"auto = {device_label(resolve_device('auto'))}")
     mode = c2.radio("Per", ["stage", "branch"], horizontal=True, key="c_prof_mode")
     batches = c3.multiselect("Batch sizes", [1, 2, 4, 8, 16, 32, 64], default=[1], key="c_prof_batches")
-    key = (common.key_of(cfg), hw, device, mode, tuple(batches))
+    fast = c4.checkbox("Fast path", key="c_prof_fast",
+                       help="BatchNorm folded into the convolutions, channels_last (hrnet_core.fast_path)")
+    key = (common.key_of(cfg), hw, device, mode, tuple(batches), fast)
     if st.button("Measure on " + device_label(resolve_device(device)), key="c_prof_run", disabled=not batches):
         with st.spinner("Timing each part of the model…"):
             model, _ = common.model(cfg, device)
-            ss.c_profile = (key, profile(cfg, device=device, batch_sizes=tuple(sorted(batches)), mode=mode,
-                                         input_hw=hw, model=model))
+            df = profile(cfg, device=device, batch_sizes=tuple(sorted(batches)), mode=mode, input_hw=hw,
+                         model=model, fast=fast)
+            ss.c_profile = (key, df)
+            first = df[df["batch"] == min(batches)]
+            traffic = count_traffic(cfg.with_input(hw), model, device, mode, min(batches), fast)
+            ss.c_roofline = (key, roofline(first, traffic, measure_peak(resolve_device(device), peak_dtype(df))))
     result = ss.get("c_profile")
     if result is None or result[0] != key:
         st.caption("On demand: times the stem, layer1, each transition, stage and the head (or each branch's "
@@ -126,6 +133,30 @@ def _profile(cfg, hw) -> None:
     st.caption("gmacs_per_s shows why HRNet runs slower than its FLOPs suggest: the high-resolution branches and "
                "the fusions move many bytes per multiply-add.")
     st.dataframe(df, hide_index=True, width="stretch")
+    rf = ss.get("c_roofline")
+    if rf is not None and rf[0] == key:
+        _roofline(rf[1])
+
+
+def _roofline(rf) -> None:
+    """Achieved GFLOP/s against arithmetic intensity per part, under the measured roof."""
+    st.subheader("Roofline: why HRNet is slower than its FLOPs")
+    g, peak = rf.grouped, rf.peak
+    line = roof(peak, list(g["intensity"]))
+    fig = px.scatter(g, x="intensity", y="gflop_per_s", text="part", size="gflop", log_x=True, log_y=True,
+                     hover_data=["median_ms", "pct_of_peak", "op_calls", "read_mib", "written_mib"], height=420,
+                     labels={"intensity": "arithmetic intensity (FLOP per byte moved)",
+                             "gflop_per_s": "achieved GFLOP/s"},
+                     title=f"Batch {int(g['batch'].iloc[0])} on {peak.device}: parts against the measured roof")
+    fig.add_scatter(x=line["intensity"], y=line["gflop_per_s"], mode="lines", name="roof: min(peak, bandwidth x FLOP/byte)",
+                    line=dict(dash="dash"))
+    fig.update_traces(textposition="top center", selector=dict(mode="markers+text"))
+    fig.update_layout(margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2))
+    st.plotly_chart(fig, width="stretch", key="c_roofline_chart")
+    st.caption(peak.describe() + ". GFLOP = 2 x the paper's multiply-adds / 1e9; bytes: every operator's inputs "
+               "and outputs (no cache reuse, an upper bound on traffic).")
+    st.markdown(rf.text)
+    st.dataframe(g, hide_index=True, width="stretch")
 
 
 cfg = common.current_config()

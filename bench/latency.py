@@ -1,28 +1,43 @@
-"""Measured latency: the profiler part by part, and the whole model against timm's ``hrnet_w32``.
+"""Measured latency: the inference fast path against the official structure, and the older reports.
 
-1. ``analysis.complexity.profiler.profile`` on the CPU (pose W32 256x192, per stage, batch 1) and, where CUDA is
-   available, on the GPU (per stage and per branch, batch 1 and 64; CUDA events after warm-up, bf16
-   autocast + channels_last as ``hrnet_core.device`` sets them).
-2. The whole classification network: our ``cls_hrnet_w32`` preset against ``timm``'s ``hrnet_w32`` with
-   the same weights loaded (our state_dict mapped to timm's names, loaded strictly, outputs compared),
-   eager float32 first, then channels_last + bf16 autocast, at batch 1 and 64, with the ratio ours / timm.
-   On the CPU the batch of 64 is reduced (``--cpu-batch``, printed) to keep the run short. timm is
-   imported lazily: where it is missing (it needs torchvision, which has no CPU build here) the
-   comparison prints ``timm comparison skipped: <reason>`` and our own figures still come out.
-3. Engines side by side on the CPU: pose W32 256x192 (``--config``), the whole model in PyTorch eager float32
-   and the same weights exported to ONNX (``analysis.export.formats``, dynamic batch) in onnxruntime, batch 1 and 8,
-   with max |torch - onnxruntime| on the timed input.
+Default: **paths side by side** on the CPU (or the GPU where there is one), pose W32 256x192 (``--config``),
+batch 1 and 8, every path timed in turn within each round (interleaved, one process) so load from other
+processes falls on all of them alike:
 
-    python bench/latency.py [--cpu-iters 3] [--gpu-iters 50] [--cpu-batch 4] [--skip-cpu-profile] [--engines-only]
+- ``official_eager_fp32``: the official structure (``hrnet_core.build_model``), eager, float32, ``no_grad``
+  (what the official test scripts run);
+- ``fast_fp32``: ``hrnet_core.fast_path.fast_model`` (BatchNorm folded, channels_last) under
+  ``torch.inference_mode``;
+- ``fast_fp32_frozen``: the same copy as a frozen TorchScript trace (``fast_model(..., freeze=True)``);
+- ``fast_bf16``: the fast copy with bf16 autocast, where the CPU (AVX512-BF16 / AMX) or GPU has bf16;
+- ``compiled``: the fast copy through ``torch.compile`` (inductor, ``freezing``); compile time printed apart;
+- ``onnxruntime``: the official structure exported to ONNX (``analysis.export.formats``), where installed (CPU).
+
+Each row: median and p90 ms over the rounds, and max |y - official_eager_fp32| on the same input.
+``--ablate`` adds one row per ingredient (inference_mode alone, channels_last alone, folding alone). ``--json`` prints one JSON object
+``{"device", "threads", "load_average", "rows": [{"path", "batch", "median_ms", "p90_ms", "max_abs_diff"}]}``.
+
+``--report`` prints what this script printed before the fast path: the profiler part by part, our
+``cls_hrnet_w32`` against timm's ``hrnet_w32`` with the same weights (eager fp32, then channels_last + bf16;
+batch 64 reduced to ``--cpu-batch`` on the CPU; timm imported lazily, skipped with the reason where it is
+missing), and torch against onnxruntime (``--engines-only`` for that alone).
+
+    python bench/latency.py [--config C] [--rounds 10] [--json] [--ablate] [--no-compile] [--no-onnx]
+    python bench/latency.py --report [--cpu-iters 3] [--gpu-iters 50] [--cpu-batch 4] [--skip-cpu-profile]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
+import json
+import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -32,6 +47,7 @@ import torch  # noqa: E402
 import hrnet_core as hc  # noqa: E402
 from analysis.complexity.profiler import format_profile, profile  # noqa: E402
 from hrnet_core.device import device_label  # noqa: E402
+from hrnet_core.fast_path import bf16_supported, fast_inference, fast_inputs, fast_model, max_abs_diff  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SETTINGS = ("eager fp32", "channels_last + bf16 autocast")
@@ -171,18 +187,165 @@ def compare_engines(config: str, batches: tuple[int, ...], warmup: int, iters: i
                   f"{t_ort / t_torch:>11.3f}{diff:>12.2e}", flush=True)
 
 
+PATHS = ("official_eager_fp32", "fast_fp32", "fast_fp32_frozen", "fast_bf16", "compiled", "onnxruntime")
+
+
+@dataclass
+class Path_:
+    """One way of running the model: ``run(x)`` on an input already in ``layout(x)``."""
+
+    name: str
+    run: Callable
+    layout: Callable = lambda x: x
+    note: str = ""
+    times: dict = field(default_factory=dict)
+
+
+def _timed(fn, x, device: torch.device) -> tuple[float, object]:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    t = time.perf_counter()
+    y = fn(x)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return (time.perf_counter() - t) * 1e3, y
+
+
+def _in(ctx_factory, fn):
+    def run(x):
+        with ctx_factory():
+            return fn(x)
+    return run
+
+
+def build_paths(cfg, model, device: torch.device, compile_: bool, onnx: bool, ablate: bool, tmp: str) -> list[Path_]:
+    """The paths of the module docstring for ``model`` (built from ``cfg``, eval, on ``device``)."""
+    cl = fast_inputs
+    fast = fast_model(model)
+    paths = [
+        Path_("official_eager_fp32", _in(torch.no_grad, model)),
+        Path_("fast_fp32", _in(lambda: fast_inference(device), fast), cl),
+    ]
+    paths.append(Path_("fast_fp32_frozen", _in(torch.no_grad, fast_model(model, freeze=True)), cl,
+                       note="torch.jit.freeze of the traced fast copy (whole-model forwards only)"))
+    if bf16_supported(device):
+        paths.append(Path_("fast_bf16", _in(lambda: fast_inference(device, bf16=True), fast), cl))
+    if compile_:
+        compiled = fast_model(model, compile=True)
+        paths.append(Path_("compiled", _in(lambda: fast_inference(device), compiled), cl,
+                           note="torch.compile(inductor, freezing) of the fast copy"))
+    if onnx and device.type == "cpu":
+        try:
+            from analysis.export.formats import export, onnxruntime_session
+        except ImportError as err:
+            print(f"onnxruntime path skipped: {err}", file=sys.stderr)
+        else:
+            report = export(cfg, "onnx", Path(tmp) / "model.onnx", dynamic_batch=True, model=model)
+            session = onnxruntime_session(report.path, torch.get_num_threads())
+            paths.append(Path_("onnxruntime", lambda x: torch.from_numpy(session.run(None, {"input": x.numpy()})[0])))
+    if ablate:
+        official_cl = copy.deepcopy(model).to(memory_format=torch.channels_last)
+        folded = fast_model(model, channels_last=False)
+        paths += [
+            Path_("ablate_inference_mode", _in(torch.inference_mode, model), note="official structure, inference_mode"),
+            Path_("ablate_channels_last", _in(torch.inference_mode, official_cl), cl,
+                  note="official structure, channels_last, inference_mode"),
+            Path_("ablate_fold_only", _in(torch.inference_mode, folded), note="BatchNorm folded, NCHW, inference_mode"),
+        ]
+    return paths
+
+
+def compare_paths(config: str, batches: tuple[int, ...], rounds: int, warmup: int, compile_: bool, onnx: bool,
+                  ablate: bool, device: torch.device) -> dict:
+    """Interleaved timing of every path at every batch size; the JSON object of the module docstring."""
+    import tempfile
+
+    cfg = hc.load_config(config)
+    torch.manual_seed(0)
+    model = hc.build_model(cfg, init="default").eval().to(device)
+    h, w = cfg.input_hw
+    gen = torch.Generator().manual_seed(0)
+    inputs = {b: torch.randn(b, 3, h, w, generator=gen).to(device) for b in batches}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = build_paths(cfg, model, device, compile_, onnx, ablate, tmp)
+        refs, diffs, compile_s = {}, {}, {}
+        for b in batches:
+            for p in paths:
+                x = p.layout(inputs[b])
+                for i in range(warmup):
+                    ms, y = _timed(p.run, x, device)
+                    if i == 0 and p.name == "compiled":
+                        compile_s[b] = ms / 1e3
+                if p.name == "official_eager_fp32":
+                    refs[b] = y
+                diffs[(p.name, b)] = max_abs_diff(refs[b], y)
+        for _ in range(rounds):
+            for b in batches:
+                for p in paths:
+                    x = p.layout(inputs[b])
+                    p.times.setdefault(b, []).append(_timed(p.run, x, device)[0])
+        for b in batches:
+            for p in paths:
+                t = sorted(p.times[b])
+                row = {"path": p.name, "batch": b, "median_ms": round(statistics.median(t), 3),
+                       "p90_ms": round(t[min(len(t) - 1, int(round(0.9 * (len(t) - 1))))], 3),
+                       "max_abs_diff": float(f"{diffs[(p.name, b)]:.3e}")}
+                if p.name == "compiled":
+                    row["compile_s"] = round(compile_s[b], 1)
+                if p.note:
+                    row["note"] = p.note
+                rows.append(row)
+    return {"device": device_label(device), "threads": torch.get_num_threads(), "config": cfg.name,
+            "input_hw": [h, w], "rounds": rounds, "load_average": [round(v, 2) for v in os.getloadavg()],
+            "torch": torch.__version__, "cpu_bf16": bf16_supported(torch.device("cpu")), "rows": rows}
+
+
+def format_paths(result: dict) -> str:
+    """The text table of ``compare_paths``: speed-up against official_eager_fp32 at the same batch."""
+    base = {r["batch"]: r["median_ms"] for r in result["rows"] if r["path"] == "official_eager_fp32"}
+    h, w = result["input_hw"]
+    lines = [f"{result['config']} {h}x{w} on {result['device']}, {result['threads']} threads, torch {result['torch']}, "
+             f"median / p90 of {result['rounds']} interleaved rounds; load average {result['load_average']}",
+             f"{'path':<24}{'batch':>6}{'median ms':>11}{'p90 ms':>9}{'img/s':>8}{'speed-up':>10}{'max |diff|':>12}"]
+    for r in result["rows"]:
+        lines.append(f"{r['path']:<24}{r['batch']:>6}{r['median_ms']:>11.1f}{r['p90_ms']:>9.1f}"
+                     f"{1e3 * r['batch'] / r['median_ms']:>8.1f}{base[r['batch']] / r['median_ms']:>9.2f}x"
+                     f"{r['max_abs_diff']:>12.2e}" + (f"   compile {r['compile_s']} s" if "compile_s" in r else ""))
+    notes = {r["path"]: r["note"] for r in result["rows"] if "note" in r}
+    lines += [f"  {k}: {v}" for k, v in notes.items()]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "pose_hrnet_w32_256x192.yaml"),
-                    help="config for the part-by-part profile")
+                    help="the model to time (default pose W32 256x192)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object (paths mode)")
+    ap.add_argument("--rounds", type=int, default=10, help="timed rounds per path and batch (paths mode)")
+    ap.add_argument("--warmup", type=int, default=2, help="untimed calls per path and batch (paths mode)")
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--no-compile", action="store_true", help="leave out the compiled path (a minute per batch size)")
+    ap.add_argument("--no-onnx", action="store_true", help="leave out the onnxruntime path")
+    ap.add_argument("--ablate", action="store_true", help="add one row per fast-path ingredient")
+    ap.add_argument("--report", action="store_true", help="the older report: profile, timm, engines")
     ap.add_argument("--cpu-iters", type=int, default=3)
     ap.add_argument("--gpu-iters", type=int, default=50)
     ap.add_argument("--cpu-batch", type=int, default=4, help="stands in for batch 64 on the CPU")
     ap.add_argument("--skip-cpu-profile", action="store_true")
     ap.add_argument("--engines-only", action="store_true", help="only the torch vs onnxruntime comparison")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.engines_only:
         compare_engines(args.config, (1, 8), warmup=1, iters=args.cpu_iters)
+        return 0
+    if not args.report:
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        result = compare_paths(args.config, tuple(args.batches), args.rounds, args.warmup, not args.no_compile,
+                               not args.no_onnx, args.ablate, device)
+        print(json.dumps(result) if args.json else format_paths(result))
         return 0
     cuda = torch.cuda.is_available()
     print(f"torch {torch.__version__}; CUDA: {device_label(torch.device('cuda')) if cuda else 'not available'}; "

@@ -38,7 +38,8 @@ class BasicBlock(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return self.relu(out + self.downsample(x))
+        out += self.downsample(x)  # in place, as the official code and timm: bitwise equal, one tensor fewer
+        return self.relu(out)
 
 
 class Bottleneck(nn.Module):
@@ -61,7 +62,8 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + self.downsample(x))
+        out += self.downsample(x)  # in place (BatchNorm's backward does not read its output)
+        return self.relu(out)
 
 
 BLOCKS: dict[str, type[BasicBlock] | type[Bottleneck]] = {"BASIC": BasicBlock, "BOTTLENECK": Bottleneck}

@@ -215,6 +215,20 @@ def test_complexity_page(server, page):
     _shot(page, "3_complexity")
 
 
+def test_complexity_roofline(server, page):
+    """Measuring on the Complexity page draws the roofline: one marker per group of parts and the roof."""
+    _open(page, f"{server}/complexity")
+    page.get_by_role("button", name=re.compile(r"^Measure on ")).click()
+    page.get_by_text("Roofline: why HRNet is slower than its FLOPs").wait_for(timeout=TIMEOUT_MS)
+    chart = page.locator(".js-plotly-plot").filter(has_text="against the measured roof")
+    chart.locator("g.trace.scatter path.point").first.wait_for(state="visible", timeout=TIMEOUT_MS)
+    assert chart.locator("g.trace.scatter path.point").count() >= 6  # stem, layer1, transitions, stages, head
+    assert chart.locator("g.trace.scatter path.js-line").count() >= 1  # the roof
+    assert "% of the measured peak" in page.inner_text("body")
+    _no_error(page)
+    _shot(page, "3b_complexity_roofline")
+
+
 def test_feature_maps_page(server, page):
     _open(page, f"{server}/feature-maps")
     page.locator('[data-testid="stImage"] img').first.wait_for(state="visible", timeout=TIMEOUT_MS)

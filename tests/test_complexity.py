@@ -236,8 +236,10 @@ def test_conventions():
     assert CONVENTIONS["torch"].value(rep) == rep.torch_flops / 1e9
     for d, _ in CONVENTIONS.values():
         assert d.count(". ") == 0 and d.endswith(".")  # one sentence each
-    assert rep.unsupported_ops == {"aten::add": 161}
-    assert rep.uncounted_elements["aten::add"] > 0
+    # 161 additions: the fusion sums (aten::add) and the residual units' in-place ``out += residual`` (aten::add_)
+    assert rep.unsupported_ops == {"aten::add": 53, "aten::add_": 108}
+    assert sum(rep.unsupported_ops.values()) == 161
+    assert rep.uncounted_elements["aten::add"] > 0 and rep.uncounted_elements["aten::add_"] > 0
 
 
 def test_batch_and_activation_memory():

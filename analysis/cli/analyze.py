@@ -4,6 +4,7 @@ they go (by stage, branch/resolution, component or module); ``--profile`` adds m
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 
 import pandas as pd
 
@@ -39,8 +40,11 @@ def register(sub) -> None:
     p.add_argument("--fusion", choices=hc.FUSION_PRESETS, help="override the fusion schedule")
     p.add_argument("--batch", type=bounded_int(1, MAX_BATCH), default=1, help="batch size for the counts and the profile (default 1)")
     p.add_argument("--profile", action="store_true", help="also measure latency and memory part by part")
-    p.add_argument("--profile-mode", choices=("stage", "branch"), default="stage",
-                   help="profile per stem/stage/transition/head, or per branch and fusion of each module")
+    p.add_argument("--profile-mode", choices=("stage", "branch"),
+                   help="profile per stem/stage/transition/head, or per branch and fusion of each module "
+                        "(default: branch with --by branch, else stage)")
+    p.add_argument("--fast", action="store_true",
+                   help="profile the inference fast path (BatchNorm folded, channels_last) instead of the official structure")
     p.add_argument("--device", default="auto", help="profile device: auto, cpu or cuda (default auto)")
     p.add_argument("--engine", choices=("torch", "onnxruntime"), default="torch",
                    help="profile in PyTorch (default) or each part as ONNX in onnxruntime (CPU)")
@@ -122,17 +126,26 @@ def run(args) -> int:
     if args.batch <= 0:
         raise AnalysisError(f"--batch: must be a positive integer, got {args.batch}")
     report = analyze(cfg, tuple(args.input_size) if args.input_size else None, backend=args.backend, batch=args.batch)
-    prof = None
+    prof = roof = None
     if args.profile:
         from analysis.complexity.profiler import format_profile, profile
+        from analysis.complexity.roofline import format_roofline, measured
 
-        prof = profile(cfg, device=args.device, batch_sizes=(args.batch,), mode=args.profile_mode,
-                       warmup=args.warmup, iters=args.iters, input_hw=report.input_hw, engine=args.engine)
+        mode = args.profile_mode or ("branch" if args.by == "branch" else "stage")
+        if args.engine == "torch":  # the roofline counts PyTorch's operators: not onnxruntime's
+            prof, roof = measured(cfg, device=args.device, batch=args.batch, mode=mode, warmup=args.warmup,
+                                  iters=args.iters, input_hw=report.input_hw, fast=args.fast)
+        else:
+            prof = profile(cfg, device=args.device, batch_sizes=(args.batch,), mode=mode, warmup=args.warmup,
+                           iters=args.iters, input_hw=report.input_hw, engine=args.engine, fast=args.fast)
     if args.json:
         out = report.to_json_dict()
         out["view"] = args.by
         if prof is not None:
             out["profile"] = frame_records(prof)
+        if roof is not None:
+            out["roofline"] = {"peak": asdict(roof.peak), "parts": frame_records(roof.parts),
+                               "groups": frame_records(roof.grouped), "reading": roof.text}
         print(json.dumps(out))
         return 0
     print(format_report(report, args.by))
@@ -141,4 +154,12 @@ def run(args) -> int:
         print(f"measured on {prof['device'].iloc[0]} ({prof['dtype'].iloc[0]}), median of {prof['iters'].iloc[0]} "
               f"iterations; peak memory needs CUDA:")
         print(format_profile(prof))
+    if roof is not None:
+        print()
+        print(f"achieved GFLOP/s (2 x paper multiply-adds / 1e9) and % of peak per "
+              f"{'branch' if mode == 'branch' else 'stage'}; {roof.peak.describe()}; op calls, MiB read / written "
+              "(every operator's inputs and outputs, no cache reuse) and FLOP per byte from one counted pass:")
+        print(format_roofline(roof.grouped))
+        print()
+        print(roof.text)
     return 0

@@ -9,7 +9,7 @@ forward pass once and reporting the totals in three conventions side by side (``
   ``get_model_summary``, behind every published GFLOPs figure);
 - ``fvcore``: ``fvcore.nn.FlopCountAnalysis`` in eval mode (one multiply-add = one flop, BatchNorm,
   upsampling, adaptive pooling and matrix products included). fvcore has no handle for ``aten::add`` (the
-  fusion sums and residual additions), ``aten::avg_pool2d`` (the V2p pyramid) nor the OCR head's
+  fusion sums) nor ``aten::add_`` (the residual units' in-place additions, as in the official code), ``aten::avg_pool2d`` (the V2p pyramid) nor the OCR head's
   ``softmax`` / ``mul`` / ``feature_dropout``: its total leaves them out and lists them as unsupported
   operators. We keep fvcore's total exactly as fvcore computes it and report those operators (calls and
   output elements) in ``unsupported_ops`` / ``uncounted_elements`` instead of silently adding or hiding
@@ -149,16 +149,17 @@ class _Counter:
     def relu(self, name, meta, c, h, w, inplace):
         self._row(name, meta, "relu", 0, 0, 0, 0 if inplace else self.n * c * h * w, (self.n, c, h, w))
 
-    def _uncounted(self, name, meta, op, shape, writes=True):
+    def _uncounted(self, name, meta, op, shape, writes=True, kind=None):
         out = math.prod(shape)
         self._row(name, meta, op, 0, 0, 0, out if writes else 0, shape)
         if meta[-1]:
-            key = FVCORE_UNSUPPORTED[op]
+            key = kind or FVCORE_UNSUPPORTED[op]
             self.unsupported[key] = self.unsupported.get(key, 0) + 1
             self.uncounted[key] = self.uncounted.get(key, 0) + out
 
-    def add(self, name, meta, c, h, w):
-        self._uncounted(name, meta, "add", (self.n, c, h, w))
+    def add(self, name, meta, c, h, w, inplace=False):
+        self._uncounted(name, meta, "add", (self.n, c, h, w), writes=not inplace,
+                        kind="aten::add_" if inplace else None)
 
     def avg_pool(self, name, meta, c, h, w):
         self._uncounted(name, meta, "avg_pool2d", (self.n, c, h, w))
@@ -247,7 +248,7 @@ def _block(em: _Counter, prefix: str, meta, kind: str, cin: int, planes: int, st
     if stride != 1 or cin != out_ch:
         em.conv(f"{prefix}.downsample.0", meta, cin, out_ch, 1, stride, False, h, w)
         em.bn(f"{prefix}.downsample.1", meta, out_ch, h2, w2)
-    em.add(prefix, meta, out_ch, h2, w2)
+    em.add(prefix, meta, out_ch, h2, w2, inplace=True)  # ``out += residual``: writes nothing new
     em.relu(f"{prefix}.relu", meta, out_ch, h2, w2, True)
     return out_ch, h2, w2
 

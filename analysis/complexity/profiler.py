@@ -189,6 +189,7 @@ def profile(
     model: torch.nn.Module | None = None,
     seed: int = 0,
     engine: str = "torch",
+    fast: bool = False,
 ) -> pd.DataFrame:
     """Median latency (ms) and memory of each piece of ``cfg``'s model for each batch size.
 
@@ -196,7 +197,8 @@ def profile(
     iterations on CUDA, 2 and 5 on the CPU. ``model`` (optional) is a built model with the weights to use.
     One row per piece and batch size, plus a ``total`` row per batch size (median of the per-iteration
     sums). Columns: ``PROFILE_COLUMNS`` (times in ms, memory in MiB, ``gmacs`` in 1e9 multiply-adds).
-    ``engine``: ``torch`` or ``onnxruntime`` (CPU; module docstring).
+    ``engine``: ``torch`` or ``onnxruntime`` (CPU; module docstring). ``fast``: time the inference fast path
+    (``hrnet_core.fast_path.fast_model``: BatchNorm folded, channels_last) instead of the official structure.
     Raises ``AnalysisError`` for a bad device, batch size, mode, ``warmup`` or ``iters``, ``EngineError``
     for onnxruntime off the CPU.
     """
@@ -218,19 +220,28 @@ def profile(
     iters = (50 if cuda else 5) if iters is None else iters
     if warmup < 0 or iters <= 0:
         raise AnalysisError("profile: warmup must be >= 0 and iters > 0")
-    model = prepare((model if model is not None else hc.build_model(cfg)).eval(), dev)
+    model = (model if model is not None else hc.build_model(cfg)).eval()
+    if fast:
+        from hrnet_core.fast_path import fast_model
+
+        model = fast_model(model)
+    model = prepare(model, dev)
     parts = model_parts(model, mode)
     per_sample = _analytic_by_part(cfg, None, mode)
     itemsize = 2 if cuda else 4
     dtype = "bfloat16 autocast, channels_last" if cuda else "float32"
     if engine == "onnxruntime":
         dtype = f"float32, onnxruntime {onnxruntime_version()}"
+    if fast:
+        dtype += ", fast path (BatchNorm folded, channels_last)"
     label = device_label(dev)
     gen = torch.Generator().manual_seed(seed)
     rows = []
     h, w = cfg.input_hw
     for b in batch_sizes:
         x = prepare_input(torch.randn(b, 3, h, w, generator=gen), dev)
+        if fast:
+            x = x.contiguous(memory_format=torch.channels_last)
         timed = onnxruntime_parts(parts, x, model) if engine == "onnxruntime" else parts
         with torch.inference_mode(), autocast(dev):
             per_part, totals = _time(timed, x, dev, warmup, iters)
