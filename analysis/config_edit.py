@@ -39,7 +39,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PRESET_DIR = PROJECT_ROOT / "configs"
 DEFAULT_PRESET = "pose_hrnet_w32_256x192"
 USER_CONFIGS_ENV = "HRNET_EXPLORER_USER_CONFIGS"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$")  # "+": derived names (app.logic.identity)
 
 
 def user_config_dir() -> Path:
@@ -249,7 +249,7 @@ def _check_name(name: str) -> str:
     if name.endswith(".yaml"):
         name = name[: -len(".yaml")]
     if not _NAME_RE.match(name):
-        raise SaveError(f"name: {name!r} is not a valid file name (letters, digits, '_', '-', '.'; up to 100)")
+        raise SaveError(f"name: {name!r} is not a valid file name (letters, digits, '_', '-', '.', '+'; up to 100)")
     return name
 
 

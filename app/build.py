@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import functools
 import operator
+from dataclasses import replace
 
 import streamlit as st
 
 from analysis import config_edit as ce
 from app import common
+from app.logic import identity
 from hrnet_core import ConfigError, dump_config
 from hrnet_core.config import FUSION_PRESETS, HEAD_KINDS
 
@@ -59,6 +61,7 @@ def _push(cfg, yaml_text: str | None = None) -> None:
     for key, value in _widget_values(cfg).items():
         ss[key] = value
     ss.yaml_text = dump_config(cfg) if yaml_text is None else yaml_text
+    ss.b_save_name = cfg.name
 
 
 def _seed_widgets(cfg) -> None:
@@ -68,6 +71,7 @@ def _seed_widgets(cfg) -> None:
         for key, value in values.items():
             ss.setdefault(key, value)
         ss.setdefault("yaml_text", dump_config(cfg) if ss.get("base_cfg") != cfg else ss.get("base_text", ""))
+        ss.setdefault("b_save_name", cfg.name)
         if ss.get("build_error", {}).get("where") in ("form", "yaml"):
             ss.build_error = {}  # the invalid input it was about is gone
 
@@ -91,14 +95,21 @@ def _on_preset() -> None:
     except Exception as err:  # noqa: BLE001 - shown inline
         _fail("preset", err)
         return
-    ss.cfg, ss.base_name, ss.base_cfg, ss.base_text = cfg, label, cfg, text
+    ss.cfg = cfg
+    common.set_origin(cfg, label, text, f"preset {label}")
     _push(cfg, yaml_text=text)
     _ok()
 
 
+def _named(cfg):
+    """``cfg`` named after the origin it was edited from (``identity.derived_name``)."""
+    base = ss.get("base_cfg")
+    return replace(cfg, name=identity.derived_name(base, cfg)) if base is not None else cfg
+
+
 def _on_form() -> None:
     try:
-        cfg = ce.config_from_form(ss.cfg, _read_form(ss.cfg))
+        cfg = _named(ce.config_from_form(ss.cfg, _read_form(ss.cfg)))
         common.view(cfg)  # refuses e.g. a model above the builder's size bound
     except Exception as err:  # noqa: BLE001
         _fail("form", err)
@@ -109,50 +120,64 @@ def _on_form() -> None:
 
 
 def _on_fusion_preset(name: str) -> None:
-    ss.cfg = ss.cfg.with_fusion(name)
+    ss.cfg = _named(ss.cfg.with_fusion(name))
     _push(ss.cfg)
     _ok()
 
 
-def _apply_text(text: str, source: str, name: str) -> None:
+def _apply_text(text: str, source: str, file_name: str | None = None) -> None:
+    """An uploaded file or an official YAML is a new origin named after itself (the diff compares against
+    it); a project-schema text keeps the name it spells, else is named after the origin it edits."""
     try:
-        cfg = ce.parse_yaml(text, source=source, name=name)
+        cfg = ce.parse_yaml(text, source=source, name=ss.cfg.name)
+        who = identity.text_identity(text, source, cfg, file_name)
+        if who.name is not None:
+            cfg = replace(cfg, name=who.name)
+        elif cfg.name == ss.cfg.name:
+            cfg = _named(cfg)
         common.view(cfg)
     except Exception as err:  # noqa: BLE001
         _fail("yaml", err)
         return
+    if file_name or who.official:
+        common.set_origin(cfg, cfg.name, text, who.origin)
     ss.cfg = cfg
     _push(cfg, yaml_text=text)
     _ok()
 
 
 def _on_yaml() -> None:
-    _apply_text(ss.yaml_text, "YAML", ss.cfg.name)
+    _apply_text(ss.yaml_text, "YAML")
 
 
 def _on_upload() -> None:
     upload = ss.get("b_upload")
     if upload is None:
         return
-    name = upload.name.rsplit(".", 1)[0] or "uploaded"
     try:
         text = upload.getvalue().decode("utf-8")
     except UnicodeDecodeError:
         _fail("yaml", ConfigError(upload.name, "is not UTF-8 text (a YAML file is expected)"))
         return
     ss.yaml_text = text
-    _apply_text(text, upload.name, name)
+    _apply_text(text, upload.name, file_name=upload.name)
 
 
 def _on_save() -> None:
-    error = ss.get("build_error", {}).get("where") == "yaml"
-    text = dump_config(ss.cfg) if error else ss.yaml_text
+    # The current valid model under the name asked for (a pasted text may spell another name, or none).
+    name = (ss.get("b_save_name") or ss.cfg.name).strip().removesuffix(".yaml")
     try:
-        path = ce.save_config(text, ss.get("b_save_name") or ss.cfg.name, overwrite=ss.get("b_overwrite", False))
+        text = dump_config(replace(ss.cfg, name=name))
+        path = ce.save_config(text, name, overwrite=ss.get("b_overwrite", False))
     except Exception as err:  # noqa: BLE001
         _fail("save", err)
         return
-    _ok(f"Saved to {path}; it is listed in the preset picker as 'saved: {path.stem}'.")
+    label = f"saved: {path.stem}"
+    cfg = replace(ss.cfg, name=path.stem)
+    common.set_origin(cfg, label, path.read_text(encoding="utf-8"), f"saved config {path}")
+    ss.cfg, ss.b_preset = cfg, label
+    _push(cfg, yaml_text=ss.base_text)
+    _ok(f"Saved to {path}; it is listed in the preset picker as '{label}'.")
 
 
 # ---- page -----------------------------------------------------------------------------------------
@@ -212,7 +237,7 @@ def _yaml_editor(cfg) -> None:
     c1.download_button("Download YAML", data=dump_config(cfg), file_name=f"{cfg.name}.yaml", mime="text/yaml",
                        help="The current valid config in the project's explicit schema.")
     with c2.popover("Save YAML"):
-        st.text_input("Name", value=cfg.name, key="b_save_name")
+        st.text_input("Name", key="b_save_name")
         st.checkbox("Overwrite a saved config of that name (the old one is kept in .history/)", key="b_overwrite")
         st.caption(f"Folder: {ce.user_config_dir()}")
         st.button("Save", on_click=_on_save, key="b_save")
@@ -239,7 +264,7 @@ def _model_view(cfg) -> None:
     left, right = st.columns([1, 1])
     left.dataframe(v.table, hide_index=True, width="stretch")
     base = ss.get("base_cfg")
-    with right.expander(f"Diff against the preset ({ss.get('base_name')})", expanded=True):
+    with right.expander(f"Diff against the origin ({ss.get('base_origin', ss.get('base_name'))})", expanded=True):
         diff = ce.yaml_diff(base, cfg, ss.get("base_name", "preset"), cfg.name) if base is not None else ""
         st.code(diff or "(no difference)", language="diff")
 

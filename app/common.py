@@ -1,7 +1,7 @@
 """State, caching and error display shared by the app's pages.
 
-Session state holds the current valid config (``cfg``), the preset it started from (``base_name``,
-``base_cfg``) and the image chosen for feature maps. Everything heavy is cached by config hash:
+Session state holds the current valid config (``cfg``), the origin it was edited from (``base_name``,
+``base_cfg``, ``base_text``, ``base_origin``: a preset, a saved config, an uploaded or pasted official YAML) and the image chosen for feature maps. Everything heavy is cached by config hash:
 models with ``st.cache_resource``, tables, reports and diagrams with ``st.cache_data``.
 """
 
@@ -63,10 +63,16 @@ def init_state() -> None:
     if "cfg" not in ss:
         cfg = load_preset(DEFAULT_PRESET)
         ss.cfg = cfg
-        ss.base_name = DEFAULT_PRESET
-        ss.base_cfg = cfg
-        ss.base_text = list_presets()[DEFAULT_PRESET].read_text(encoding="utf-8")
+        set_origin(cfg, DEFAULT_PRESET, list_presets()[DEFAULT_PRESET].read_text(encoding="utf-8"),
+                   f"preset {DEFAULT_PRESET}")
     ss.setdefault("image_name", DEFAULT_IMAGE)
+
+
+def set_origin(cfg: HRNetConfig, label: str, text: str, origin: str) -> None:
+    """Make ``cfg`` the origin edits are named after and diffed against: ``label`` (a preset picker label or
+    the model's own name), its YAML ``text`` and where it came from (``origin``, shown on the page)."""
+    ss = st.session_state
+    ss.base_cfg, ss.base_name, ss.base_text, ss.base_origin = cfg, label, text, origin
 
 
 def current_config() -> HRNetConfig:
