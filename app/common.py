@@ -22,10 +22,12 @@ from analysis.config_edit import (
     list_saved,
     load_preset,
     model_view,
+    parse_yaml,
 )
 from analysis.diagram import build_diagram, render_bytes
 from analysis.images import DEFAULT_IMAGE
 from analysis.weights import build_weights
+from app.logic.url_state import UrlStateError, decode_state, encode_state
 from hrnet_core import HRNetConfig, UserInputError, load_config
 from hrnet_core.device import prepare, resolve_device
 from hrnet_core.errors import quote
@@ -58,14 +60,51 @@ def guard(context: str = ""):
 
 
 def init_state() -> None:
-    """The app's defaults on first run: pose W32 256x192 and the bundled astronaut photo."""
+    """The app's state on a session's first run: the model the page's URL holds (``app.logic.url_state``),
+    else pose W32 256x192; and the bundled astronaut photo. A link that cannot be read shows one error line
+    and leaves the defaults."""
     ss = st.session_state
     if "cfg" not in ss:
         cfg = load_preset(DEFAULT_PRESET)
         ss.cfg = cfg
         set_origin(cfg, DEFAULT_PRESET, list_presets()[DEFAULT_PRESET].read_text(encoding="utf-8"),
                    f"preset {DEFAULT_PRESET}")
+        with guard("link"):
+            _restore_from_url()
     ss.setdefault("image_name", DEFAULT_IMAGE)
+
+
+def _restore_from_url() -> None:
+    state = decode_state(st.query_params.to_dict())
+    if state.empty:
+        return
+    ss = st.session_state
+    origin, label, text, where = ss.base_cfg, ss.base_name, ss.base_text, ss.base_origin
+    if state.preset is not None:
+        sources = config_sources()
+        if state.preset not in sources:
+            raise UrlStateError(f"URL parameter preset: no preset or saved config {quote(state.preset)} here")
+        origin, label = config_from_source(state.preset), state.preset
+        text = open(sources[label], encoding="utf-8").read()
+        where = f"preset {label}" if label in list_presets() else f"saved config {sources[label]}"
+    elif state.origin_text is not None:
+        origin = parse_yaml(state.origin_text, source="URL parameter origin")
+        label, text, where = origin.name, state.origin_text, state.origin_label or "link"
+    cfg = parse_yaml(state.cfg_text, source="URL parameter cfg") if state.cfg_text is not None else origin
+    view(cfg)  # refuses a model the builder would refuse, as an edit would
+    ss.cfg = cfg
+    set_origin(origin, label, text, where)
+
+
+def sync_url() -> None:
+    """Write the current model into the page's query parameters (only when they change)."""
+    ss = st.session_state
+    if "cfg" not in ss:
+        return
+    preset = ss.base_name if ss.base_name in config_sources() else None
+    params = encode_state(preset, ss.base_cfg, ss.cfg, ss.get("base_origin", ""))
+    if st.query_params.to_dict() != params:
+        st.query_params.from_dict(params)
 
 
 def set_origin(cfg: HRNetConfig, label: str, text: str, origin: str) -> None:
