@@ -15,6 +15,7 @@ import streamlit as st
 
 from analysis import config_edit as ce
 from app import common
+from app.arch_interactive import interactive
 from app.logic import identity
 from hrnet_core import ConfigError, dump_config
 from hrnet_core.config import FUSION_PRESETS, HEAD_KINDS
@@ -261,6 +262,9 @@ def _model_view(cfg) -> None:
     cols[3].metric("Output", ", ".join("x".join(map(str, s)) for s in v.output_shapes))
     with common.guard("diagram"):
         st.graphviz_chart(common.diagram_dot(cfg, "stage"), width="stretch")
+    if st.toggle("Interactive preview (zoom, pan, hover a node for its numbers)", key="b_interactive"):
+        with common.guard("interactive view"):
+            interactive(cfg, "stage", None, key="b_view")
     left, right = st.columns([1, 1])
     left.dataframe(v.table, hide_index=True, width="stretch")
     base = ss.get("base_cfg")

@@ -27,6 +27,7 @@ from analysis.config_edit import (
 from analysis.diagram import build_diagram, render_bytes
 from analysis.images import DEFAULT_IMAGE
 from analysis.weights import build_weights
+from app.logic.arch_view import ArchLayout, build_layout, dot_json
 from app.logic.url_state import UrlStateError, decode_state, encode_state
 from hrnet_core import HRNetConfig, UserInputError, load_config
 from hrnet_core.device import prepare, resolve_device
@@ -185,6 +186,17 @@ def _diagram_bytes(key: str, _cfg: HRNetConfig, level: str, module: str | None, 
 def diagram_bytes(cfg: HRNetConfig, level: str, module: str | None, annotate: str | None, fmt: str) -> bytes:
     """The diagram rendered by Graphviz (svg, png) or its DOT text, cached."""
     return _diagram_bytes(key_of(cfg), cfg, level, module, annotate, fmt)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _arch_layout(key: str, _cfg: HRNetConfig, level: str, module: str | None) -> ArchLayout:
+    return build_layout(_cfg, dot_json(build_diagram(_cfg, level=level, module=module).source),
+                        complexity(_cfg).breakdown)
+
+
+def arch_layout(cfg: HRNetConfig, level: str = "stage", module: str | None = None) -> ArchLayout:
+    """The interactive view's layout (``app.logic.arch_view``): Graphviz positions and each node's numbers, cached."""
+    return _arch_layout(key_of(cfg), cfg, level, module)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
