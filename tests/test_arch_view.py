@@ -50,6 +50,8 @@ def test_hover_tells_params_gflops_shape_resolution_block_and_prefix():
     assert node.resolution == "1/16" and node.block == "BasicBlock"
     text = node.hover()
     assert f"params: {node.params:,}" in text and "(1, 128, 16, 12)" in text and "stage3.1.branches.2" in text
+    fused = next(n for n in layout.nodes if n.prefixes == ("stage3.2.fuse_layers.0",))  # the sum into branch 0
+    assert fused.output_shape == (1, 32, 64, 48) and fused.resolution == "1/4"
     stem = next(n for n in layout.nodes if n.id == "layer1")
     assert stem.block == "Bottleneck"
 

@@ -195,11 +195,14 @@ def build_layout(cfg: HRNetConfig, layout: dict, breakdown: pd.DataFrame) -> Arc
     costs = CostTable({k: int(v) for k, v in params.items() if v}, {k: int(v) for k, v in macs.items() if v},
                       tuple(cfg.input_hw))
     names = breakdown["name"].tolist()
+    branch = [None if pd.isna(v) else int(v) for v in breakdown["branch"]]
     blocks = _stage_blocks(cfg)
+    objects = [o for o in layout.get("objects", []) if "pos" in o and o.get("class") != "header"]
+    every = [p for o in objects for p in o.get("prefixes", "").split()]
+    # rows no node stands for (a module's parameterless sums and ReLUs): they end the node before them
+    unowned = [not any(n == p or n.startswith(p + ".") for p in every) for n in names]
     nodes, ids = [], {}
-    for obj in layout.get("objects", []):
-        if "pos" not in obj or obj.get("class") == "header":
-            continue
+    for obj in objects:
         x, y = (float(v) for v in obj["pos"].split(","))
         prefixes = tuple(obj.get("prefixes", "").split())
         node = ArchNode(id=obj["name"], label=obj.get("label", obj["name"]).replace("\\n", "\n"),
@@ -207,7 +210,11 @@ def build_layout(cfg: HRNetConfig, layout: dict, breakdown: pd.DataFrame) -> Arc
                         h=float(obj.get("height", 0.5)) * POINTS_PER_INCH, fill=obj.get("fillcolor", "white"))
         if prefixes:
             rows = [i for i, n in enumerate(names) if any(n == p or n.startswith(p + ".") for p in prefixes)]
-            last = breakdown.iloc[rows[-1]] if rows else None
+            end = rows[-1] if rows else None
+            while end is not None and end + 1 < len(names) and unowned[end + 1] \
+                    and branch[end] is not None and branch[end + 1] == branch[end]:
+                end += 1  # e.g. an exchange unit's sum and ReLU: its output is the fused map
+            last = breakdown.iloc[end] if rows else None
             first = breakdown.iloc[rows[0]] if rows else None
             block = ""
             if first is not None and first["component"] in ("layer1", "branch_blocks"):
@@ -215,7 +222,7 @@ def build_layout(cfg: HRNetConfig, layout: dict, breakdown: pd.DataFrame) -> Arc
             node = replace(node, prefixes=prefixes, group=prefixes[0].split(".")[0], params=costs.params(prefixes),
                            gflops=costs.gflops(prefixes),
                            output_shape=tuple(int(v) for v in last["output_shape"]) if last is not None else None,
-                           resolution=str(first["resolution"]) if first is not None else "", block=block)
+                           resolution=str(last["resolution"]) if last is not None else "", block=block)
         ids[obj["_gvid"]] = node.id
         nodes.append(node)
     edges = []
@@ -232,10 +239,13 @@ def build_layout(cfg: HRNetConfig, layout: dict, breakdown: pd.DataFrame) -> Arc
 # ---- the figure --------------------------------------------------------------------------------------
 
 
-def arch_figure(layout: ArchLayout, found=(), height: int = 560) -> go.Figure:
+def arch_figure(layout: ArchLayout, found=(), height: int | None = None, page_px: int = 1050) -> go.Figure:
     """The layout as a plotly figure: boxes as shapes, edges as one line trace per colour, labels as text, and
     one invisible marker per node carrying its hover text (nearest node under the cursor). Nodes in ``found``
-    are outlined in black and the view zooms to them. Drag to pan, scroll to zoom, double-click to fit."""
+    are outlined in black and the view zooms to them. Drag to pan, scroll to zoom, double-click to fit.
+    ``height`` (px; default: the layout's aspect at ``page_px`` wide, 340 to 720) of the plot."""
+    if height is None:
+        height = int(min(720, max(340, page_px * layout.height / max(layout.width, 1.0) + 30)))
     fig = go.Figure()
     by_color: dict[str, tuple[list, list]] = {}
     for e in layout.edges:
@@ -252,7 +262,7 @@ def arch_figure(layout: ArchLayout, found=(), height: int = 560) -> go.Figure:
               for n in layout.nodes]
     fig.add_trace(go.Scatter(x=[n.x for n in layout.nodes], y=[n.y for n in layout.nodes], mode="text",
                              text=[n.label.replace("\n", "<br>") for n in layout.nodes],
-                             textfont={"size": 9, "family": "Helvetica, Arial, sans-serif"}, hoverinfo="skip",
+                             textfont={"size": 9, "color": "#222222", "family": "Helvetica, Arial, sans-serif"}, hoverinfo="skip",
                              showlegend=False))
     fig.add_trace(go.Scatter(x=[n.x for n in layout.nodes], y=[n.y for n in layout.nodes], mode="markers",
                              marker={"size": 18, "opacity": 0, "symbol": "square"}, name="nodes",
@@ -266,7 +276,7 @@ def arch_figure(layout: ArchLayout, found=(), height: int = 560) -> go.Figure:
         xr, yr = [-10, layout.width + 10], [-10, layout.height + 10]
     fig.update_layout(shapes=shapes, height=height, margin={"l": 0, "r": 0, "t": 0, "b": 0}, dragmode="pan",
                       hovermode="closest", hoverdistance=-1, plot_bgcolor="white", paper_bgcolor="white",
-                      hoverlabel={"align": "left", "bgcolor": "white", "font": {"size": 12}})
+                      hoverlabel={"align": "left", "bgcolor": "white", "font": {"size": 12, "color": "#111111"}})
     fig.update_xaxes(visible=False, range=xr)
     fig.update_yaxes(visible=False, range=yr, scaleanchor="x", scaleratio=1)
     return fig
