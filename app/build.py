@@ -16,7 +16,7 @@ import streamlit as st
 from analysis import config_edit as ce
 from app import common
 from app.arch_interactive import interactive
-from app.logic import identity
+from app.logic import form_extra, identity
 from hrnet_core import ConfigError, dump_config
 from hrnet_core.config import FUSION_PRESETS, HEAD_KINDS
 
@@ -28,11 +28,18 @@ FUSION_LABELS = {"all": "all", "across_stage": "across stages", "final_only": "f
 
 
 def _slots(cfg):
-    """``(widget key, path into config_edit.form_values)`` for every form control of ``cfg``."""
+    """``(widget key, path into the form's values)`` for every form control of ``cfg`` (``_values``)."""
     yield from (("b_width", ("width",)), ("b_in_h", ("input_h",)), ("b_in_w", ("input_w",)),
-                ("b_head_kind", ("head_kind",)), ("b_head_out", ("head_outputs",)))
+                ("b_head_kind", ("head_kind",)))
+    if form_extra.head_uses_outputs(cfg):  # a V2p pyramid has no outputs to set: no control
+        yield "b_head_out", ("head_outputs",)
+    yield from (("b_stem", ("stem_channels",)), ("b_s1_block", ("stage1_block",)), ("b_s1_blocks", ("stage1_blocks",)),
+                ("b_s1_planes", ("stage1_planes",)), ("b_up_mode", ("upsample_mode",)))
+    if cfg.upsample.mode == "bilinear":
+        yield "b_align", ("align_corners",)
     for s, stage in enumerate(cfg.stages):
         yield f"b_mod_{s}", ("modules", s)
+        yield f"b_unit_{s}", ("stage_block", s)
         for b in range(stage.branches):
             yield f"b_blk_{s}_{b}", ("blocks", s, b)
             yield f"b_ch_{s}_{b}", ("channels", s, b)
@@ -40,15 +47,20 @@ def _slots(cfg):
             yield f"b_fuse_{s}_{m}", ("fusion", s, m)
 
 
+def _values(cfg) -> dict:
+    """The form's values of ``cfg``: ``config_edit.form_values`` and ``form_extra.extra_values``."""
+    return {**ce.form_values(cfg), **form_extra.extra_values(cfg)}
+
+
 def _widget_values(cfg) -> dict:
     """Widget key -> value for every form control of ``cfg``."""
-    values = ce.form_values(cfg)
+    values = _values(cfg)
     return {key: functools.reduce(operator.getitem, path, values) for key, path in _slots(cfg)}
 
 
 def _read_form(cfg) -> dict:
     """``cfg``'s form values with what the widgets hold now."""
-    values = ce.form_values(cfg)
+    values = _values(cfg)
     for key, path in _slots(cfg):
         if key in ss:
             functools.reduce(operator.getitem, path[:-1], values)[path[-1]] = ss[key]
@@ -110,7 +122,8 @@ def _named(cfg):
 
 def _on_form() -> None:
     try:
-        cfg = _named(ce.config_from_form(ss.cfg, _read_form(ss.cfg)))
+        values = _read_form(ss.cfg)
+        cfg = _named(form_extra.apply_extra(ce.config_from_form(ss.cfg, values), values))
         common.view(cfg)  # refuses e.g. a model above the builder's size bound
     except Exception as err:  # noqa: BLE001
         _fail("form", err)
@@ -187,26 +200,44 @@ def _on_save() -> None:
 def _form(cfg) -> None:
     st.subheader("Form")
     c1, c2, c3 = st.columns(3)
-    c1.number_input("Width (branch 1 channels)", min_value=1, step=2, key="b_width", on_change=_on_form,
+    c1.number_input("Width (branch 1 channels)", step=2, key="b_width", on_change=_on_form,
                     help="Sets every branch's channels to width x 2^k.")
-    c2.number_input("Input height", min_value=1, step=32, key="b_in_h", on_change=_on_form)
-    c3.number_input("Input width", min_value=1, step=32, key="b_in_w", on_change=_on_form)
+    c2.number_input("Input height", step=32, key="b_in_h", on_change=_on_form)
+    c3.number_input("Input width", step=32, key="b_in_w", on_change=_on_form)
     c1, c2, _ = st.columns(3)
     kinds = ["cls"] if cfg.family == "cls" else [k for k in HEAD_KINDS if k != "cls"]
     if ss.get("b_head_kind") not in kinds:
         kinds = [*kinds, ss.get("b_head_kind")]
     c1.selectbox("Head", kinds, key="b_head_kind", on_change=_on_form,
                  help="v1: heatmaps from the 1/4 branch; v2: all branches concatenated; v2p: feature pyramid")
-    c2.number_input("Head outputs (joints, classes, landmarks)", min_value=1, key="b_head_out", on_change=_on_form)
+    if form_extra.head_uses_outputs(cfg):
+        c2.number_input("Head outputs (joints, classes, landmarks)", key="b_head_out", on_change=_on_form)
+    else:
+        c2.caption(f"Head {cfg.head.kind}: a feature pyramid of {cfg.head.levels} levels x {cfg.head.channels} "
+                   "channels, no class or joint outputs to set.")
+    with st.expander("Stem, stage 1 and upsampling"):
+        c1, c2, c3, c4 = st.columns(4)
+        c1.number_input("Stem channels", key="b_stem", on_change=_on_form,
+                        help="Output channels of the two stride-2 3x3 convolutions (official: 64).")
+        c2.selectbox("Stage 1 block", form_extra.BLOCKS, key="b_s1_block", on_change=_on_form)
+        c3.number_input("Stage 1 blocks", key="b_s1_blocks", on_change=_on_form)
+        c4.number_input("Stage 1 planes", key="b_s1_planes", on_change=_on_form,
+                        help="Bottleneck outputs are 4x the planes.")
+        c1, c2, _ = st.columns([1, 1, 2])
+        c1.selectbox("Upsampling", form_extra.UPSAMPLE_MODES, key="b_up_mode", on_change=_on_form,
+                     help="nearest: input sides must be multiples of 32; bilinear: resized to the target size.")
+        if cfg.upsample.mode == "bilinear":
+            c2.checkbox("align_corners", key="b_align", on_change=_on_form)
 
     st.markdown("**Stages** — modules, and residual units and channels per branch (resolution)")
     for s, stage in enumerate(cfg.stages):
         cols = st.columns([1.2] + [1] * stage.branches + [max(0.01, 4 - stage.branches)])
-        cols[0].number_input(f"Stage {s + 2} modules", min_value=1, key=f"b_mod_{s}", on_change=_on_form)
+        cols[0].number_input(f"Stage {s + 2} modules", key=f"b_mod_{s}", on_change=_on_form)
+        cols[0].selectbox(f"Stage {s + 2} block", form_extra.BLOCKS, key=f"b_unit_{s}", on_change=_on_form)
         for b in range(stage.branches):
             with cols[b + 1]:
-                st.number_input(f"1/{4 * 2**b} blocks", min_value=1, key=f"b_blk_{s}_{b}", on_change=_on_form)
-                st.number_input(f"1/{4 * 2**b} channels", min_value=1, key=f"b_ch_{s}_{b}", on_change=_on_form)
+                st.number_input(f"1/{4 * 2**b} blocks", key=f"b_blk_{s}_{b}", on_change=_on_form)
+                st.number_input(f"1/{4 * 2**b} channels", key=f"b_ch_{s}_{b}", on_change=_on_form)
     note = ce.out_channels_note(cfg)
     if note:
         st.caption(note)
