@@ -4,8 +4,11 @@ ablation run (then the page, header and sidebar describe that checkpoint's own m
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import plotly.express as px
@@ -19,6 +22,7 @@ from analysis.features import capture
 from analysis.images import BUNDLED, load_image
 from analysis.weights import checkpoint_meta, describe_checkpoint
 from app import common, paths_policy
+from app.logic.run_progress import forward_progress
 from hrnet_core import CheckpointError
 from hrnet_core.device import device_label, resolve_device
 
@@ -42,11 +46,57 @@ def _stash_upload(upload, suffix: str) -> str:
     return str(lease[1].path)
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
-def _capture(key: str, _cfg, _image, box, device: str, checkpoint_key: str, _checkpoint: str | None):
-    # cache_resource, not cache_data: a capture holds megabytes of maps that pages only read.
-    model, status = common.model(_cfg, device, _checkpoint)
-    return capture(model, _cfg, _image, device=device, box=box), status
+CAPTURES_KEPT = 4
+
+
+@st.cache_resource(show_spinner=False)
+def _captures() -> tuple[threading.Lock, OrderedDict]:
+    """The last ``CAPTURES_KEPT`` captures, shared by sessions (they hold megabytes of maps that pages only read).
+    Not an ``st.cache_resource`` of the capture itself: its progress bar is drawn while it runs, which a cached
+    function may not do."""
+    return threading.Lock(), OrderedDict()
+
+
+def _capture(key: str, cfg, image, box, device: str, checkpoint_key: str, checkpoint: str | None, report=None):
+    lock, kept = _captures()
+    full = (key, box, device, checkpoint_key)
+    with lock:
+        if full in kept:
+            kept.move_to_end(full)
+            return kept[full]
+    model, status = common.model(cfg, device, checkpoint)
+    with forward_progress(model, report) if report else contextlib.nullcontext():
+        out = capture(model, cfg, image, device=device, box=box), status
+    with lock:
+        kept[full] = out
+        while len(kept) > CAPTURES_KEPT:
+            kept.popitem(last=False)
+    return out
+
+
+def _run(key: str, run_cfg, image, box, dev, ck_key: str, checkpoint: str | None):
+    """The capture with a progress bar and a Cancel button; ``None`` when cancelled. Pressing Cancel (or any
+    input) makes Streamlit stop this script at the bar's next update, inside the forward pass."""
+    if ss.get("f_cancelled") == key:
+        st.info(f"Feature-map run of {run_cfg.name} cancelled.")
+        if st.button("Run again", key="f_run_again"):
+            ss.pop("f_cancelled", None)
+            st.rerun()
+        return None
+    slot = st.empty()
+    with slot.container():
+        c1, c2 = st.columns([5, 1])
+        bar = c1.progress(0.0, text=f"Building {run_cfg.name} on {device_label(dev)}…")
+        if c2.button("Cancel", key="f_cancel", on_click=lambda: ss.update(f_cancelled=key)):
+            return None
+
+    def report(fraction: float) -> None:
+        bar.progress(fraction, text=f"Forward pass of {run_cfg.name} on {device_label(dev)}: {100 * fraction:.0f} % "
+                                    "of the layers" + (" (then reducing the maps)" if fraction >= 1 else ""))
+
+    out = _capture(key, run_cfg, image, box, str(dev), ck_key, checkpoint, report)
+    slot.empty()
+    return out
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -252,9 +302,10 @@ with common.guard("feature maps"):
     if image is not None:
         dev = resolve_device(device)
         ck_key = f"{checkpoint}:{Path(checkpoint).stat().st_mtime}" if checkpoint else ""
-        with st.spinner(f"Running {run_cfg.name} on {device_label(dev)}…"):
-            cap, status = _capture(f"{common.key_of(run_cfg)}|{image_key}", run_cfg, image, box, str(dev), ck_key,
-                                   checkpoint)
+        result = _run(f"{common.key_of(run_cfg)}|{image_key}", run_cfg, image, box, dev, ck_key, checkpoint)
+        if result is None:
+            st.stop()
+        cap, status = result
         t = cap.timings
         st.caption(f"Device: **{cap.device}** · weights: {status} · load {1e3 * t.get('load_s', 0):.0f} ms, "
                    f"forward {1e3 * t.get('forward_s', 0):.0f} ms, reduce {1e3 * t.get('reduce_s', 0):.0f} ms")

@@ -408,3 +408,23 @@ def test_pasted_official_seg_yaml_shows_its_own_name(server, page):
     assert "Diff against the origin (pasted official YAML)" in page.inner_text("body")
     _no_error(page)
     _shot(page, "1_build_pasted_seg")
+
+
+def test_feature_map_run_can_be_cancelled(server, page):
+    """A heavy run (seg W48 at 512x1024 on CPU) shows a progress bar and stops when Cancel is pressed."""
+    page.goto(f"{server}/feature-maps?preset=seg_hrnetv2_w48")  # no _settle: the page keeps running
+    cancel = page.get_by_role("button", name="Cancel")
+    try:
+        cancel.wait_for(timeout=3 * TIMEOUT_MS)
+    finally:
+        _shot(page, "4_feature_maps_running")
+    page.locator('[data-testid="stProgress"]').first.wait_for()
+    t = time.time()
+    cancel.click()
+    page.get_by_text("Feature-map run of seg_hrnetv2_w48 cancelled.").wait_for()
+    _settle(page)
+    assert time.time() - t < 60
+    assert page.get_by_role("button", name="Run again").count() == 1
+    assert page.get_by_text("Statistics per module and branch").count() == 0  # the run did not finish
+    _no_error(page)
+    _shot(page, "4_feature_maps_cancelled")
