@@ -22,8 +22,9 @@ from analysis.features import capture
 from analysis.images import BUNDLED, load_image
 from analysis.weights import checkpoint_meta, describe_checkpoint
 from app import common, paths_policy
+from app.logic.messages import name_upload
 from app.logic.run_progress import forward_progress
-from hrnet_core import CheckpointError
+from hrnet_core import CheckpointError, UserInputError
 from hrnet_core.device import device_label, resolve_device
 
 ss = st.session_state
@@ -135,7 +136,9 @@ def _weights():
     if choice == CK_UPLOAD:
         up = st.file_uploader("Checkpoint (.pth, .pth.tar, .safetensors)", key="f_ck_upload")
         if up is not None:
-            return _stash_upload(up, "".join(Path(up.name).suffixes[-2:]) or ".pth"), up.name
+            path = _stash_upload(up, "".join(Path(up.name).suffixes[-2:]) or ".pth")
+            ss.f_stand_ins[path] = up.name
+            return path, up.name
     elif choice == CK_PATH:
         path = st.text_input("Path", key="f_ck_path", placeholder="/path/to/pose_hrnet_w32_256x192.pth").strip()
         if path:  # only inside the runs folder and configured folders; same words for missing and forbidden
@@ -185,6 +188,7 @@ def _inputs(cfg):
         else:
             image = upload.getvalue()
             image_key = "upload:" + hashlib.sha1(image).hexdigest()
+            ss.f_stand_ins["<upload>"] = upload.name
     elif choice == VAL:
         person = _val_person(cfg, checkpoint, c2)
         image = None
@@ -293,10 +297,20 @@ def _stats(cap) -> None:
                        file_name=f"{cap.config_name}_stats.csv", mime="text/csv", key="f_stats_csv")
 
 
+@contextlib.contextmanager
+def _named_uploads():
+    """Errors about an uploaded file name it by its own name (``app.logic.messages.name_upload``)."""
+    try:
+        yield
+    except UserInputError as err:
+        raise name_upload(err, ss.get("f_stand_ins", {})) from None
+
+
 cfg = common.current_config()
 st.title("Feature maps")
 header = st.container()
-with common.guard("feature maps"):
+ss.f_stand_ins = {}  # temporary names of this run's uploads -> their own names, for error messages
+with common.guard("feature maps"), _named_uploads():
     run_cfg, where, checkpoint, ck_label, image, image_key, box, person, device = _inputs(cfg)
     _header(header, run_cfg, checkpoint, ck_label, where)
     if image is not None:
