@@ -290,14 +290,18 @@ def _model_view(cfg) -> None:
     cols[0].metric("Params", f"{v.params / 1e6:.2f}M", help=f"{v.params:,}")
     cols[1].metric("GFLOPs (paper)", f"{v.gflops_paper:.2f}", help="Conv and Linear multiply-adds / 2^30, batch 1")
     cols[2].metric("Fusions", f"{v.fusions} of {v.modules}")
-    cols[3].metric("Output", ", ".join("x".join(map(str, s)) for s in v.output_shapes))
+    shapes = ", ".join("x".join(map(str, s)) for s in v.output_shapes)
+    long = len(shapes) > 28  # a V2p pyramid's five maps would be cut: the metric counts them, a caption lists them
+    cols[3].metric("Output", f"{len(v.output_shapes)} maps" if long else shapes, help=shapes)
+    if long:
+        st.caption(f"Output maps (N x C x H x W): {shapes}")
     with common.guard("diagram"):
         st.graphviz_chart(common.diagram_dot(cfg, "stage"), width="stretch")
     if st.toggle("Interactive preview (zoom, pan, hover a node for its numbers)", key="b_interactive"):
         with common.guard("interactive view"):
             interactive(cfg, "stage", None, key="b_view")
     left, right = st.columns([1, 1])
-    left.dataframe(v.table, hide_index=True, width="stretch")
+    common.show_table(v.table, left)
     base = ss.get("base_cfg")
     with right.expander(f"Diff against the origin ({ss.get('base_origin', ss.get('base_name'))})", expanded=True):
         diff = ce.yaml_diff(base, cfg, ss.get("base_name", "preset"), cfg.name) if base is not None else ""

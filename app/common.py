@@ -28,6 +28,7 @@ from analysis.diagram import build_diagram, render_bytes
 from analysis.images import DEFAULT_IMAGE
 from analysis.weights import build_weights
 from app.logic.arch_view import ArchLayout, build_layout, dot_json
+from app.logic.tables import display_frame, table_spec
 from app.logic.url_state import UrlStateError, decode_state, encode_state
 from hrnet_core import HRNetConfig, UserInputError, load_config
 from hrnet_core.device import prepare, resolve_device
@@ -234,6 +235,24 @@ def shown_model() -> tuple[HRNetConfig, str]:
 def device_choices() -> list[str]:
     """The devices a page offers: auto, cpu, and cuda when torch sees a GPU."""
     return ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def show_table(df, target=None, **kwargs) -> None:
+    """``df`` as ``st.dataframe`` with ``app.logic.tables``' formats: thousands separators, units in headers,
+    scientific notation for small values, empty cells for missing values, text columns wide enough."""
+    formats = {"int": "localized", "float": "%.4f", "small": "%.3e"}
+    config = {}
+    df = display_frame(df)
+    for spec in table_spec(df):
+        if spec.kind in formats:
+            config[spec.name] = st.column_config.NumberColumn(spec.label, format=formats[spec.kind], width=spec.width)
+        elif spec.kind == "bool":
+            config[spec.name] = st.column_config.CheckboxColumn(spec.label, width=spec.width)
+        else:
+            config[spec.name] = st.column_config.TextColumn(spec.label, width=spec.width)
+    kwargs.setdefault("hide_index", True)
+    kwargs.setdefault("width", "stretch")
+    (target or st).dataframe(df, column_config=config, **kwargs)
 
 
 def model_caption(cfg: HRNetConfig) -> str:

@@ -244,7 +244,7 @@ def _ground_truth_vs_prediction(cap, person, cfg) -> None:
                  title="Per-joint confidence (heatmap maximum); green: within PCK@0.1 of the truth")
     fig.update_layout(margin=dict(l=10, r=10, t=40, b=10), legend_title_text="within 0.1")
     c2.plotly_chart(fig, width="stretch", key="f_val_conf")
-    c2.dataframe(joints.round(3), hide_index=True, width="stretch", height=250)
+    common.show_table(joints.round(3), c2, height=250)
 
 
 def _head(cap) -> None:
@@ -292,7 +292,7 @@ def _stats(cap) -> None:
                       title=f"{y} per module, by branch resolution")
         fig.update_layout(margin=dict(l=10, r=10, t=40, b=10))
         col.plotly_chart(fig, width="stretch", key=f"f_stats_{y}")
-    st.dataframe(df.drop(columns=["order"]), hide_index=True, width="stretch")
+    common.show_table(df.drop(columns=["order"]))
     st.download_button("Download stats.csv", df.drop(columns=["order"]).to_csv(index=False).encode(),
                        file_name=f"{cap.config_name}_stats.csv", mime="text/csv", key="f_stats_csv")
 
