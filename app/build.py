@@ -200,10 +200,10 @@ def _on_save() -> None:
 def _form(cfg) -> None:
     st.subheader("Form")
     c1, c2, c3 = st.columns(3)
-    c1.number_input("Width (branch 1 channels)", step=2, key="b_width", on_change=_on_form,
+    c1.number_input("Width (branch 1 channels)", min_value=0, step=2, key="b_width", on_change=_on_form,
                     help="Sets every branch's channels to width x 2^k.")
-    c2.number_input("Input height", step=32, key="b_in_h", on_change=_on_form)
-    c3.number_input("Input width", step=32, key="b_in_w", on_change=_on_form)
+    c2.number_input("Input height", min_value=0, step=32, key="b_in_h", on_change=_on_form)
+    c3.number_input("Input width", min_value=0, step=32, key="b_in_w", on_change=_on_form)
     c1, c2, _ = st.columns(3)
     kinds = ["cls"] if cfg.family == "cls" else [k for k in HEAD_KINDS if k != "cls"]
     if ss.get("b_head_kind") not in kinds:
@@ -211,17 +211,17 @@ def _form(cfg) -> None:
     c1.selectbox("Head", kinds, key="b_head_kind", on_change=_on_form,
                  help="v1: heatmaps from the 1/4 branch; v2: all branches concatenated; v2p: feature pyramid")
     if form_extra.head_uses_outputs(cfg):
-        c2.number_input("Head outputs (joints, classes, landmarks)", key="b_head_out", on_change=_on_form)
+        c2.number_input("Head outputs (joints, classes, landmarks)", min_value=0, key="b_head_out", on_change=_on_form)
     else:
         c2.caption(f"Head {cfg.head.kind}: a feature pyramid of {cfg.head.levels} levels x {cfg.head.channels} "
                    "channels, no class or joint outputs to set.")
     with st.expander("Stem, stage 1 and upsampling"):
         c1, c2, c3, c4 = st.columns(4)
-        c1.number_input("Stem channels", key="b_stem", on_change=_on_form,
+        c1.number_input("Stem channels", min_value=0, key="b_stem", on_change=_on_form,
                         help="Output channels of the two stride-2 3x3 convolutions (official: 64).")
         c2.selectbox("Stage 1 block", form_extra.BLOCKS, key="b_s1_block", on_change=_on_form)
-        c3.number_input("Stage 1 blocks", key="b_s1_blocks", on_change=_on_form)
-        c4.number_input("Stage 1 planes", key="b_s1_planes", on_change=_on_form,
+        c3.number_input("Stage 1 blocks", min_value=0, key="b_s1_blocks", on_change=_on_form)
+        c4.number_input("Stage 1 planes", min_value=0, key="b_s1_planes", on_change=_on_form,
                         help="Bottleneck outputs are 4x the planes.")
         c1, c2, _ = st.columns([1, 1, 2])
         c1.selectbox("Upsampling", form_extra.UPSAMPLE_MODES, key="b_up_mode", on_change=_on_form,
@@ -232,12 +232,12 @@ def _form(cfg) -> None:
     st.markdown("**Stages** — modules, and residual units and channels per branch (resolution)")
     for s, stage in enumerate(cfg.stages):
         cols = st.columns([1.2] + [1] * stage.branches + [max(0.01, 4 - stage.branches)])
-        cols[0].number_input(f"Stage {s + 2} modules", key=f"b_mod_{s}", on_change=_on_form)
+        cols[0].number_input(f"Stage {s + 2} modules", min_value=0, key=f"b_mod_{s}", on_change=_on_form)
         cols[0].selectbox(f"Stage {s + 2} block", form_extra.BLOCKS, key=f"b_unit_{s}", on_change=_on_form)
         for b in range(stage.branches):
             with cols[b + 1]:
-                st.number_input(f"1/{4 * 2**b} blocks", key=f"b_blk_{s}_{b}", on_change=_on_form)
-                st.number_input(f"1/{4 * 2**b} channels", key=f"b_ch_{s}_{b}", on_change=_on_form)
+                st.number_input(f"1/{4 * 2**b} blocks", min_value=0, key=f"b_blk_{s}_{b}", on_change=_on_form)
+                st.number_input(f"1/{4 * 2**b} channels", min_value=0, key=f"b_ch_{s}_{b}", on_change=_on_form)
     note = ce.out_channels_note(cfg)
     if note:
         st.caption(note)

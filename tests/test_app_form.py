@@ -69,6 +69,10 @@ def test_stem_stage1_block_and_upsampling_controls_change_the_model():
 
 def test_v2p_head_hides_outputs_and_errors_do_not_go_stale():
     at = _start()
+    from streamlit.proto.NumberInput_pb2 import NumberInput
+
+    ints = [w for w in at.number_input if w.key and w.key.startswith("b_")]
+    assert ints and all(w.proto.data_type == NumberInput.INT for w in ints)  # counts show as 4, not 4.00
     at.selectbox(key="b_preset").set_value("det_hrnetv2p_w32").run()
     assert not [w for w in at.number_input if w.key == "b_head_out"]
     assert any("feature pyramid" in c.value for c in at.caption)

@@ -22,7 +22,7 @@ def test_spec_kinds_units_and_widths():
     assert spec["params"].kind == "int" and spec["params"].label == "params"
     assert spec["energy"].kind == "small" and spec["energy"].label == "energy (mean L2 per position)"
     assert spec["median_ms"].kind == "float" and spec["median_ms"].label == "median_ms (ms)"
-    assert spec["name"].width == "large" and spec["live"].kind == "bool"
+    assert spec["name"].width == "large" and spec["params"].width is None and spec["live"].kind == "bool"
     shown = display_frame(df)
     assert list(shown["name"]) == ["stage3.1.fuse_layers.0.1.0", ""] and list(shown["module"]) == ["", ""]
     assert list(shown["output_shape"]) == ["(1, 32, 64, 48)", ""] and list(shown["branch"]) == ["", "2"]

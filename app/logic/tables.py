@@ -27,12 +27,12 @@ LARGE = 1e6
 @dataclass(frozen=True)
 class ColumnSpec:
     """``kind``: ``int``, ``float``, ``small`` (scientific), ``bool`` or ``text``; ``label``: the header (with
-    its unit); ``width``: ``small``, ``medium`` or ``large`` (text as wide as its longest entry, up to large)."""
+    its unit); ``width``: ``medium`` or ``large`` for long text (so it is not cut), else ``None`` (auto)."""
 
     name: str
     kind: str
     label: str
-    width: str
+    width: str | None
 
 
 def _kind(s: pd.Series) -> str:
@@ -57,7 +57,7 @@ def table_spec(df: pd.DataFrame) -> list[ColumnSpec]:
         unit = UNITS.get(str(col))
         label = f"{col} ({unit})" if unit and unit != "count" else str(col)
         longest = max([len(label), *(len(str(v)) for v in df[col].head(500))]) if len(df) else len(label)
-        width = "small" if longest <= 8 else "medium" if longest <= 18 else "large"
+        width = "large" if kind == "text" and longest > 24 else "medium" if kind == "text" and longest > 12 else None
         out.append(ColumnSpec(str(col), kind, label, width))
     return out
 
