@@ -317,19 +317,18 @@ with common.guard("feature maps"), _named_uploads():
         dev = resolve_device(device)
         ck_key = f"{checkpoint}:{Path(checkpoint).stat().st_mtime}" if checkpoint else ""
         result = _run(f"{common.key_of(run_cfg)}|{image_key}", run_cfg, image, box, dev, ck_key, checkpoint)
-        if result is None:
-            st.stop()
-        cap, status = result
-        t = cap.timings
-        st.caption(f"Device: **{cap.device}** · weights: {status} · load {1e3 * t.get('load_s', 0):.0f} ms, "
-                   f"forward {1e3 * t.get('forward_s', 0):.0f} ms, reduce {1e3 * t.get('reduce_s', 0):.0f} ms")
-        if person is not None:
-            _ground_truth_vs_prediction(cap, person, run_cfg)
-        left, right = st.columns([1, 2], gap="large")
-        with left:
-            st.image(cap.image, caption=f"The network's input ({cap.input_hw[0]}x{cap.input_hw[1]}, official "
-                                        "preprocessing)", width="stretch")
-            _head(cap)
-        with right:
-            _maps(cap)
-        _stats(cap)
+        if result is not None:  # None: cancelled (the sidebar below is still drawn)
+            cap, status = result
+            t = cap.timings
+            st.caption(f"Device: **{cap.device}** · weights: {status} · load {1e3 * t.get('load_s', 0):.0f} ms, "
+                       f"forward {1e3 * t.get('forward_s', 0):.0f} ms, reduce {1e3 * t.get('reduce_s', 0):.0f} ms")
+            if person is not None:
+                _ground_truth_vs_prediction(cap, person, run_cfg)
+            left, right = st.columns([1, 2], gap="large")
+            with left:
+                st.image(cap.image, caption=f"The network's input ({cap.input_hw[0]}x{cap.input_hw[1]}, official "
+                                            "preprocessing)", width="stretch")
+                _head(cap)
+            with right:
+                _maps(cap)
+            _stats(cap)

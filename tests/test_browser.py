@@ -426,5 +426,6 @@ def test_feature_map_run_can_be_cancelled(server, page):
     assert time.time() - t < 60
     assert page.get_by_role("button", name="Run again").count() == 1
     assert page.get_by_text("Statistics per module and branch").count() == 0  # the run did not finish
+    assert "seg_hrnetv2_w48" in page.locator('[data-testid="stSidebar"]').inner_text()  # the page still ends well
     _no_error(page)
     _shot(page, "4_feature_maps_cancelled")
