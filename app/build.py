@@ -300,10 +300,9 @@ def _model_view(cfg) -> None:
     if st.toggle("Interactive preview (zoom, pan, hover a node for its numbers)", key="b_interactive"):
         with common.guard("interactive view"):
             interactive(cfg, "stage", None, key="b_view")
-    left, right = st.columns([1, 1])
-    common.show_table(v.table, left)
+    common.show_table(v.table)  # the whole width: its nine columns uncut
     base = ss.get("base_cfg")
-    with right.expander(f"Diff against the origin ({ss.get('base_origin', ss.get('base_name'))})", expanded=True):
+    with st.expander(f"Diff against the origin ({ss.get('base_origin', ss.get('base_name'))})", expanded=True):
         diff = ce.yaml_diff(base, cfg, ss.get("base_name", "preset"), cfg.name) if base is not None else ""
         st.code(diff or "(no difference)", language="diff")
 

@@ -39,7 +39,7 @@ def test_build_table_and_long_outputs():
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=180).run()
     config = _config(at)
     assert config["channels"]["type_config"]["format"] == "localized"
-    assert config["size_hw"]["label"] == "size_hw (H x W px)"
+    assert config["size_hw"]["label"] == "size_hw (px)"
     at.selectbox(key="b_preset").set_value("det_hrnetv2p_w32").run()
     metric = {m.label: m.value for m in at.metric}["Output"]
     assert metric == "5 maps"

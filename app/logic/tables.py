@@ -18,7 +18,7 @@ UNITS = {
     "params": "count", "flops": "FLOPs", "macs": "MACs", "torch_flops": "FLOPs", "activations": "elements",
     "activation_mib": "MiB", "peak_mib": "MiB", "median_ms": "ms", "p90_ms": "ms", "mean_ms": "ms", "gmacs": "GMACs",
     "gmacs_per_s": "GMAC/s", "gflops": "GFLOPs", "gflops_paper": "GFLOPs", "energy": "mean L2 per position",
-    "sparsity": "fraction of zeros", "confidence": "heatmap max", "size_hw": "H x W px", "channels": "count",
+    "sparsity": "fraction of zeros", "confidence": "heatmap max", "size_hw": "px", "channels": "count",
 }
 SMALL = 1e-3  # below this (and above 0) a float column is shown in scientific notation
 LARGE = 1e6
@@ -56,7 +56,7 @@ def table_spec(df: pd.DataFrame) -> list[ColumnSpec]:
         kind = _kind(df[col])
         unit = UNITS.get(str(col))
         label = f"{col} ({unit})" if unit and unit != "count" else str(col)
-        longest = max([len(label), *(len(str(v)) for v in df[col].head(500))]) if len(df) else len(label)
+        longest = max((len(str(v)) for v in df[col].head(500)), default=0)  # values: a header may wrap
         width = "large" if kind == "text" and longest > 24 else "medium" if kind == "text" and longest > 12 else None
         out.append(ColumnSpec(str(col), kind, label, width))
     return out
