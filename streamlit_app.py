@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from app.common import SHOWN_KEY, guard, init_state, model_caption, shown_model
+from app.common import SHOWN_KEY, guard, init_state, model_caption, shown_model, sync_url
 
 st.set_page_config(page_title="hrnet-explorer", page_icon=":material/hub:", layout="wide")
 
@@ -28,3 +28,5 @@ finally:  # also after st.stop() / st.rerun() inside the page
         shown_cfg, source = shown_model()
         st.caption(source)
         st.markdown(model_caption(shown_cfg))
+    with guard("link"):
+        sync_url()  # reload, a new tab or a copied link restore the model

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import functools
 import operator
+from dataclasses import replace
 
 import streamlit as st
 
 from analysis import settings
 from app import common
+from app.arch_interactive import interactive
 from app.logic import config_edit as ce
+from app.logic import form_extra, identity
 from hrnet_core import ConfigError, dump_config
 from hrnet_core.config import FUSION_PRESETS, HEAD_KINDS
 
@@ -26,11 +29,18 @@ FUSION_LABELS = {"all": "all", "across_stage": "across stages", "final_only": "f
 
 
 def _slots(cfg):
-    """``(widget key, path into config_edit.form_values)`` for every form control of ``cfg``."""
+    """``(widget key, path into the form's values)`` for every form control of ``cfg`` (``_values``)."""
     yield from (("b_width", ("width",)), ("b_in_h", ("input_h",)), ("b_in_w", ("input_w",)),
-                ("b_head_kind", ("head_kind",)), ("b_head_out", ("head_outputs",)))
+                ("b_head_kind", ("head_kind",)))
+    if form_extra.head_uses_outputs(cfg):  # a V2p pyramid has no outputs to set: no control
+        yield "b_head_out", ("head_outputs",)
+    yield from (("b_stem", ("stem_channels",)), ("b_s1_block", ("stage1_block",)), ("b_s1_blocks", ("stage1_blocks",)),
+                ("b_s1_planes", ("stage1_planes",)), ("b_up_mode", ("upsample_mode",)))
+    if cfg.upsample.mode == "bilinear":
+        yield "b_align", ("align_corners",)
     for s, stage in enumerate(cfg.stages):
         yield f"b_mod_{s}", ("modules", s)
+        yield f"b_unit_{s}", ("stage_block", s)
         for b in range(stage.branches):
             yield f"b_blk_{s}_{b}", ("blocks", s, b)
             yield f"b_ch_{s}_{b}", ("channels", s, b)
@@ -38,15 +48,20 @@ def _slots(cfg):
             yield f"b_fuse_{s}_{m}", ("fusion", s, m)
 
 
+def _values(cfg) -> dict:
+    """The form's values of ``cfg``: ``config_edit.form_values`` and ``form_extra.extra_values``."""
+    return {**ce.form_values(cfg), **form_extra.extra_values(cfg)}
+
+
 def _widget_values(cfg) -> dict:
     """Widget key -> value for every form control of ``cfg``."""
-    values = ce.form_values(cfg)
+    values = _values(cfg)
     return {key: functools.reduce(operator.getitem, path, values) for key, path in _slots(cfg)}
 
 
 def _read_form(cfg) -> dict:
     """``cfg``'s form values with what the widgets hold now."""
-    values = ce.form_values(cfg)
+    values = _values(cfg)
     for key, path in _slots(cfg):
         if key in ss:
             functools.reduce(operator.getitem, path[:-1], values)[path[-1]] = ss[key]
@@ -60,6 +75,7 @@ def _push(cfg, yaml_text: str | None = None) -> None:
     for key, value in _widget_values(cfg).items():
         ss[key] = value
     ss.yaml_text = dump_config(cfg) if yaml_text is None else yaml_text
+    ss.b_save_name = cfg.name
 
 
 def _seed_widgets(cfg) -> None:
@@ -69,6 +85,7 @@ def _seed_widgets(cfg) -> None:
         for key, value in values.items():
             ss.setdefault(key, value)
         ss.setdefault("yaml_text", dump_config(cfg) if ss.get("base_cfg") != cfg else ss.get("base_text", ""))
+        ss.setdefault("b_save_name", cfg.name)
         if ss.get("build_error", {}).get("where") in ("form", "yaml"):
             ss.build_error = {}  # the invalid input it was about is gone
 
@@ -92,14 +109,22 @@ def _on_preset() -> None:
     except Exception as err:  # noqa: BLE001 - shown inline
         _fail("preset", err)
         return
-    ss.cfg, ss.base_name, ss.base_cfg, ss.base_text = cfg, label, cfg, text
+    ss.cfg = cfg
+    common.set_origin(cfg, label, text, f"preset {label}")
     _push(cfg, yaml_text=text)
     _ok()
 
 
+def _named(cfg):
+    """``cfg`` named after the origin it was edited from (``identity.derived_name``)."""
+    base = ss.get("base_cfg")
+    return replace(cfg, name=identity.derived_name(base, cfg)) if base is not None else cfg
+
+
 def _on_form() -> None:
     try:
-        cfg = ce.config_from_form(ss.cfg, _read_form(ss.cfg))
+        values = _read_form(ss.cfg)
+        cfg = _named(form_extra.apply_extra(ce.config_from_form(ss.cfg, values), values))
         common.view(cfg)  # refuses e.g. a model above the builder's size bound
     except Exception as err:  # noqa: BLE001
         _fail("form", err)
@@ -110,50 +135,64 @@ def _on_form() -> None:
 
 
 def _on_fusion_preset(name: str) -> None:
-    ss.cfg = ss.cfg.with_fusion(name)
+    ss.cfg = _named(ss.cfg.with_fusion(name))
     _push(ss.cfg)
     _ok()
 
 
-def _apply_text(text: str, source: str, name: str) -> None:
+def _apply_text(text: str, source: str, file_name: str | None = None) -> None:
+    """An uploaded file or an official YAML is a new origin named after itself (the diff compares against
+    it); a project-schema text keeps the name it spells, else is named after the origin it edits."""
     try:
-        cfg = ce.parse_yaml(text, source=source, name=name)
+        cfg = ce.parse_yaml(text, source=source, name=ss.cfg.name)
+        who = identity.text_identity(text, source, cfg, file_name)
+        if who.name is not None:
+            cfg = replace(cfg, name=who.name)
+        elif cfg.name == ss.cfg.name:
+            cfg = _named(cfg)
         common.view(cfg)
     except Exception as err:  # noqa: BLE001
         _fail("yaml", err)
         return
+    if file_name or who.official:
+        common.set_origin(cfg, cfg.name, text, who.origin)
     ss.cfg = cfg
     _push(cfg, yaml_text=text)
     _ok()
 
 
 def _on_yaml() -> None:
-    _apply_text(ss.yaml_text, "YAML", ss.cfg.name)
+    _apply_text(ss.yaml_text, "YAML")
 
 
 def _on_upload() -> None:
     upload = ss.get("b_upload")
     if upload is None:
         return
-    name = upload.name.rsplit(".", 1)[0] or "uploaded"
     try:
         text = upload.getvalue().decode("utf-8")
     except UnicodeDecodeError:
         _fail("yaml", ConfigError(upload.name, "is not UTF-8 text (a YAML file is expected)"))
         return
     ss.yaml_text = text
-    _apply_text(text, upload.name, name)
+    _apply_text(text, upload.name, file_name=upload.name)
 
 
 def _on_save() -> None:
-    error = ss.get("build_error", {}).get("where") == "yaml"
-    text = dump_config(ss.cfg) if error else ss.yaml_text
+    # The current valid model under the name asked for (a pasted text may spell another name, or none).
+    name = (ss.get("b_save_name") or ss.cfg.name).strip().removesuffix(".yaml")
     try:
-        path = ce.save_config(text, ss.get("b_save_name") or ss.cfg.name, overwrite=ss.get("b_overwrite", False))
+        text = dump_config(replace(ss.cfg, name=name))
+        path = ce.save_config(text, name, overwrite=ss.get("b_overwrite", False))
     except Exception as err:  # noqa: BLE001
         _fail("save", err)
         return
-    _ok(f"Saved to {path}; it is listed in the preset picker as 'saved: {path.stem}'.")
+    label = f"saved: {path.stem}"
+    cfg = replace(ss.cfg, name=path.stem)
+    common.set_origin(cfg, label, path.read_text(encoding="utf-8"), f"saved config {path}")
+    ss.cfg, ss.b_preset = cfg, label
+    _push(cfg, yaml_text=ss.base_text)
+    _ok(f"Saved to {path}; it is listed in the preset picker as '{label}'.")
 
 
 # ---- page -----------------------------------------------------------------------------------------
@@ -162,26 +201,44 @@ def _on_save() -> None:
 def _form(cfg) -> None:
     st.subheader("Form")
     c1, c2, c3 = st.columns(3)
-    c1.number_input("Width (branch 1 channels)", min_value=1, step=2, key="b_width", on_change=_on_form,
+    c1.number_input("Width (branch 1 channels)", min_value=0, step=2, key="b_width", on_change=_on_form,
                     help="Sets every branch's channels to width x 2^k.")
-    c2.number_input("Input height", min_value=1, step=32, key="b_in_h", on_change=_on_form)
-    c3.number_input("Input width", min_value=1, step=32, key="b_in_w", on_change=_on_form)
+    c2.number_input("Input height", min_value=0, step=32, key="b_in_h", on_change=_on_form)
+    c3.number_input("Input width", min_value=0, step=32, key="b_in_w", on_change=_on_form)
     c1, c2, _ = st.columns(3)
     kinds = ["cls"] if cfg.family == "cls" else [k for k in HEAD_KINDS if k != "cls"]
     if ss.get("b_head_kind") not in kinds:
         kinds = [*kinds, ss.get("b_head_kind")]
     c1.selectbox("Head", kinds, key="b_head_kind", on_change=_on_form,
                  help="v1: heatmaps from the 1/4 branch; v2: all branches concatenated; v2p: feature pyramid")
-    c2.number_input("Head outputs (joints, classes, landmarks)", min_value=1, key="b_head_out", on_change=_on_form)
+    if form_extra.head_uses_outputs(cfg):
+        c2.number_input("Head outputs (joints, classes, landmarks)", min_value=0, key="b_head_out", on_change=_on_form)
+    else:
+        c2.caption(f"Head {cfg.head.kind}: a feature pyramid of {cfg.head.levels} levels x {cfg.head.channels} "
+                   "channels, no class or joint outputs to set.")
+    with st.expander("Stem, stage 1 and upsampling"):
+        c1, c2, c3, c4 = st.columns(4)
+        c1.number_input("Stem channels", min_value=0, key="b_stem", on_change=_on_form,
+                        help="Output channels of the two stride-2 3x3 convolutions (official: 64).")
+        c2.selectbox("Stage 1 block", form_extra.BLOCKS, key="b_s1_block", on_change=_on_form)
+        c3.number_input("Stage 1 blocks", min_value=0, key="b_s1_blocks", on_change=_on_form)
+        c4.number_input("Stage 1 planes", min_value=0, key="b_s1_planes", on_change=_on_form,
+                        help="Bottleneck outputs are 4x the planes.")
+        c1, c2, _ = st.columns([1, 1, 2])
+        c1.selectbox("Upsampling", form_extra.UPSAMPLE_MODES, key="b_up_mode", on_change=_on_form,
+                     help="nearest: input sides must be multiples of 32; bilinear: resized to the target size.")
+        if cfg.upsample.mode == "bilinear":
+            c2.checkbox("align_corners", key="b_align", on_change=_on_form)
 
     st.markdown("**Stages** — modules, and residual units and channels per branch (resolution)")
     for s, stage in enumerate(cfg.stages):
         cols = st.columns([1.2] + [1] * stage.branches + [max(0.01, 4 - stage.branches)])
-        cols[0].number_input(f"Stage {s + 2} modules", min_value=1, key=f"b_mod_{s}", on_change=_on_form)
+        cols[0].number_input(f"Stage {s + 2} modules", min_value=0, key=f"b_mod_{s}", on_change=_on_form)
+        cols[0].selectbox(f"Stage {s + 2} block", form_extra.BLOCKS, key=f"b_unit_{s}", on_change=_on_form)
         for b in range(stage.branches):
             with cols[b + 1]:
-                st.number_input(f"1/{4 * 2**b} blocks", min_value=1, key=f"b_blk_{s}_{b}", on_change=_on_form)
-                st.number_input(f"1/{4 * 2**b} channels", min_value=1, key=f"b_ch_{s}_{b}", on_change=_on_form)
+                st.number_input(f"1/{4 * 2**b} blocks", min_value=0, key=f"b_blk_{s}_{b}", on_change=_on_form)
+                st.number_input(f"1/{4 * 2**b} channels", min_value=0, key=f"b_ch_{s}_{b}", on_change=_on_form)
     note = ce.out_channels_note(cfg)
     if note:
         st.caption(note)
@@ -213,7 +270,7 @@ def _yaml_editor(cfg) -> None:
     c1.download_button("Download YAML", data=dump_config(cfg), file_name=f"{cfg.name}.yaml", mime="text/yaml",
                        help="The current valid config in the project's explicit schema.")
     with c2.popover("Save YAML"):
-        st.text_input("Name", value=cfg.name, key="b_save_name")
+        st.text_input("Name", key="b_save_name")
         st.checkbox("Overwrite a saved config of that name (the old one is kept in .history/)", key="b_overwrite")
         st.caption(f"Folder: {settings.user_config_dir()}")
         st.button("Save", on_click=_on_save, key="b_save")
@@ -234,13 +291,19 @@ def _model_view(cfg) -> None:
     cols[0].metric("Params", f"{v.params / 1e6:.2f}M", help=f"{v.params:,}")
     cols[1].metric("GFLOPs (paper)", f"{v.gflops_paper:.2f}", help="Conv and Linear multiply-adds / 2^30, batch 1")
     cols[2].metric("Fusions", f"{v.fusions} of {v.modules}")
-    cols[3].metric("Output", ", ".join("x".join(map(str, s)) for s in v.output_shapes))
+    shapes = ", ".join("x".join(map(str, s)) for s in v.output_shapes)
+    long = len(shapes) > 28  # a V2p pyramid's five maps would be cut: the metric counts them, a caption lists them
+    cols[3].metric("Output", f"{len(v.output_shapes)} maps" if long else shapes, help=shapes)
+    if long:
+        st.caption(f"Output maps (N x C x H x W): {shapes}")
     with common.guard("diagram"):
         st.graphviz_chart(common.diagram_dot(cfg, "stage"), width="stretch")
-    left, right = st.columns([1, 1])
-    left.dataframe(v.table, hide_index=True, width="stretch")
+    if st.toggle("Interactive preview (zoom, pan, hover a node for its numbers)", key="b_interactive"):
+        with common.guard("interactive view"):
+            interactive(cfg, "stage", None, key="b_view")
+    common.show_table(v.table)  # the whole width: its nine columns uncut
     base = ss.get("base_cfg")
-    with right.expander(f"Diff against the preset ({ss.get('base_name')})", expanded=True):
+    with st.expander(f"Diff against the origin ({ss.get('base_origin', ss.get('base_name'))})", expanded=True):
         diff = ce.yaml_diff(base, cfg, ss.get("base_name", "preset"), cfg.name) if base is not None else ""
         st.code(diff or "(no difference)", language="diff")
 

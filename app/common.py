@@ -1,7 +1,7 @@
 """State, caching and error display shared by the app's pages.
 
-Session state holds the current valid config (``cfg``), the preset it started from (``base_name``,
-``base_cfg``) and the image chosen for feature maps. Everything heavy is cached by config hash:
+Session state holds the current valid config (``cfg``), the origin it was edited from (``base_name``,
+``base_cfg``, ``base_text``, ``base_origin``: a preset, a saved config, an uploaded or pasted official YAML) and the image chosen for feature maps. Everything heavy is cached by config hash:
 models with ``st.cache_resource``, tables, reports and diagrams with ``st.cache_data``.
 """
 
@@ -17,6 +17,7 @@ from analysis.complexity import analyze
 from analysis.diagram.build import build_diagram, render_bytes
 from analysis.features.weights import build_weights
 from analysis.imaging.images import DEFAULT_IMAGE
+from app.logic.arch_view import ArchLayout, build_layout, dot_json
 from app.logic.config_edit import (
     DEFAULT_PRESET,
     ModelView,
@@ -25,7 +26,10 @@ from app.logic.config_edit import (
     list_saved,
     load_preset,
     model_view,
+    parse_yaml,
 )
+from app.logic.tables import display_frame, table_spec
+from app.logic.url_state import UrlStateError, decode_state, encode_state
 from hrnet_core import HRNetConfig, UserInputError, load_config
 from hrnet_core.device import prepare, resolve_device
 from hrnet_core.errors import quote
@@ -58,15 +62,58 @@ def guard(context: str = ""):
 
 
 def init_state() -> None:
-    """The app's defaults on first run: pose W32 256x192 and the bundled astronaut photo."""
+    """The app's state on a session's first run: the model the page's URL holds (``app.logic.url_state``),
+    else pose W32 256x192; and the bundled astronaut photo. A link that cannot be read shows one error line
+    and leaves the defaults."""
     ss = st.session_state
     if "cfg" not in ss:
         cfg = load_preset(DEFAULT_PRESET)
         ss.cfg = cfg
-        ss.base_name = DEFAULT_PRESET
-        ss.base_cfg = cfg
-        ss.base_text = list_presets()[DEFAULT_PRESET].read_text(encoding="utf-8")
+        set_origin(cfg, DEFAULT_PRESET, list_presets()[DEFAULT_PRESET].read_text(encoding="utf-8"),
+                   f"preset {DEFAULT_PRESET}")
+        with guard("link"):
+            _restore_from_url()
     ss.setdefault("image_name", DEFAULT_IMAGE)
+
+
+def _restore_from_url() -> None:
+    state = decode_state(st.query_params.to_dict())
+    if state.empty:
+        return
+    ss = st.session_state
+    origin, label, text, where = ss.base_cfg, ss.base_name, ss.base_text, ss.base_origin
+    if state.preset is not None:
+        sources = config_sources()
+        if state.preset not in sources:
+            raise UrlStateError(f"URL parameter preset: no preset or saved config {quote(state.preset)} here")
+        origin, label = config_from_source(state.preset), state.preset
+        text = open(sources[label], encoding="utf-8").read()
+        where = f"preset {label}" if label in list_presets() else f"saved config {sources[label]}"
+    elif state.origin_text is not None:
+        origin = parse_yaml(state.origin_text, source="URL parameter origin")
+        label, text, where = origin.name, state.origin_text, state.origin_label or "link"
+    cfg = parse_yaml(state.cfg_text, source="URL parameter cfg") if state.cfg_text is not None else origin
+    view(cfg)  # refuses a model the builder would refuse, as an edit would
+    ss.cfg = cfg
+    set_origin(origin, label, text, where)
+
+
+def sync_url() -> None:
+    """Write the current model into the page's query parameters (only when they change)."""
+    ss = st.session_state
+    if "cfg" not in ss:
+        return
+    preset = ss.base_name if ss.base_name in config_sources() else None
+    params = encode_state(preset, ss.base_cfg, ss.cfg, ss.get("base_origin", ""))
+    if st.query_params.to_dict() != params:
+        st.query_params.from_dict(params)
+
+
+def set_origin(cfg: HRNetConfig, label: str, text: str, origin: str) -> None:
+    """Make ``cfg`` the origin edits are named after and diffed against: ``label`` (a preset picker label or
+    the model's own name), its YAML ``text`` and where it came from (``origin``, shown on the page)."""
+    ss = st.session_state
+    ss.base_cfg, ss.base_name, ss.base_text, ss.base_origin = cfg, label, text, origin
 
 
 def current_config() -> HRNetConfig:
@@ -142,6 +189,17 @@ def diagram_bytes(cfg: HRNetConfig, level: str, module: str | None, annotate: st
     return _diagram_bytes(key_of(cfg), cfg, level, module, annotate, fmt)
 
 
+@st.cache_data(max_entries=64, show_spinner=False)
+def _arch_layout(key: str, _cfg: HRNetConfig, level: str, module: str | None) -> ArchLayout:
+    return build_layout(_cfg, dot_json(build_diagram(_cfg, level=level, module=module).source),
+                        complexity(_cfg).breakdown)
+
+
+def arch_layout(cfg: HRNetConfig, level: str = "stage", module: str | None = None) -> ArchLayout:
+    """The interactive view's layout (``app.logic.arch_view``): Graphviz positions and each node's numbers, cached."""
+    return _arch_layout(key_of(cfg), cfg, level, module)
+
+
 @st.cache_resource(max_entries=4, show_spinner=False)
 def _model(key: str, _cfg: HRNetConfig, device: str, checkpoint_key: str, _checkpoint: str | None):
     model, status = build_weights(_cfg, _checkpoint)
@@ -177,6 +235,24 @@ def shown_model() -> tuple[HRNetConfig, str]:
 def device_choices() -> list[str]:
     """The devices a page offers: auto, cpu, and cuda when torch sees a GPU."""
     return ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def show_table(df, target=None, **kwargs) -> None:
+    """``df`` as ``st.dataframe`` with ``app.logic.tables``' formats: thousands separators, units in headers,
+    scientific notation for small values, empty cells for missing values, text columns wide enough."""
+    formats = {"int": "localized", "float": "%.4f", "small": "%.3e"}
+    config = {}
+    df = display_frame(df)
+    for spec in table_spec(df):
+        if spec.kind in formats:
+            config[spec.name] = st.column_config.NumberColumn(spec.label, format=formats[spec.kind], width=spec.width)
+        elif spec.kind == "bool":
+            config[spec.name] = st.column_config.CheckboxColumn(spec.label, width=spec.width)
+        else:
+            config[spec.name] = st.column_config.TextColumn(spec.label, width=spec.width)
+    kwargs.setdefault("hide_index", True)
+    kwargs.setdefault("width", "stretch")
+    (target or st).dataframe(df, column_config=config, **kwargs)
 
 
 def model_caption(cfg: HRNetConfig) -> str:

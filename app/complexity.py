@@ -54,9 +54,9 @@ def _breakdown(cfg, rep) -> None:
             if by != "module":
                 st.plotly_chart(_group_chart(df, by, f"Share of params, FLOPs and activations {GROUPS[by].lower()}"),
                                 width="stretch", key=f"c_chart_{by}")
-            st.dataframe(df, hide_index=True, width="stretch")
+            common.show_table(df)
     with tabs[-1]:
-        st.dataframe(rep.breakdown, hide_index=True, width="stretch", height=420)
+        common.show_table(rep.breakdown, height=420)
         st.download_button("Download CSV", rep.breakdown.to_csv(index=False).encode(),
                            file_name=f"{cfg.name}_breakdown.csv", mime="text/csv", key="c_csv")
 
@@ -132,7 +132,7 @@ def _profile(cfg, hw) -> None:
     st.plotly_chart(fig, width="stretch", key="c_prof_chart")
     st.caption("gmacs_per_s shows why HRNet runs slower than its FLOPs suggest: the high-resolution branches and "
                "the fusions move many bytes per multiply-add.")
-    st.dataframe(df, hide_index=True, width="stretch")
+    common.show_table(df)
     rf = ss.get("c_roofline")
     if rf is not None and rf[0] == key:
         _roofline(rf[1])
@@ -156,7 +156,7 @@ def _roofline(rf) -> None:
     st.caption(peak.describe() + ". GFLOP = 2 x the paper's multiply-adds / 1e9; bytes: every operator's inputs "
                "and outputs (no cache reuse, an upper bound on traffic).")
     st.markdown(rf.text)
-    st.dataframe(g, hide_index=True, width="stretch")
+    common.show_table(g)
 
 
 cfg = common.current_config()

@@ -4,8 +4,11 @@ ablation run (then the page, header and sidebar describe that checkpoint's own m
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import plotly.express as px
@@ -19,7 +22,9 @@ from analysis.features.weights import checkpoint_meta, describe_checkpoint
 from analysis.imaging.images import BUNDLED, load_image
 from analysis.settings import runs_root
 from app import common, paths_policy
-from hrnet_core import CheckpointError
+from app.logic.messages import name_upload
+from app.logic.run_progress import forward_progress
+from hrnet_core import CheckpointError, UserInputError
 from hrnet_core.device import device_label, resolve_device
 
 ss = st.session_state
@@ -42,11 +47,57 @@ def _stash_upload(upload, suffix: str) -> str:
     return str(lease[1].path)
 
 
-@st.cache_resource(max_entries=4, show_spinner=False)
-def _capture(key: str, _cfg, _image, box, device: str, checkpoint_key: str, _checkpoint: str | None):
-    # cache_resource, not cache_data: a capture holds megabytes of maps that pages only read.
-    model, status = common.model(_cfg, device, _checkpoint)
-    return capture(model, _cfg, _image, device=device, box=box), status
+CAPTURES_KEPT = 4
+
+
+@st.cache_resource(show_spinner=False)
+def _captures() -> tuple[threading.Lock, OrderedDict]:
+    """The last ``CAPTURES_KEPT`` captures, shared by sessions (they hold megabytes of maps that pages only read).
+    Not an ``st.cache_resource`` of the capture itself: its progress bar is drawn while it runs, which a cached
+    function may not do."""
+    return threading.Lock(), OrderedDict()
+
+
+def _capture(key: str, cfg, image, box, device: str, checkpoint_key: str, checkpoint: str | None, report=None):
+    lock, kept = _captures()
+    full = (key, box, device, checkpoint_key)
+    with lock:
+        if full in kept:
+            kept.move_to_end(full)
+            return kept[full]
+    model, status = common.model(cfg, device, checkpoint)
+    with forward_progress(model, report) if report else contextlib.nullcontext():
+        out = capture(model, cfg, image, device=device, box=box), status
+    with lock:
+        kept[full] = out
+        while len(kept) > CAPTURES_KEPT:
+            kept.popitem(last=False)
+    return out
+
+
+def _run(key: str, run_cfg, image, box, dev, ck_key: str, checkpoint: str | None):
+    """The capture with a progress bar and a Cancel button; ``None`` when cancelled. Pressing Cancel (or any
+    input) makes Streamlit stop this script at the bar's next update, inside the forward pass."""
+    if ss.get("f_cancelled") == key:
+        st.info(f"Feature-map run of {run_cfg.name} cancelled.")
+        if st.button("Run again", key="f_run_again"):
+            ss.pop("f_cancelled", None)
+            st.rerun()
+        return None
+    slot = st.empty()
+    with slot.container():
+        c1, c2 = st.columns([5, 1])
+        bar = c1.progress(0.0, text=f"Building {run_cfg.name} on {device_label(dev)}…")
+        if c2.button("Cancel", key="f_cancel", on_click=lambda: ss.update(f_cancelled=key)):
+            return None
+
+    def report(fraction: float) -> None:
+        bar.progress(fraction, text=f"Forward pass of {run_cfg.name} on {device_label(dev)}: {100 * fraction:.0f} % "
+                                    "of the layers" + (" (then reducing the maps)" if fraction >= 1 else ""))
+
+    out = _capture(key, run_cfg, image, box, str(dev), ck_key, checkpoint, report)
+    slot.empty()
+    return out
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -85,7 +136,9 @@ def _weights():
     if choice == CK_UPLOAD:
         up = st.file_uploader("Checkpoint (.pth, .pth.tar, .safetensors)", key="f_ck_upload")
         if up is not None:
-            return _stash_upload(up, "".join(Path(up.name).suffixes[-2:]) or ".pth"), up.name
+            path = _stash_upload(up, "".join(Path(up.name).suffixes[-2:]) or ".pth")
+            ss.f_stand_ins[path] = up.name
+            return path, up.name
     elif choice == CK_PATH:
         path = st.text_input("Path", key="f_ck_path", placeholder="/path/to/pose_hrnet_w32_256x192.pth").strip()
         if path:  # only inside the runs folder and configured folders; same words for missing and forbidden
@@ -135,6 +188,7 @@ def _inputs(cfg):
         else:
             image = upload.getvalue()
             image_key = "upload:" + hashlib.sha1(image).hexdigest()
+            ss.f_stand_ins["<upload>"] = upload.name
     elif choice == VAL:
         person = _val_person(cfg, checkpoint, c2)
         image = None
@@ -190,7 +244,7 @@ def _ground_truth_vs_prediction(cap, person, cfg) -> None:
                  title="Per-joint confidence (heatmap maximum); green: within PCK@0.1 of the truth")
     fig.update_layout(margin=dict(l=10, r=10, t=40, b=10), legend_title_text="within 0.1")
     c2.plotly_chart(fig, width="stretch", key="f_val_conf")
-    c2.dataframe(joints.round(3), hide_index=True, width="stretch", height=250)
+    common.show_table(joints.round(3), c2, height=250)
 
 
 def _head(cap) -> None:
@@ -238,33 +292,43 @@ def _stats(cap) -> None:
                       title=f"{y} per module, by branch resolution")
         fig.update_layout(margin=dict(l=10, r=10, t=40, b=10))
         col.plotly_chart(fig, width="stretch", key=f"f_stats_{y}")
-    st.dataframe(df.drop(columns=["order"]), hide_index=True, width="stretch")
+    common.show_table(df.drop(columns=["order"]))
     st.download_button("Download stats.csv", df.drop(columns=["order"]).to_csv(index=False).encode(),
                        file_name=f"{cap.config_name}_stats.csv", mime="text/csv", key="f_stats_csv")
+
+
+@contextlib.contextmanager
+def _named_uploads():
+    """Errors about an uploaded file name it by its own name (``app.logic.messages.name_upload``)."""
+    try:
+        yield
+    except UserInputError as err:
+        raise name_upload(err, ss.get("f_stand_ins", {})) from None
 
 
 cfg = common.current_config()
 st.title("Feature maps")
 header = st.container()
-with common.guard("feature maps"):
+ss.f_stand_ins = {}  # temporary names of this run's uploads -> their own names, for error messages
+with common.guard("feature maps"), _named_uploads():
     run_cfg, where, checkpoint, ck_label, image, image_key, box, person, device = _inputs(cfg)
     _header(header, run_cfg, checkpoint, ck_label, where)
     if image is not None:
         dev = resolve_device(device)
         ck_key = f"{checkpoint}:{Path(checkpoint).stat().st_mtime}" if checkpoint else ""
-        with st.spinner(f"Running {run_cfg.name} on {device_label(dev)}…"):
-            cap, status = _capture(f"{common.key_of(run_cfg)}|{image_key}", run_cfg, image, box, str(dev), ck_key,
-                                   checkpoint)
-        t = cap.timings
-        st.caption(f"Device: **{cap.device}** · weights: {status} · load {1e3 * t.get('load_s', 0):.0f} ms, "
-                   f"forward {1e3 * t.get('forward_s', 0):.0f} ms, reduce {1e3 * t.get('reduce_s', 0):.0f} ms")
-        if person is not None:
-            _ground_truth_vs_prediction(cap, person, run_cfg)
-        left, right = st.columns([1, 2], gap="large")
-        with left:
-            st.image(cap.image, caption=f"The network's input ({cap.input_hw[0]}x{cap.input_hw[1]}, official "
-                                        "preprocessing)", width="stretch")
-            _head(cap)
-        with right:
-            _maps(cap)
-        _stats(cap)
+        result = _run(f"{common.key_of(run_cfg)}|{image_key}", run_cfg, image, box, dev, ck_key, checkpoint)
+        if result is not None:  # None: cancelled (the sidebar below is still drawn)
+            cap, status = result
+            t = cap.timings
+            st.caption(f"Device: **{cap.device}** · weights: {status} · load {1e3 * t.get('load_s', 0):.0f} ms, "
+                       f"forward {1e3 * t.get('forward_s', 0):.0f} ms, reduce {1e3 * t.get('reduce_s', 0):.0f} ms")
+            if person is not None:
+                _ground_truth_vs_prediction(cap, person, run_cfg)
+            left, right = st.columns([1, 2], gap="large")
+            with left:
+                st.image(cap.image, caption=f"The network's input ({cap.input_hw[0]}x{cap.input_hw[1]}, official "
+                                            "preprocessing)", width="stretch")
+                _head(cap)
+            with right:
+                _maps(cap)
+            _stats(cap)

@@ -1,4 +1,5 @@
-"""System: torch and CUDA versions, the GPU and its memory, and the device the app computes on."""
+"""System: the device the app computes on, memory, the CPU and its bf16 / AMX features, the GPU, and the versions
+of torch, CUDA and every library of the design card."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
+from app.logic.system_info import library_versions, machine
 from hrnet_core.device import device_label, resolve_device
 
 
@@ -46,6 +48,20 @@ rows = [
 ]
 st.subheader("Software")
 st.dataframe(pd.DataFrame(rows, columns=["item", "value"]), hide_index=True, width="stretch")
+
+st.subheader("Machine")
+m = machine()
+c1, c2, c3 = st.columns(3)
+c1.metric("RAM total", f"{m.ram_total_mib:,.0f} MiB" if m.ram_total_mib else "unknown")
+c2.metric("RAM available", f"{m.ram_available_mib:,.0f} MiB" if m.ram_available_mib else "unknown")
+c3.metric("CPU cores", f"{m.cores}")
+st.markdown(f"**CPU:** {m.cpu_model}")
+st.dataframe(pd.DataFrame([{"feature": k, "present": v} for k, v in m.flags.items()]), hide_index=True,
+             column_config={"present": st.column_config.CheckboxColumn("present")})
+st.caption("AVX-512 BF16 and AMX make bf16 autocast fast on CPU; without them bf16 is emulated and fp32 is faster.")
+
+st.subheader("Libraries")
+st.dataframe(library_versions(), hide_index=True, width="stretch")
 
 st.subheader("GPUs")
 if not torch.cuda.is_available():

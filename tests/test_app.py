@@ -131,10 +131,12 @@ def test_preset_switch_and_save(tmp_path):
     saved = tmp_path / "configs" / "my_small.yaml"
     assert saved.is_file() and load_config(saved) == at.session_state.cfg
     assert "saved: my_small" in at.selectbox(key="b_preset").options
+    assert at.session_state.cfg.name == "my_small"  # the model takes the name it was saved under
+    written = saved.read_bytes()
 
     at.button(key="b_save").click().run()  # the same name again: refused, the file kept
     assert any("already exists" in e for e in errors(at)), errors(at)
-    assert load_config(saved).name == "cls_hrnet_w18_small_v1"
+    assert saved.read_bytes() == written and load_config(saved).name == "my_small"
 
 
 # ---- other pages ---------------------------------------------------------------------------------------

@@ -327,3 +327,119 @@ def test_feature_maps_run_checkpoint_with_val_person(trained_server, trained_run
     comparison.locator("img").first.wait_for(state="visible")
     _plotly_drawn(page, at_least=17)  # one confidence bar per joint
     _shot(page, "4b_feature_maps_checkpoint")
+
+
+# ---- issue 12: the interactive view, names that follow edits, the model in the URL ----------------------------
+SEG_W48 = ROOT.parent / "shared" / "official" / "seg" / "seg_hrnet_w48_train_512x1024_sgd_lr1e-2_wd5e-4_bs_12_epoch484.yaml"
+
+
+def _hover_text(page) -> str:
+    return page.evaluate("() => Array.from(document.querySelectorAll('.hoverlayer .hovertext'))"
+                         ".map(e => e.textContent).join(' | ')")
+
+
+def _node_pixel(page, node_id: str) -> tuple[float, float]:
+    """Where the interactive view draws ``node_id`` now (page pixels), from plotly's own axes."""
+    return tuple(page.evaluate("""(id) => {
+        const gd = document.querySelector('[data-testid="stMain"] .js-plotly-plot');
+        const t = gd.data.find(d => d.name === 'nodes'); const i = t.customdata.indexOf(id);
+        const L = gd._fullLayout, r = gd.getBoundingClientRect();
+        return [r.left + L._size.l + L.xaxis.l2p(t.x[i]), r.top + L._size.t + L.yaxis.l2p(t.y[i])]; }""", node_id))
+
+
+def test_interactive_view_zooms_and_hover_shows_a_nodes_params(server, page):
+    from analysis.complexity import analyze
+    from app.logic.config_edit import load_preset
+
+    rows = analyze(load_preset("pose_hrnet_w32_256x192")).breakdown
+    stage1 = int(rows[rows["name"].str.startswith("layer1.")]["params"].sum())
+    _open(page, f"{server}/architecture")
+    plot = page.locator('[data-testid="stMain"] .js-plotly-plot').first
+    plot.wait_for(state="visible")
+    plot.scroll_into_view_if_needed()
+    span = "() => { const a = document.querySelector('[data-testid=\"stMain\"] .js-plotly-plot')._fullLayout.xaxis.range;" \
+           " return a[1] - a[0]; }"
+    before = page.evaluate(span)
+    box = plot.bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
+    for _ in range(3):
+        page.mouse.wheel(0, -300)
+        page.wait_for_timeout(250)
+    page.wait_for_timeout(500)
+    assert page.evaluate(span) < before * 0.8  # scrolled in
+    x, y = _node_pixel(page, "layer1")
+    page.mouse.move(x, y)
+    page.wait_for_function("() => document.querySelector('.hoverlayer .hovertext') !== null")
+    text = _hover_text(page)
+    assert f"params: {stage1:,}" in text and "layer1" in text and "Bottleneck" in text and "(1, 256, 64, 48)" in text
+    _no_error(page)
+    _shot(page, "2_architecture_interactive_hover")
+
+
+def test_width_48_renames_and_reload_restores_the_model(server, page):
+    _open(page, f"{server}/")
+    width = page.get_by_role("spinbutton", name="Width (branch 1 channels)")
+    page.wait_for_function("() => document.querySelector('input[aria-label=\"Width (branch 1 channels)\"]')?.value === '32'")
+    width.fill("48")
+    width.press("Enter")
+    page.get_by_text("63.60M").first.wait_for()
+    _settle(page)
+    body = page.inner_text("body")
+    assert "pose_hrnet_w48_256x192" in body and "pose_hrnet_w32_256x192 ·" not in body
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download YAML").click()
+    assert download.value.suggested_filename == "pose_hrnet_w48_256x192.yaml"
+    assert "w32" not in download.value.suggested_filename
+    page.get_by_text("m1", exact=True).first.click()  # stage 2 module 1 stops fusing: an edit off any preset
+    page.get_by_text("7 fusions").first.wait_for()
+    _settle(page)
+    assert "cfg=" in page.url
+    page.reload()
+    page.wait_for_selector('[data-testid="stMainBlockContainer"] h1')
+    page.get_by_text("pose_hrnet_w48_256x192+fuse7").first.wait_for()
+    _settle(page)
+    body = page.inner_text("body")
+    assert "7 fusions" in body and page.get_by_role("spinbutton", name="Width (branch 1 channels)").input_value() == "48"
+    _no_error(page)
+    link = page.url  # a copied link in a new tab, on another page: the same model
+    other = page.context.new_page()
+    other.goto(link.replace(f"{server}/?", f"{server}/complexity?"))
+    other.wait_for_selector('[data-testid="stMainBlockContainer"] h1')
+    other.get_by_text("pose_hrnet_w48_256x192+fuse7").first.wait_for()
+    assert other.locator("h1").first.inner_text() == "Complexity"
+    other.close()
+
+
+def test_pasted_official_seg_yaml_shows_its_own_name(server, page):
+    _open(page, f"{server}/")
+    editor = page.locator('[data-testid="stTextArea"] textarea').first
+    editor.fill(SEG_W48.read_text())
+    editor.press("Control+Enter")
+    page.get_by_text("seg_hrnet_w48_512x1024").first.wait_for()
+    _settle(page)
+    caption = page.locator('[data-testid="stMain"] p', has_text="seg_hrnet_w48_512x1024 · seg").first
+    assert "pose_hrnet_w32" not in caption.inner_text()
+    assert "Diff against the origin (pasted official YAML)" in page.inner_text("body")
+    _no_error(page)
+    _shot(page, "1_build_pasted_seg")
+
+
+def test_feature_map_run_can_be_cancelled(server, page):
+    """A heavy run (seg W48 at 512x1024 on CPU) shows a progress bar and stops when Cancel is pressed."""
+    page.goto(f"{server}/feature-maps?preset=seg_hrnetv2_w48")  # no _settle: the page keeps running
+    cancel = page.get_by_role("button", name="Cancel")
+    try:
+        cancel.wait_for(timeout=3 * TIMEOUT_MS)
+    finally:
+        _shot(page, "4_feature_maps_running")
+    page.locator('[data-testid="stProgress"]').first.wait_for()
+    t = time.time()
+    cancel.click()
+    page.get_by_text("Feature-map run of seg_hrnetv2_w48 cancelled.").wait_for()
+    _settle(page)
+    assert time.time() - t < 60
+    assert page.get_by_role("button", name="Run again").count() == 1
+    assert page.get_by_text("Statistics per module and branch").count() == 0  # the run did not finish
+    assert "seg_hrnetv2_w48" in page.locator('[data-testid="stSidebar"]').inner_text()  # the page still ends well
+    _no_error(page)
+    _shot(page, "4_feature_maps_cancelled")

@@ -21,7 +21,8 @@ branch, as the official ``_make_transition_layer``) and the head (V1, V2, V2p, O
 Every node and edge carries a ``class`` attribute (kept in SVG output) naming what it is:
 nodes ``io``, ``stem``, ``branch``, ``transition``, ``fuse``, ``block``, ``fuse_unit``, ``head``,
 ``header``; edges ``stem``, ``flow``, ``transition``, ``fuse_up``, ``fuse_down``, ``fuse_identity``,
-``fuse_chain``, ``head``, ``layout`` (invisible ordering edges).
+``fuse_chain``, ``head``, ``layout`` (invisible ordering edges). Nodes that stand for submodules carry
+``prefixes``: their state_dict prefixes, space-separated (what their params and GFLOPs sum over).
 
 ``render(graph, path)`` writes ``.dot`` / ``.gv`` / ``.svg`` / ``.png`` (SVG and PNG through the
 Graphviz ``dot`` program); ``render_bytes(graph, fmt)`` returns the bytes for the UI.
@@ -118,6 +119,8 @@ class _Builder:
 
     # nodes and edges
     def make(self, nid: str, label: str, cls: str, prefixes=(), **attrs) -> _Node:
+        if prefixes:  # the state_dict prefixes a node stands for (kept by `dot -Tjson`, read by the app's view)
+            attrs.setdefault("prefixes", " ".join(prefixes))
         if self.cost is not None and prefixes:
             params, macs = self.cost.params(prefixes), self.cost.macs(prefixes)
             label += "\n" + (fmt_params(params) if self.annotate == "params" else fmt_gflops(macs / 2**30))

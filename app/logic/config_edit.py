@@ -37,7 +37,7 @@ from hrnet_core.config import BLOCK_EXPANSION, HEAD_KINDS, HIGHER_FIELDS, HeadCo
 from hrnet_core.model import check_buildable
 
 DEFAULT_PRESET = "pose_hrnet_w32_256x192"
-_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$")  # "+": derived names (app.logic.identity)
 
 
 def list_presets(folder: Path = PRESET_DIR) -> dict[str, Path]:
@@ -241,7 +241,7 @@ def _check_name(name: str) -> str:
     if name.endswith(".yaml"):
         name = name[: -len(".yaml")]
     if not _NAME_RE.match(name):
-        raise SaveError(f"name: {name!r} is not a valid file name (letters, digits, '_', '-', '.'; up to 100)")
+        raise SaveError(f"name: {name!r} is not a valid file name (letters, digits, '_', '-', '.', '+'; up to 100)")
     return name
 
 

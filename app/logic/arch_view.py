@@ -1,0 +1,282 @@
+"""The interactive architecture view: the diagram's Graphviz layout (``dot -Tjson`` positions) as data, and
+a plotly figure of it that zooms, pans and tells each node's numbers on hover.
+
+Everything a node says is read from the one description of the model: the diagram (``analysis.diagram``:
+nodes, labels, the state_dict ``prefixes`` each stands for, edges) and the analytic count
+(``analysis.complexity.analyze(cfg).breakdown``: params, paper-convention MACs, output shape and resolution of
+every leaf module), summed over the node's prefixes as ``analysis.diagram.costs.CostTable`` does.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass, replace
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from analysis.diagram.build import BLOCK_NAMES, DOT_TIMEOUT_S, DiagramError, dot_program
+from analysis.diagram.costs import CostTable
+from hrnet_core import HRNetConfig
+
+POINTS_PER_INCH = 72.0
+
+
+@dataclass(frozen=True)
+class ArchNode:
+    """One diagram node at its layout position (points, y up): ``x, y`` its centre, ``w, h`` its size.
+
+    ``prefixes``: the state_dict prefixes it stands for; ``group``: their first component (``stage3``,
+    ``transition2``, ``final_layer``...), what expand / collapse works on. ``params``, ``gflops`` (MACs / 2**30,
+    batch 1), ``output_shape`` ``(N, C, H, W)`` of its last leaf, ``resolution`` (``1/8``) and ``block``
+    (``BasicBlock`` / ``Bottleneck`` for residual units) are ``None`` / ``""`` for nodes without submodules.
+    """
+
+    id: str
+    label: str
+    kind: str
+    x: float
+    y: float
+    w: float
+    h: float
+    fill: str = "white"
+    prefixes: tuple[str, ...] = ()
+    group: str = ""
+    params: int | None = None
+    gflops: float | None = None
+    output_shape: tuple[int, ...] | None = None
+    resolution: str = ""
+    block: str = ""
+
+    def hover(self) -> str:
+        """The hover text (HTML line breaks), every figure with its unit."""
+        lines = [f"<b>{self.label.splitlines()[0]}</b>"]
+        if self.params is not None:
+            lines.append(f"params: {self.params:,}")
+            lines.append(f"GFLOPs (paper, MACs/2^30): {self.gflops:.4g}")
+        if self.output_shape:
+            lines.append("output (N, C, H, W): (" + ", ".join(str(v) for v in self.output_shape) + ")")
+        if self.resolution:
+            lines.append(f"resolution: {self.resolution} of the input")
+        if self.block:
+            lines.append(f"block: {self.block}")
+        if self.prefixes:
+            shown = self.prefixes if len(self.prefixes) <= 4 else (*self.prefixes[:4], f"… {len(self.prefixes) - 4} more")
+            lines.append("state_dict: " + ", ".join(shown))
+        return "<br>".join(lines)
+
+
+@dataclass(frozen=True)
+class ArchEdge:
+    """One drawn edge: its spline sampled as a polyline (points), its class and colour."""
+
+    tail: str
+    head: str
+    kind: str
+    color: str
+    xs: tuple[float, ...]
+    ys: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class ArchLayout:
+    """A laid-out diagram: nodes, drawn edges, the bounding box ``width x height`` (points) and its title."""
+
+    nodes: tuple[ArchNode, ...]
+    edges: tuple[ArchEdge, ...]
+    width: float
+    height: float
+    title: str = ""
+
+    def groups(self) -> list[str]:
+        """Groups of more than one node (stages, and heads built of several parts), left to right."""
+        seen: dict[str, list[float]] = {}
+        for n in self.nodes:
+            if n.group:
+                seen.setdefault(n.group, []).append(n.x)
+        return [g for g, xs in sorted(seen.items(), key=lambda kv: min(kv[1])) if len(xs) > 1]
+
+    def find(self, query: str) -> list[ArchNode]:
+        """Nodes whose state_dict prefixes or label contain ``query`` (case-insensitive); ``[]`` for blank."""
+        q = query.strip().lower()
+        if not q:
+            return []
+        return [n for n in self.nodes if any(q in p.lower() for p in n.prefixes) or q in n.label.lower()]
+
+    def collapse(self, groups) -> ArchLayout:
+        """The layout with each group in ``groups`` drawn as one node over its members' box (their params and
+        GFLOPs summed; no one output shape: a stage has one per branch); edges inside a group vanish, edges into
+        or out of it end at its centre."""
+        groups = [g for g in groups if g in self.groups()]
+        if not groups:
+            return self
+        nodes, owner = [], {}
+        for g in groups:
+            members = [n for n in self.nodes if n.group == g]
+            x0, x1 = min(n.x - n.w / 2 for n in members), max(n.x + n.w / 2 for n in members)
+            y0, y1 = min(n.y - n.h / 2 for n in members), max(n.y + n.h / 2 for n in members)
+            params = sum(n.params or 0 for n in members)
+            gflops = sum(n.gflops or 0.0 for n in members)
+            prefixes = tuple(p for n in members for p in n.prefixes)
+            blocks = sorted({n.block for n in members if n.block})
+            node = ArchNode(id=f"group:{g}", label=f"{g} (collapsed: {len(members)} nodes)", kind="group",
+                            x=(x0 + x1) / 2, y=(y0 + y1) / 2, w=x1 - x0, h=y1 - y0, fill="#f0f0f0",
+                            prefixes=prefixes, group=g, params=params, gflops=gflops, output_shape=None,
+                            resolution="", block=" / ".join(blocks))
+            nodes.append(node)
+            owner.update({n.id: node for n in members})
+        nodes = [n for n in self.nodes if n.id not in owner] + nodes
+        by_id = {n.id: n for n in nodes}
+        edges = []
+        for e in self.edges:
+            a, b = owner.get(e.tail), owner.get(e.head)
+            if a is None and b is None:
+                edges.append(e)
+            elif a is not b:
+                ta, hb = a or by_id.get(e.tail), b or by_id.get(e.head)
+                if ta is not None and hb is not None:
+                    edges.append(replace(e, tail=ta.id, head=hb.id, xs=(ta.x, hb.x), ys=(ta.y, hb.y)))
+        return replace(self, nodes=tuple(nodes), edges=tuple(edges))
+
+
+# ---- from the diagram ------------------------------------------------------------------------------
+
+
+def dot_json(source: str) -> dict:
+    """``dot -Tjson`` of a DOT ``source`` (positions in points, y up). Raises ``DiagramError``."""
+    try:
+        proc = subprocess.run([dot_program(), "-Tjson"], input=source.encode("utf-8"), capture_output=True,
+                              timeout=DOT_TIMEOUT_S, check=False)
+    except subprocess.TimeoutExpired:
+        raise DiagramError(f"Graphviz dot took over {DOT_TIMEOUT_S} s; try a coarser level") from None
+    if proc.returncode != 0 or not proc.stdout:
+        first = (proc.stderr.decode("utf-8", "replace").strip().splitlines() or [f"exit {proc.returncode}"])[0]
+        raise DiagramError(f"Graphviz dot failed: {first}")
+    return json.loads(proc.stdout)
+
+
+def _bezier(points: list[tuple[float, float]], steps: int = 8) -> list[tuple[float, float]]:
+    """Graphviz's piecewise cubic B-spline control points (1 + 3k of them) sampled as a polyline."""
+    out = [points[0]]
+    for i in range(0, len(points) - 3, 3):
+        p0, p1, p2, p3 = points[i:i + 4]
+        for k in range(1, steps + 1):
+            t = k / steps
+            a, b, c, d = (1 - t) ** 3, 3 * t * (1 - t) ** 2, 3 * t * t * (1 - t), t ** 3
+            out.append((a * p0[0] + b * p1[0] + c * p2[0] + d * p3[0], a * p0[1] + b * p1[1] + c * p2[1] + d * p3[1]))
+    return out
+
+
+def _edge_points(pos: str) -> list[tuple[float, float]]:
+    pts, end = [], None
+    for tok in pos.split():
+        parts = tok.split(",")
+        if parts[0] == "e":
+            end = (float(parts[1]), float(parts[2]))
+        elif parts[0] != "s":
+            pts.append((float(parts[0]), float(parts[1])))
+    line = _bezier(pts) if len(pts) >= 4 else pts
+    return line + ([end] if end else [])
+
+
+def _stage_blocks(cfg: HRNetConfig) -> dict[str, str]:
+    """The breakdown's ``stage`` value -> the block type of that stage's residual units."""
+    out = {"stage1": BLOCK_NAMES[cfg.stage1.block]}
+    out.update({f"stage{s + 2}": BLOCK_NAMES[st.block] for s, st in enumerate(cfg.stages)})
+    return out
+
+
+def build_layout(cfg: HRNetConfig, layout: dict, breakdown: pd.DataFrame) -> ArchLayout:
+    """An ``ArchLayout`` from ``dot -Tjson`` output of ``analysis.diagram.build_diagram(cfg, ...)`` and the
+    analytic breakdown of the same model (``analysis.complexity.analyze(cfg).breakdown``)."""
+    params = breakdown.groupby("name", sort=False)["params"].sum()
+    macs = breakdown.groupby("name", sort=False)["macs"].sum()
+    costs = CostTable({k: int(v) for k, v in params.items() if v}, {k: int(v) for k, v in macs.items() if v},
+                      tuple(cfg.input_hw))
+    names = breakdown["name"].tolist()
+    branch = [None if pd.isna(v) else int(v) for v in breakdown["branch"]]
+    blocks = _stage_blocks(cfg)
+    objects = [o for o in layout.get("objects", []) if "pos" in o and o.get("class") != "header"]
+    every = [p for o in objects for p in o.get("prefixes", "").split()]
+    # rows no node stands for (a module's parameterless sums and ReLUs): they end the node before them
+    unowned = [not any(n == p or n.startswith(p + ".") for p in every) for n in names]
+    nodes, ids = [], {}
+    for obj in objects:
+        x, y = (float(v) for v in obj["pos"].split(","))
+        prefixes = tuple(obj.get("prefixes", "").split())
+        node = ArchNode(id=obj["name"], label=obj.get("label", obj["name"]).replace("\\n", "\n"),
+                        kind=obj.get("class", ""), x=x, y=y, w=float(obj.get("width", 0.5)) * POINTS_PER_INCH,
+                        h=float(obj.get("height", 0.5)) * POINTS_PER_INCH, fill=obj.get("fillcolor", "white"))
+        if prefixes:
+            rows = [i for i, n in enumerate(names) if any(n == p or n.startswith(p + ".") for p in prefixes)]
+            end = rows[-1] if rows else None
+            while end is not None and end + 1 < len(names) and unowned[end + 1] \
+                    and branch[end] is not None and branch[end + 1] == branch[end]:
+                end += 1  # e.g. an exchange unit's sum and ReLU: its output is the fused map
+            last = breakdown.iloc[end] if rows else None
+            first = breakdown.iloc[rows[0]] if rows else None
+            block = ""
+            if first is not None and first["component"] in ("layer1", "branch_blocks"):
+                block = blocks.get(first["stage"], "")
+            node = replace(node, prefixes=prefixes, group=prefixes[0].split(".")[0], params=costs.params(prefixes),
+                           gflops=costs.gflops(prefixes),
+                           output_shape=tuple(int(v) for v in last["output_shape"]) if last is not None else None,
+                           resolution=str(last["resolution"]) if last is not None else "", block=block)
+        ids[obj["_gvid"]] = node.id
+        nodes.append(node)
+    edges = []
+    for e in layout.get("edges", []):
+        if e.get("style") == "invis" or "pos" not in e:
+            continue
+        pts = _edge_points(e["pos"])
+        edges.append(ArchEdge(tail=ids.get(e["tail"], ""), head=ids.get(e["head"], ""), kind=e.get("class", ""),
+                              color=e.get("color", "#555555"), xs=tuple(p[0] for p in pts), ys=tuple(p[1] for p in pts)))
+    x0, y0, x1, y1 = (float(v) for v in layout.get("bb", "0,0,1,1").split(","))
+    return ArchLayout(tuple(nodes), tuple(edges), x1 - x0, y1 - y0, str(layout.get("label", "")).replace("\\l", "\n"))
+
+
+# ---- the figure --------------------------------------------------------------------------------------
+
+
+def arch_figure(layout: ArchLayout, found=(), height: int | None = None, page_px: int = 1050) -> go.Figure:
+    """The layout as a plotly figure: boxes as shapes, edges as one line trace per colour, labels as text, and
+    one invisible marker per node carrying its hover text (nearest node under the cursor). Nodes in ``found``
+    are outlined in black and the view zooms to them. Drag to pan, scroll to zoom, double-click to fit.
+    ``height`` (px; default: the layout's aspect at ``page_px`` wide, 340 to 720) of the plot."""
+    if height is None:
+        height = int(min(720, max(340, page_px * layout.height / max(layout.width, 1.0) + 30)))
+    fig = go.Figure()
+    by_color: dict[str, tuple[list, list]] = {}
+    for e in layout.edges:
+        xs, ys = by_color.setdefault(e.color, ([], []))
+        xs.extend([*e.xs, None])
+        ys.extend([*e.ys, None])
+    for color, (xs, ys) in by_color.items():
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line={"color": color, "width": 1}, hoverinfo="skip",
+                                 showlegend=False))
+    hit = {n.id for n in found}
+    shapes = [dict(type="rect", x0=n.x - n.w / 2, x1=n.x + n.w / 2, y0=n.y - n.h / 2, y1=n.y + n.h / 2,
+                   fillcolor=n.fill if n.fill.startswith("#") else "white", layer="below",
+                   line={"color": "#000000" if n.id in hit else "#888888", "width": 3 if n.id in hit else 0.8})
+              for n in layout.nodes]
+    fig.add_trace(go.Scatter(x=[n.x for n in layout.nodes], y=[n.y for n in layout.nodes], mode="text",
+                             text=[n.label.replace("\n", "<br>") for n in layout.nodes],
+                             textfont={"size": 9, "color": "#222222", "family": "Helvetica, Arial, sans-serif"}, hoverinfo="skip",
+                             showlegend=False))
+    fig.add_trace(go.Scatter(x=[n.x for n in layout.nodes], y=[n.y for n in layout.nodes], mode="markers",
+                             marker={"size": 18, "opacity": 0, "symbol": "square"}, name="nodes",
+                             customdata=[n.id for n in layout.nodes], hovertext=[n.hover() for n in layout.nodes],
+                             hoverinfo="text", showlegend=False))
+    if hit:
+        pad = 60
+        xr = [min(n.x - n.w / 2 for n in found) - pad, max(n.x + n.w / 2 for n in found) + pad]
+        yr = [min(n.y - n.h / 2 for n in found) - pad, max(n.y + n.h / 2 for n in found) + pad]
+    else:
+        xr, yr = [-10, layout.width + 10], [-10, layout.height + 10]
+    fig.update_layout(shapes=shapes, height=height, margin={"l": 0, "r": 0, "t": 0, "b": 0}, dragmode="pan",
+                      hovermode="closest", hoverdistance=-1, plot_bgcolor="white", paper_bgcolor="white",
+                      hoverlabel={"align": "left", "bgcolor": "white", "font": {"size": 12, "color": "#111111"}})
+    fig.update_xaxes(visible=False, range=xr)
+    fig.update_yaxes(visible=False, range=yr, scaleanchor="x", scaleratio=1)
+    return fig

@@ -1,0 +1,144 @@
+"""What the user waits for in a real browser: edit -> refreshed numbers on the Build page, and the first page.
+
+Serves the app with ``streamlit run`` (or uses ``--url``), drives Debian's chromium through Playwright, and
+times, from the input event until the page shows the new numbers (the Params / Fusions metrics hold the
+edited model's values):
+
+  width:   the Width control 32 -> 48 -> 32 ... (typed, Enter)
+  preset:  the preset picker, pose_hrnet_w32_256x192 <-> cls_hrnet_w18_small_v1 (typed, from Enter)
+  fusion:  one module's fusion checkbox toggled (stage 2, m1)
+
+and the first page: ``goto`` until the Build page's metrics are drawn (the server already warm: a second
+browser context; the cold figure is the first one, printed too). Prints the median and p90 per edit kind
+and the load average (``os.getloadavg``) before and after. The target is a median <= 300 ms on 2 cores.
+
+    python bench/ui_browser_latency.py [--repeats 8] [--url http://127.0.0.1:8501]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = os.environ.get("HRNET_EXPLORER_CHROMIUM", "/usr/bin/chromium")
+METRICS = "() => Array.from(document.querySelectorAll('[data-testid=\"stMetricValue\"]')).map(e => e.innerText)"
+
+
+@contextlib.contextmanager
+def serve():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tmp = Path(tempfile.mkdtemp(prefix="ui_latency_"))
+    env = dict(os.environ, HRNET_EXPLORER_RUNS=str(tmp / "runs"), HRNET_EXPLORER_USER_CONFIGS=str(tmp / "configs"))
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address",
+                             "127.0.0.1", "--server.port", str(port), "--server.headless", "true",
+                             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                    break
+            time.sleep(0.3)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def wait_metric(page, text: str, timeout_ms: int = 120_000) -> None:
+    page.wait_for_function(f"() => ({METRICS})().includes({text!r})", timeout=timeout_ms)
+
+
+def first_page(browser, url: str) -> float:
+    ctx = browser.new_context(viewport={"width": 1500, "height": 1000})
+    page = ctx.new_page()
+    t = time.perf_counter()
+    page.goto(url)
+    page.wait_for_function(f"() => ({METRICS})().length >= 4", timeout=240_000)
+    dt = time.perf_counter() - t
+    ctx.close()
+    return dt
+
+
+def stats(xs: list[float]) -> str:
+    xs = sorted(xs)
+    p90 = xs[min(len(xs) - 1, round(0.9 * (len(xs) - 1)))]
+    return f"median {1e3 * statistics.median(xs):6.0f} ms   p90 {1e3 * p90:6.0f} ms   (n={len(xs)})"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeats", type=int, default=8)
+    ap.add_argument("--url", default=None, help="an app already served (default: start one)")
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    from playwright.sync_api import sync_playwright
+
+    import hrnet_core as hc
+
+    def params(name: str) -> str:
+        return f"{hc.count_params(hc.load_config(ROOT / 'configs' / f'{name}.yaml')) / 1e6:.2f}M"
+
+    w32, w48, cls = params("pose_hrnet_w32_256x192"), params("pose_hrnet_w48_256x192"), params("cls_hrnet_w18_small_v1")
+    load0 = os.getloadavg()
+    with (contextlib.nullcontext(args.url) if args.url else serve()) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        cold = first_page(browser, url)
+        warm = [first_page(browser, url) for _ in range(3)]
+        page = browser.new_context(viewport={"width": 1500, "height": 1000}).new_page()
+        page.goto(url)
+        wait_metric(page, w32)
+        page.wait_for_timeout(1500)
+        times: dict[str, list[float]] = {"width": [], "preset": [], "fusion": []}
+        width = page.get_by_role("spinbutton", name="Width (branch 1 channels)")
+        for i in range(args.repeats):
+            value, target = ("48", w48) if i % 2 == 0 else ("32", w32)
+            width.fill(value)
+            t = time.perf_counter()
+            width.press("Enter")
+            wait_metric(page, target)
+            times["width"].append(time.perf_counter() - t)
+            page.wait_for_timeout(400)
+        box = page.locator('[data-testid="stSelectbox"]').first
+        for i in range(args.repeats):
+            name, target = ("cls_hrnet_w18_small_v1", cls) if i % 2 == 0 else ("pose_hrnet_w32_256x192", w32)
+            box.click()
+            page.keyboard.type(name)  # the picker filters as one types; Enter picks the match
+            page.get_by_role("option", name=name, exact=True).wait_for()
+            t = time.perf_counter()
+            page.keyboard.press("Enter")
+            wait_metric(page, target)
+            times["preset"].append(time.perf_counter() - t)
+            page.wait_for_timeout(400)
+        for i in range(args.repeats):
+            target = "7 of 8" if i % 2 == 0 else "8 of 8"
+            t = time.perf_counter()
+            page.get_by_text("m1", exact=True).first.click()
+            wait_metric(page, target)
+            times["fusion"].append(time.perf_counter() - t)
+            page.wait_for_timeout(400)
+        browser.close()
+    load1 = os.getloadavg()
+    print(f"first page: cold {cold:.2f} s, warm median {statistics.median(warm):.2f} s (n={len(warm)})")
+    for kind, xs in times.items():
+        print(f"edit {kind:7s} {stats(xs)}")
+    print("load average (1, 5, 15 min): before " + " ".join(f"{v:.2f}" for v in load0)
+          + ", after " + " ".join(f"{v:.2f}" for v in load1) + f" on {os.cpu_count()} CPUs")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,98 @@
+"""The interactive architecture view (issue 12): Graphviz positions plus each node's numbers, read from the
+diagram and the analytic count; the plotly figure; the Architecture page and Build's preview (AppTest)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from analysis.complexity import analyze
+from analysis.diagram.build import build_diagram
+from app.logic.arch_view import arch_figure, build_layout, dot_json
+from app.logic.config_edit import load_preset
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "streamlit_app.py")
+pytestmark = pytest.mark.skipif(not Path("/usr/bin/dot").exists() and not __import__("shutil").which("dot"),
+                                reason="needs Graphviz dot")
+
+
+def _layout(name: str, level: str = "module", module: str | None = None):
+    cfg = load_preset(name)
+    return cfg, build_layout(cfg, dot_json(build_diagram(cfg, level=level, module=module).source),
+                             analyze(cfg).breakdown)
+
+
+@pytest.mark.parametrize("name", ["pose_hrnet_w32_256x192", "seg_hrnetv2_w48", "cls_hrnet_w18_small_v1",
+                                  "higherhrnet_w32_512", "det_hrnetv2p_w32"])
+@pytest.mark.parametrize("level", ["stage", "module"])
+def test_node_numbers_add_up_to_the_model(name, level):
+    cfg, layout = _layout(name, level)
+    report = analyze(cfg)
+    assert sum(n.params or 0 for n in layout.nodes) == report.params
+    assert sum(n.gflops or 0 for n in layout.nodes) == pytest.approx(report.gflops_paper, rel=1e-9)
+    # every node that stands for submodules reads them off the breakdown, shapes (N, C, H, W)
+    for n in layout.nodes:
+        if n.prefixes:
+            assert n.output_shape is not None and len(n.output_shape) in (2, 4) and n.output_shape[0] == 1
+    xs = [n.x for n in layout.nodes if n.kind == "io"]
+    assert xs and 0 <= min(xs) < max(n.x for n in layout.nodes) <= layout.width  # depth runs left to right
+
+
+def test_hover_tells_params_gflops_shape_resolution_block_and_prefix():
+    cfg, layout = _layout("pose_hrnet_w32_256x192")
+    rows = analyze(cfg).breakdown
+    node = next(n for n in layout.nodes if n.prefixes == ("stage3.1.branches.2",))
+    under = rows[rows["name"].str.startswith("stage3.1.branches.2.")]
+    assert node.params == int(under["params"].sum()) and node.output_shape == (1, 128, 16, 12)
+    assert node.resolution == "1/16" and node.block == "BasicBlock"
+    text = node.hover()
+    assert f"params: {node.params:,}" in text and "(1, 128, 16, 12)" in text and "stage3.1.branches.2" in text
+    fused = next(n for n in layout.nodes if n.prefixes == ("stage3.2.fuse_layers.0",))  # the sum into branch 0
+    assert fused.output_shape == (1, 32, 64, 48) and fused.resolution == "1/4"
+    stem = next(n for n in layout.nodes if n.id == "layer1")
+    assert stem.block == "Bottleneck"
+
+
+def test_collapse_keeps_totals_and_find_zooms():
+    cfg, layout = _layout("pose_hrnet_w32_256x192")
+    assert "stage3" in layout.groups() and "stage4" in layout.groups()
+    folded = layout.collapse(["stage3"])
+    group = next(n for n in folded.nodes if n.kind == "group")
+    assert sum(n.params or 0 for n in folded.nodes) == analyze(cfg).params
+    assert group.params == sum(n.params or 0 for n in layout.nodes if n.group == "stage3")
+    assert not any(n.group == "stage3" and n.kind != "group" for n in folded.nodes)
+    assert len(folded.nodes) < len(layout.nodes) and all(e.tail != e.head for e in folded.edges)
+    found = layout.find("stage4.2.fuse_layers")
+    assert [n.id for n in found] and all(n.prefixes[0].startswith("stage4.2.fuse_layers") for n in found)
+    fig = arch_figure(layout, found)
+    hover = next(t for t in fig.data if t.name == "nodes")
+    assert len(hover.hovertext) == len(layout.nodes)
+    lo, hi = fig.layout.xaxis.range
+    assert hi - lo < layout.width / 3  # zoomed in on the match
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("HRNET_EXPLORER_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("HRNET_EXPLORER_USER_CONFIGS", str(tmp_path / "configs"))
+
+
+def test_architecture_page_interactive_view():
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    at.switch_page("app/architecture.py").run()
+    assert not at.exception and not at.error
+    assert len(at.get("plotly_chart")) == 1 and len(at.get("graphviz_chart")) == 1
+    spec = at.get("plotly_chart")[0].proto.spec
+    assert "params: " in spec and "state_dict: stage4" in spec
+    at.text_input(key="a_view_find").input("stage4.2.fuse").run()
+    assert any("matches 'stage4.2.fuse'" in c.value for c in at.caption)
+    at.multiselect(key="a_view_collapse").set_value(["stage3"]).run()
+    assert "stage3 (collapsed" in at.get("plotly_chart")[0].proto.spec
+    at.radio(key="a_level").set_value("module").run()
+    assert not at.error and "stage3 (collapsed" in at.get("plotly_chart")[0].proto.spec
+    at.switch_page("app/build.py").run()
+    at.toggle(key="b_interactive").set_value(True).run()
+    assert not at.error and len(at.get("plotly_chart")) == 1
