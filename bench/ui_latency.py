@@ -35,9 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from analysis import config_edit as ce  # noqa: E402
 from analysis.complexity import analyze  # noqa: E402
 from analysis.diagram.build import build_diagram, render_bytes  # noqa: E402
+from app.logic import config_edit as ce  # noqa: E402
 from hrnet_core import dump_config  # noqa: E402
 
 TARGET_MS = 300.0
