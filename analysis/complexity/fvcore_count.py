@@ -30,6 +30,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from analysis.complexity.report import ComplexityReport
 from hrnet_core.config import HRNetConfig
 from hrnet_core.graph import ArchGraph, architecture
+from hrnet_core.heads import head_spec
 from hrnet_core.model import build_on_meta, check_buildable
 from hrnet_core.shapes import branch_sizes
 
@@ -245,8 +246,6 @@ def _branch_of_size(cfg: HRNetConfig) -> dict[tuple[int, int], int]:
     return {hw: k for k, hw in reversed(list(enumerate(branch_sizes(cfg))))}
 
 
-_OCR_TOP = ("aux_head", "conv3x3_ocr", "ocr_gather_head", "ocr_distri_head", "cls_head")
-HIGHER_TOP = ("final_layers", "deconv_layers")
 
 
 def _higher_stride(out: tuple, sizes: dict) -> int | None:
@@ -301,10 +300,10 @@ def _locate(name: str, call: TraceCall, sizes, cfg: HRNetConfig, graph: ArchGrap
             src = sizes.get(tuple(call.input_shape[2:4]))
         return exchange[0], exchange[1], by_size, src, "fusion", res(by_size)
     top = parts[0]
-    if top in HIGHER_TOP:
+    if cfg.head.kind == "higher" and top in head_spec("higher").state_dict_names:
         stride = _higher_stride(out, sizes)
         return "head", None, 0 if stride == 4 else None, None, "head", None if stride is None else f"1/{stride}"
-    if top in _OCR_TOP:
+    if cfg.head.kind == "ocr" and top in head_spec("ocr").state_dict_names:
         obj = (top == "ocr_gather_head" and call.operator == "matmul") or (
             len(parts) >= 3 and parts[2] in ("f_object", "f_down"))
         return "head", None, None, None, "head", "global" if obj else "1/4"
