@@ -28,7 +28,6 @@ import yaml
 from .config import (
     DEFAULT_HEAD,
     FAMILIES,
-    HEAD_KINDS,
     HIGHER_FIELDS,
     MAX_DESCRIPTION_CHARS,
     MAX_NAME_CHARS,
@@ -49,6 +48,7 @@ from .config import (
 )
 from .errors import quote
 from .fields import as_mapping, bool_list, boolean, hw_pair, int_list, integer, section
+from .heads.registry import head_kinds
 
 TOP_KEYS = {"name", "family", "input_size", "width", "modules", "blocks", "block", "stages", "stage1", "stem",
             "fusion", "upsample", "head", "description"}
@@ -199,7 +199,7 @@ def parse_concise(data: Mapping, name: str = "hrnet") -> HRNetConfig:
 
     h = section(data, "head", "head")
     _check_keys(h, {"kind", "outputs", "final_conv_kernel", "channels", "levels", "key_channels", *HIGHER_KEYS}, "head")
-    kind = one_of(h.get("kind", DEFAULT_HEAD[family]), HEAD_KINDS, "head.kind", "head")
+    kind = one_of(h.get("kind", DEFAULT_HEAD[family]), head_kinds(), "head.kind", "head")
     head = HeadConfig(
         kind=kind,
         outputs=integer(h, "outputs", "head.outputs", DEFAULT_OUTPUTS[family]),

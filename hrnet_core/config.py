@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from .errors import UserInputError, quote
+from .heads.registry import BUILTIN_KINDS, head_kinds, head_spec
 
 BlockName = Literal["BASIC", "BOTTLENECK"]
 Family = Literal["pose", "cls", "seg", "face", "det"]
@@ -23,9 +24,7 @@ FusionPreset = Literal["all", "across_stage", "final_only", "none"]
 
 BLOCK_EXPANSION = {"BASIC": 1, "BOTTLENECK": 4}
 FAMILIES = ("pose", "cls", "seg", "face", "det")
-HEAD_KINDS = ("v1", "v2", "v2p", "cls", "ocr", "higher")
-# Heads that read branch 0 only: the official code builds the very last module to fuse into it alone.
-BRANCH0_HEADS = ("v1", "higher")
+HEAD_KINDS = BUILTIN_KINDS  # the built-in kinds; hrnet_core.heads.head_kinds() has every registered one
 DECONV_KERNELS = (2, 3, 4)  # the kernel sizes the official HigherHRNet ``_get_deconv_cfg`` knows
 # HeadConfig fields read by the HigherHRNet head only.
 HIGHER_FIELDS = ("tag_per_joint", "with_ae", "deconv_channels", "deconv_kernels", "deconv_blocks", "cat_output")
@@ -222,7 +221,7 @@ class HeadConfig:
     cat_output: tuple[bool, ...] = (True,)
 
     def __post_init__(self) -> None:
-        one_of(self.kind, HEAD_KINDS, "head.kind", "head")
+        one_of(self.kind, head_kinds(), "head.kind", "head")
         positive_int(self.outputs, "head.outputs", 100_000)
         check_kernel(self.final_conv_kernel, "head.final_conv_kernel")
         positive_int(self.channels, "head.channels", MAX_CHANNELS)
@@ -261,7 +260,7 @@ class HeadConfig:
     @property
     def reads_branch0_only(self) -> bool:
         """True for heads built on branch 0 alone (``v1``, ``higher``)."""
-        return self.kind in BRANCH0_HEADS
+        return head_spec(self.kind).reads_branch0
 
     @property
     def tag_channels(self) -> int:

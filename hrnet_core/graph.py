@@ -34,10 +34,12 @@ import torch
 from torch import nn
 
 from .config import HRNetConfig
-from .keys import PART_KINDS, output_key, part_key
+from .keys import PART_KINDS, output_key, part_key, split_output_key
 from .model import build_on_meta
 
 STEM_PREFIXES = ("conv1", "bn1", "conv2", "bn2")
+# The stem also runs the model's parameter-free top-level ``relu`` (after bn1 and after bn2).
+STEM_MODULES = ("conv1", "bn1", "relu", "conv2", "bn2")
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class Part:
     in_shape: tuple[int, ...] | None
     out_shape: tuple[int, ...] | None
     params: int
+    modules: tuple[str, ...] = ()  # module-name prefixes it runs (= prefixes, plus the stem's shared relu)
 
     @property
     def prefix(self) -> str:
@@ -63,7 +66,7 @@ class Part:
 
     def owns(self, name: str) -> bool:
         """Whether the module or parameter ``name`` (dotted) lies in this part."""
-        return any(name == p or name.startswith(p + ".") for p in self.prefixes)
+        return any(name == p or name.startswith(p + ".") for p in self.modules or self.prefixes)
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,44 @@ class FeatureMap:
 
 
 @dataclass(frozen=True)
+class Layer:
+    """One leaf layer of a head part, in the order it runs: its module name (= state_dict prefix), the part it
+    belongs to, ``op`` (``conv``, ``conv_transpose``, ``batch_norm``, ``relu``, ``linear`` or the lower-case class
+    name), shapes, own parameters, and for convolutions ``kernel``, ``stride``, ``padding``, ``groups``, ``bias``."""
+
+    name: str
+    part: str
+    op: str
+    in_shape: tuple[int, ...] | None
+    out_shape: tuple[int, ...] | None
+    params: int
+    kernel: int = 0
+    stride: int = 1
+    padding: int = 0
+    groups: int = 1
+    bias: bool = False
+    inplace: bool = False
+
+
+_OPS = {nn.Conv2d: "conv", nn.ConvTranspose2d: "conv_transpose", nn.BatchNorm2d: "batch_norm", nn.ReLU: "relu",
+        nn.Linear: "linear"}
+
+
+def _layer(name: str, part: str, module: nn.Module, shapes) -> Layer:
+    op = _OPS.get(type(module), type(module).__name__.lower())
+    extra = {}
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        extra = {"kernel": module.kernel_size[0], "stride": module.stride[0], "padding": module.padding[0],
+                 "groups": module.groups, "bias": module.bias is not None}
+    elif isinstance(module, nn.Linear):
+        extra = {"bias": module.bias is not None}
+    elif isinstance(module, nn.ReLU):
+        extra = {"inplace": module.inplace}
+    return Layer(name, part, op, shapes[0], shapes[1], sum(p.numel() for p in module.parameters(recurse=False)),
+                 **extra)
+
+
+@dataclass(frozen=True)
 class ArchGraph:
     """The parts of a built model, the edges between them (``(from key, to key)``, in forward order) and the
     per-module output maps, for ``input_hw`` and ``batch``."""
@@ -89,6 +130,16 @@ class ArchGraph:
     parts: tuple[Part, ...]
     edges: tuple[tuple[str, str], ...]
     maps: tuple[FeatureMap, ...]
+    head_layers: tuple[Layer, ...] = ()
+    exchange_modules: tuple[tuple[str, str, int], ...] = ()  # (module-name prefix, stage, module) per module
+
+    def exchange_module(self, name: str) -> tuple[str, int] | None:
+        """``(stage, module)`` of the exchange module that module ``name`` lies in (its branches, fusion terms or
+        the sums and ReLUs the module runs itself), or ``None``."""
+        for prefix, stage, module in self.exchange_modules:
+            if name == prefix or name.startswith(prefix + "."):
+                return stage, module
+        return None
 
     def part(self, key: str) -> Part:
         """The part with ``key``; ``KeyError`` naming it if there is none."""
@@ -104,7 +155,7 @@ class ArchGraph:
         """The part holding module / parameter ``name`` (longest prefix wins), or ``None`` (e.g. the root)."""
         best, length = None, -1
         for p in self.parts:
-            for pre in p.prefixes:
+            for pre in p.modules or p.prefixes:
                 if (name == pre or name.startswith(pre + ".")) and len(pre) > length:
                     best, length = p, len(pre)
         return best
@@ -169,9 +220,13 @@ def architecture(cfg: HRNetConfig, input_hw: tuple[int, int] | None = None, batc
             seen.setdefault(prefix, (_shape(inputs[0]) if inputs else None, _shape(output), len(seen)))
         return _h
 
-    for _, _, prefixes, *_ in plan:
+    for kind, _, prefixes, *_ in plan:
         for p in prefixes:
             hooks.append(modules[p].register_forward_hook(hook(p)))
+            if kind == "head":  # every leaf layer of the head, for counters that walk it
+                for sub, mod in modules[p].named_modules(prefix=p):
+                    if sub != p and not any(True for _ in mod.children()):  # the part itself is hooked above
+                        hooks.append(mod.register_forward_hook(hook(sub)))
     try:
         with torch.no_grad():
             maps = model.forward_intermediates(torch.empty(batch, 3, h, w, device="meta"))
@@ -189,16 +244,26 @@ def architecture(cfg: HRNetConfig, input_hw: tuple[int, int] | None = None, batc
         name = prefixes[0] if kind == "head" else None
         snum = int(stage[len("stage"):]) if stage.startswith("stage") and kind in ("transition", "branch", "fusion") else None
         parts.append(Part(part_key(kind, snum, m, b, src, name), kind, prefixes, stage, m, b, src,
-                          reduction(last[1]), first[0], last[1], sum(_own_params(modules[p]) for p in prefixes)))
+                          reduction(last[1]), first[0], last[1], sum(_own_params(modules[p]) for p in prefixes),
+                          STEM_MODULES if kind == "stem" else prefixes))
     # head parts in the order they run (HigherHRNet: final_layers.0, deconv_layers.0, final_layers.1)
     head = sorted((p for p in parts if p.kind == "head"), key=lambda p: seen.get(p.prefix, (0, 0, 1 << 30))[2])
     parts = [p for p in parts if p.kind != "head"] + head
     feature_maps = []
     for key, t in maps.items():
-        stage, module, branch = ("stem", None, 0) if key == "stem" else ("stage1", None, 0) if key == "layer1" else (
-            key.split(".")[0], int(key.split(".")[1][len("module"):]), int(key.split(".")[2][len("branch"):]))
+        stage, mkey, branch = split_output_key(key)
+        module = None if mkey in ("stem", "layer1") else int(mkey.rsplit("module", 1)[1])
         feature_maps.append(FeatureMap(key, stage, module, branch, reduction(tuple(t.shape)), tuple(t.shape)))
-    return ArchGraph(cfg.name, (h, w), batch, tuple(parts), _edges(parts), tuple(feature_maps))
+    layers = []
+    for p in head:
+        for sub, mod in modules[p.prefix].named_modules(prefix=p.prefix):
+            if not any(True for _ in mod.children()) and sub in seen:
+                layers.append((seen[sub][2], _layer(sub, p.key, mod, seen[sub])))
+    head_layers = tuple(layer for _, layer in sorted(layers, key=lambda x: x[0]))
+    exchange = tuple((f"{sname}.{m}", sname, m) for sname in model.stage_names
+                     for m in range(len(getattr(model, sname))))
+    return ArchGraph(cfg.name, (h, w), batch, tuple(parts), _edges(parts), tuple(feature_maps), head_layers,
+                     exchange)
 
 
 def _edges(parts: list[Part]) -> tuple[tuple[str, str], ...]:
@@ -236,4 +301,4 @@ def _edges(parts: list[Part]) -> tuple[tuple[str, str], ...]:
     return tuple(dict.fromkeys(edges))
 
 
-__all__ = ["PART_KINDS", "STEM_PREFIXES", "ArchGraph", "FeatureMap", "Part", "architecture", "output_key", "part_key"]
+__all__ = ["PART_KINDS", "STEM_MODULES", "STEM_PREFIXES", "ArchGraph", "FeatureMap", "Layer", "Part", "architecture", "output_key", "part_key"]

@@ -102,7 +102,7 @@ def _conv_out(state: Mapping, key: str) -> tuple[int, int]:
 
 
 def _higher_head(state: Mapping, branch0: int) -> HeadConfig:
-    """HigherHRNet's head (``final_layers`` + ``deconv_layers``, ``hrnet_core.higher_head``) from its shapes.
+    """HigherHRNet's head (``final_layers`` + ``deconv_layers``, ``hrnet_core.heads.higher``) from its shapes.
 
     The joints are the smallest prediction (a prediction with associative-embedding tags adds one map per
     joint, or one map); when every prediction has the same width none is taken to carry tags."""

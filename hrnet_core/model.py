@@ -16,28 +16,16 @@ from .blocks import BLOCKS, bn, make_layer
 from .budget import MAX_PARAMS, backbone_params, check_depth
 from .config import ConfigError, HeadConfig, HRNetConfig, Stage1Config, StageConfig, UpsampleConfig
 from .exchange import HighResolutionModule, Transition
-from .heads import CLS_FEATURES, ClsHead, V1Head, V2Head, V2pHead, cls_head_channels
-from .higher_head import HigherHead
+from .heads import CLS_FEATURES, ClsHead, cls_head_channels, head_spec
 from .keys import output_key
-from .ocr_head import OCRHead
 
 
 def build_head(family: str, head: HeadConfig, in_channels: tuple[int, ...], upsample: UpsampleConfig) -> nn.Module:
-    """The head for ``head.kind`` over final branch channels ``in_channels``."""
+    """The head for ``head.kind`` (looked up in ``hrnet_core.heads.registry``) over final branch channels
+    ``in_channels``."""
     # V2/V2p concat always upsamples bilinearly; seg honours ALIGN_CORNERS, others use False.
     align = upsample.align_corners if upsample.mode == "bilinear" else False
-    if head.kind == "v1":
-        return V1Head(in_channels, head.outputs, head.final_conv_kernel)
-    if head.kind == "v2":
-        return V2Head(in_channels, head.outputs, head.final_conv_kernel, align, "last_layer" if family == "seg" else "head")
-    if head.kind == "v2p":
-        return V2pHead(in_channels, head.channels, head.levels, align)
-    if head.kind == "ocr":
-        return OCRHead(in_channels, head.outputs, head.channels, head.key_channels, align)
-    if head.kind == "higher":
-        return HigherHead(in_channels, head.prediction_channels, head.deconv_channels, head.deconv_kernels,
-                          head.deconv_blocks, head.cat_output, head.final_conv_kernel)
-    return ClsHead(in_channels, head.outputs)
+    return head_spec(head.kind).build(family, head, in_channels, align)
 
 
 FEATURE_LOCATIONS = ("incre", "branches")

@@ -7,7 +7,7 @@
 - seg (HRNet/HRNet-Semantic-Segmentation, ``seg_hrnet``): STAGE1 read, V2 ``last_layer``,
   ``DATASET.NUM_CLASSES`` (default 19), bilinear fusion honouring ``MODEL.ALIGN_CORNERS``
   (default true), input from ``TRAIN.IMAGE_SIZE``.
-- seg + OCR (``seg_hrnet_ocr``): the seg backbone with the OCR head (``hrnet_core.ocr_head``),
+- seg + OCR (``seg_hrnet_ocr``): the seg backbone with the OCR head (``hrnet_core.heads.ocr``),
   ``MODEL.OCR.MID_CHANNELS`` (512) and ``KEY_CHANNELS`` (256). Development-only names seen in some
   experiment files (``seg_hrnet_ocr_b``, ``..._bndefault_...``) are separate development model files;
   they are refused with that reason.
@@ -15,7 +15,7 @@
   bilinear fusion with ``align_corners=False``.
 - HigherHRNet (HRNet/HigherHRNet-Human-Pose-Estimation, ``pose_higher_hrnet``): the pose backbone (stem and
   stage 1 fixed in the code, nearest fusion, last module fusing into branch 0) with the HigherHRNet head
-  (``hrnet_core.higher_head``) from ``MODEL.EXTRA.DECONV`` (NUM_DECONVS, NUM_CHANNELS, KERNEL_SIZE,
+  (``hrnet_core.heads.higher``) from ``MODEL.EXTRA.DECONV`` (NUM_DECONVS, NUM_CHANNELS, KERNEL_SIZE,
   NUM_BASIC_BLOCKS, CAT_OUTPUT; required, as the code has no defaults for them), ``MODEL.TAG_PER_JOINT``
   (default true) and ``LOSS.WITH_AE_LOSS`` (default ``(True,)``: which predictions carry tag maps). The input
   is the square ``DATASET.INPUT_SIZE`` (one integer, default 512); ``MODEL.NUM_JOINTS`` (17), or

@@ -77,8 +77,9 @@ from analysis.complexity.report import (
 )
 from hrnet_core.budget import check_activations, check_depth
 from hrnet_core.config import BLOCK_EXPANSION, ConfigError, HRNetConfig
+from hrnet_core.graph import architecture
 from hrnet_core.heads import CLS_FEATURES, cls_head_channels
-from hrnet_core.higher_head import DECONV_PADDING, deconv_in_channels
+from hrnet_core.heads.higher import DECONV_PADDING, deconv_in_channels
 from hrnet_core.loader import load_config
 
 # Operators that fvcore neither counts nor ignores: reported by ``FlopCountAnalysis.unsupported_ops()``.
@@ -359,9 +360,39 @@ def _count(cfg: HRNetConfig, batch: int) -> _Counter:
     return em
 
 
+# Heads with a closed-form count below; any other registered kind is counted from its layers in the graph.
+FORMULA_HEADS = ("v1", "v2", "v2p", "cls", "ocr", "higher")
+
+
+def _count_head_from_graph(em: _Counter, cfg: HRNetConfig) -> None:
+    """A head without a formula: every leaf layer of its parts, in the order they run, from
+    ``hrnet_core.architecture`` (shapes from the meta-device model). Layers other than Conv2d (padding k // 2,
+    no groups), BatchNorm2d, ReLU and Linear raise ``AnalysisError`` naming the layer."""
+    graph = architecture(cfg, tuple(cfg.input_hw), 1)
+    for layer in graph.head_layers:
+        shape = layer.in_shape or ()
+        out = layer.out_shape or ()
+        stride = round(cfg.input_hw[0] / out[2]) if len(out) == 4 else None
+        meta = _meta("head", "head", stride)
+        if layer.op == "conv" and layer.groups == 1 and layer.padding == layer.kernel // 2:
+            em.conv(layer.name, meta, shape[1], out[1], layer.kernel, layer.stride, layer.bias, shape[2], shape[3])
+        elif layer.op == "batch_norm":
+            em.bn(layer.name, meta, out[1], out[2], out[3])
+        elif layer.op == "relu" and len(out) == 4:
+            em.relu(layer.name, meta, out[1], out[2], out[3], layer.inplace)
+        elif layer.op == "linear":
+            em.linear(layer.name, meta, shape[1], out[1])
+        else:
+            raise AnalysisError(f"head.kind: the analytic backend cannot count {layer.name} ({layer.op}) of head "
+                                f"{cfg.head.kind!r}; use backend='fvcore'")
+
+
 def _count_head(em: _Counter, cfg: HRNetConfig, feats: list[tuple[int, int, int]]) -> None:
     head = cfg.head
     kind = head.kind
+    if kind not in FORMULA_HEADS:
+        _count_head_from_graph(em, cfg)
+        return
     if kind == "v1":
         c0, h0, w0 = feats[0]
         em.conv("final_layer", _meta("head", "head", 4, branch=0), c0, head.outputs, head.final_conv_kernel, 1, True,
@@ -430,7 +461,7 @@ def _count_head(em: _Counter, cfg: HRNetConfig, feats: list[tuple[int, int, int]
 
 
 def _count_higher(em: _Counter, head, feat0: tuple[int, int, int]) -> None:
-    """The HigherHRNet head (hrnet_core.higher_head.HigherHead) on branch 0: a prediction at 1/4, then per
+    """The HigherHRNet head (hrnet_core.heads.higher.HigherHead) on branch 0: a prediction at 1/4, then per
     deconvolution stage (concat, transposed conv + BN + ReLU, BasicBlocks, prediction) at twice the resolution.
     Rows at 1/4 belong to branch 0; the higher-resolution rows (and the concat, which merges features with a
     prediction) to no branch."""
@@ -455,7 +486,7 @@ def _count_higher(em: _Counter, head, feat0: tuple[int, int, int]) -> None:
 
 
 def _count_ocr(em: _Counter, head, total: int, h: int, w: int) -> None:
-    """The OCR head (hrnet_core.ocr_head.OCRHead) after the V2 concat of ``total`` channels at ``h`` x ``w``.
+    """The OCR head (hrnet_core.heads.ocr.OCRHead) after the V2 concat of ``total`` channels at ``h`` x ``w``.
 
     Resolutions: pixel-level rows are 1/4; rows on the ``outputs`` object-region features are ``global``."""
     px, obj = _meta("head", "head", 4), _meta("head", "head", None)

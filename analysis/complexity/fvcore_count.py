@@ -29,6 +29,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 
 from analysis.complexity.report import ComplexityReport
 from hrnet_core.config import HRNetConfig
+from hrnet_core.graph import ArchGraph, architecture
+from hrnet_core.heads import head_spec
 from hrnet_core.model import build_on_meta, check_buildable
 from hrnet_core.shapes import branch_sizes
 
@@ -244,8 +246,6 @@ def _branch_of_size(cfg: HRNetConfig) -> dict[tuple[int, int], int]:
     return {hw: k for k, hw in reversed(list(enumerate(branch_sizes(cfg))))}
 
 
-_OCR_TOP = ("aux_head", "conv3x3_ocr", "ocr_gather_head", "ocr_distri_head", "cls_head")
-HIGHER_TOP = ("final_layers", "deconv_layers")
 
 
 def _higher_stride(out: tuple, sizes: dict) -> int | None:
@@ -258,8 +258,13 @@ def _higher_stride(out: tuple, sizes: dict) -> int | None:
     return 4 // factor if factor in (1, 2, 4) else None
 
 
-def _locate(name: str, call: TraceCall, sizes, cfg: HRNetConfig):
-    """(stage, module, branch, source_branch, component, resolution) of a traced call."""
+_COMPONENTS = {"stem": "stem", "layer1": "layer1", "transition": "transition", "branch": "branch_blocks",
+               "fusion": "fusion"}
+
+
+def _locate(name: str, call: TraceCall, sizes, cfg: HRNetConfig, graph: ArchGraph):
+    """(stage, module, branch, source_branch, component, resolution) of a traced call: backbone parts from the
+    architecture graph (``hrnet_core.architecture``), head parts by the head's layout."""
     parts = name.split(".") if name else []
     out = call.output_shape or ()
     by_size = sizes.get(tuple(out[2:4])) if len(out) == 4 else None
@@ -269,40 +274,36 @@ def _locate(name: str, call: TraceCall, sizes, cfg: HRNetConfig):
 
     if call.operator in ("linear", "adaptive_avg_pool2d"):
         return "head", None, None, None, "head", "global"
-    if not parts or parts[0] in ("conv1", "bn1", "conv2", "bn2", "relu"):
-        if not parts:  # run by the head outside its sub-modules
-            branch = None
-            if call.operator.startswith("upsample") and call.input_shape and len(call.input_shape) == 4:
-                branch = sizes.get(tuple(call.input_shape[2:4]))  # V2 concat: the branch brought up
-            elif call.operator == "add":
-                branch = by_size  # classification head: the strided merge into branch k
-            elif cfg.head.kind == "higher" and _higher_stride(out, sizes) is not None:
-                # HigherHRNet's concat of features and prediction, at 1/4 or above (no branch there)
-                return "head", None, None, None, "head", f"1/{_higher_stride(out, sizes)}"
-            return "head", None, branch, None, "head", res(by_size)
+    part = graph.owner(name) if name else None
+    if not parts:  # run by the head outside its sub-modules
+        branch = None
+        if call.operator.startswith("upsample") and call.input_shape and len(call.input_shape) == 4:
+            branch = sizes.get(tuple(call.input_shape[2:4]))  # V2 concat: the branch brought up
+        elif call.operator == "add":
+            branch = by_size  # classification head: the strided merge into branch k
+        elif cfg.head.kind == "higher" and _higher_stride(out, sizes) is not None:
+            # HigherHRNet's concat of features and prediction, at 1/4 or above (no branch there)
+            return "head", None, None, None, "head", f"1/{_higher_stride(out, sizes)}"
+        return "head", None, branch, None, "head", res(by_size)
+    if part is not None and part.kind == "stem":
         h, w = cfg.input_hw
         stem_half = (-(-h // 2), -(-w // 2))
         return "stem", None, None, None, "stem", "1/2" if tuple(out[2:4]) == stem_half else "1/4"
-    top = parts[0]
-    if top == "layer1":
-        return "stage1", None, 0, None, "layer1", "1/4"
-    if top.startswith("transition"):
-        t = int(top[len("transition"):])
-        return f"stage{t + 1}", None, int(parts[1]), None, "transition", res(by_size)
-    if top.startswith("stage") and len(parts) >= 2:
-        module = int(parts[1])
-        if len(parts) >= 4 and parts[2] == "branches":
-            return top, module, int(parts[3]), None, "branch_blocks", res(by_size)
-        if len(parts) >= 5 and parts[2] == "fuse_layers":
-            return top, module, int(parts[3]), int(parts[4]), "fusion", res(by_size)
+    if part is not None and part.kind == "layer1":
+        return part.stage, None, 0, None, "layer1", "1/4"
+    if part is not None and part.kind in ("transition", "branch", "fusion"):
+        return part.stage, part.module, part.branch, part.source, _COMPONENTS[part.kind], res(by_size)
+    exchange = graph.exchange_module(name)
+    if exchange is not None:  # the module's own sums, upsamplings and ReLUs: the fusion
         src = None
         if call.operator.startswith("upsample") and call.input_shape and len(call.input_shape) == 4:
             src = sizes.get(tuple(call.input_shape[2:4]))
-        return top, module, by_size, src, "fusion", res(by_size)
-    if top in HIGHER_TOP:
+        return exchange[0], exchange[1], by_size, src, "fusion", res(by_size)
+    top = parts[0]
+    if cfg.head.kind == "higher" and top in head_spec("higher").state_dict_names:
         stride = _higher_stride(out, sizes)
         return "head", None, 0 if stride == 4 else None, None, "head", None if stride is None else f"1/{stride}"
-    if top in _OCR_TOP:
+    if cfg.head.kind == "ocr" and top in head_spec("ocr").state_dict_names:
         obj = (top == "ocr_gather_head" and call.operator == "matmul") or (
             len(parts) >= 3 and parts[2] in ("f_object", "f_down"))
         return "head", None, None, None, "head", "global" if obj else "1/4"
@@ -316,8 +317,8 @@ def _locate(name: str, call: TraceCall, sizes, cfg: HRNetConfig):
     return "head", None, branch, None, "head", res(by_size)
 
 
-def _located(name, call, sizes, cfg):
-    stage, module, branch, source, component, resolution = _locate(name, call, sizes, cfg)
+def _located(name, call, sizes, cfg, graph):
+    stage, module, branch, source, component, resolution = _locate(name, call, sizes, cfg, graph)
     return stage, module, branch, source, resolution, component
 
 
@@ -335,6 +336,7 @@ def analyze_fvcore(cfg: HRNetConfig, batch: int = 1) -> ComplexityReport:
     params_left = own_params(model)
     total_params = sum(params_left.values())
     sizes = _branch_of_size(cfg)
+    graph = architecture(cfg, tuple(cfg.input_hw), batch)
     rows = []
     macs_left = dict(eager.official_macs)
     for c in trace.calls:
@@ -348,7 +350,7 @@ def analyze_fvcore(cfg: HRNetConfig, batch: int = 1) -> ComplexityReport:
         # FlopCounterMode: 2 per multiply-add; for matrix products and transposed convs that is twice fvcore's
         # count (the official hooks charge a transposed conv per output position, FlopCounterMode per input one)
         torch_flops = 2 * c.flops if c.operator in ("matmul", "bmm", "mm", "conv_transpose") else 2 * macs
-        rows.append((c.name, *_located(c.name, c, sizes, cfg), c.operator, params, c.flops, macs, torch_flops, acts,
+        rows.append((c.name, *_located(c.name, c, sizes, cfg, graph), c.operator, params, c.flops, macs, torch_flops, acts,
                      shape, True))
     # Modules PyTorch ran but the trace dropped as dead code (branches the V1 head never reads): their layers
     # from the eager hooks (fvcore would count a conv's multiply-adds and 2 flops per BatchNorm element).
@@ -361,7 +363,7 @@ def analyze_fvcore(cfg: HRNetConfig, batch: int = 1) -> ComplexityReport:
         acts = math.prod(shape) if shape else 0
         untraced += macs if op != "batch_norm" else 2 * acts
         call = TraceCall(name, "", op, 0, shape, None, True)
-        rows.append((name, *_located(name, call, sizes, cfg), op, params_left.pop(name, 0), 0, macs, 2 * macs, acts,
+        rows.append((name, *_located(name, call, sizes, cfg, graph), op, params_left.pop(name, 0), 0, macs, 2 * macs, acts,
                      shape, False))
     unsupported = dict(trace.unsupported_ops)
     uncounted = {}

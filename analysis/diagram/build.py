@@ -43,6 +43,7 @@ from analysis.diagram.costs import CostTable, cost_table, fmt_gflops, fmt_params
 from hrnet_core import HRNetConfig, named_fusion
 from hrnet_core.config import BLOCK_EXPANSION
 from hrnet_core.errors import UserInputError
+from hrnet_core.graph import STEM_PREFIXES, architecture
 from hrnet_core.heads import CLS_FEATURES, cls_head_channels
 from hrnet_core.shapes import branch_sizes
 
@@ -196,7 +197,7 @@ class _Builder:
                                fillcolor="#eeeeee")])
         c = cfg.stem.channels
         self.column([self.make("stem", f"stem\n2x 3x3 conv s2\n{c} ch · {self.hw(0)}", "stem",
-                               ("conv1", "bn1", "conv2", "bn2"), fillcolor="#eeeeee")], header="stem")
+                               STEM_PREFIXES, fillcolor="#eeeeee")], header="stem")
         s1 = cfg.stage1
         self.column([self.make("layer1", f"stage 1 · {self.res(0)}\n{s1.out_channels} ch · {self.hw(0)}\n"
                                f"{s1.blocks}x {BLOCK_NAMES[s1.block]}", "branch", ("layer1",), **self.branch_attrs(0))],
@@ -304,7 +305,7 @@ class _Builder:
                          ("head_pixels", "head_gather"), ("head_gather", "head_distri"), ("head_pixels", "head_distri"),
                          ("head_distri", "head_final"), ("head_final", "output"), ("head_aux", "output_aux")):
                 self.edge(a, b, "head")
-        else:  # cls
+        elif hk.kind == "cls":
             hc = cls_head_channels(len(chans))
             incre = [self.make(f"head_incre{i}", f"incre {i}: Bottleneck\n{chans[i]}→{hc[i] * 4} ch", "head",
                                (f"incre_modules.{i}",), **self.branch_attrs(i)) for i in range(len(chans))]
@@ -331,8 +332,28 @@ class _Builder:
             self.edge("head_final", "head_classifier", "head")
             self.edge("head_classifier", "output", "head")
 
+        else:
+            self._graph_head(final)
+
+    def _graph_head(self, final: list[str]) -> None:
+        """A head kind without a drawing of its own: one node per head part of ``hrnet_core.architecture``
+        (its key, state_dict prefix and output shape), chained in the order they run, then the output."""
+        graph = architecture(self.cfg)
+        parts = graph.of_kind("head")
+        nodes = []
+        for i, p in enumerate(parts):
+            shape = "x".join(str(v) for v in (p.out_shape or ())[1:])
+            nodes.append(self.make(f"head_part{i}", f"{p.prefix}\n{shape}", "head", p.prefixes, fillcolor="#fde9d9"))
+        self.column(nodes, header=f"head ({self.cfg.head.kind})")
+        self.column([self.make("output", "output", "io", fillcolor="#eeeeee")])
+        for f in final[:1] if self.cfg.head.reads_branch0_only else final:
+            self.edge(f, "head_part0", "head")
+        for i in range(1, len(parts)):
+            self.edge(f"head_part{i - 1}", f"head_part{i}", "head")
+        self.edge(f"head_part{len(parts) - 1}", "output", "head")
+
     def _higher_head(self, feat: str, c0: int) -> None:
-        """HigherHRNet (hrnet_core.higher_head): a prediction on branch 0, then per deconvolution stage the
+        """HigherHRNet (hrnet_core.heads.higher): a prediction on branch 0, then per deconvolution stage the
         features (and the previous prediction, where concatenated) up through a transposed conv and
         BasicBlocks to another prediction at twice the resolution; one output node per prediction."""
         hk = self.cfg.head
@@ -590,7 +611,9 @@ def expected_counts(cfg: HRNetConfig, level: str = "module", module: str | None 
         return {"nodes": dict(nodes), "edges": dict(edges)}
     per_stage = level == "stage"
     n_deconv = len(cfg.head.deconv_channels) if cfg.head.kind == "higher" else 0
-    nodes["io"] = {"v1": 2, "v2": 2, "cls": 2, "v2p": 1, "ocr": 3, "higher": 2 + n_deconv}[cfg.head.kind]
+    drawn = cfg.head.kind in ("v1", "v2", "v2p", "cls", "ocr", "higher")  # else drawn from the graph's head parts
+    head_parts = 0 if drawn else len(architecture(cfg).of_kind("head"))
+    nodes["io"] = {"v1": 2, "v2": 2, "cls": 2, "v2p": 1, "ocr": 3, "higher": 2 + n_deconv}.get(cfg.head.kind, 2)
     nodes["stem"] = 1
     nodes["branch"] = 1
     edges["stem"] = 2
@@ -612,12 +635,13 @@ def expected_counts(cfg: HRNetConfig, level: str = "module", module: str | None 
     n = stages[-1].branches
     kind = cfg.head.kind
     nodes["head"] = {"v1": 1, "v2": 3, "v2p": 2 + cfg.head.levels, "cls": n + (n - 1) + 2, "ocr": 6,
-                     "higher": 1 + 2 * n_deconv}[kind]
+                     "higher": 1 + 2 * n_deconv}.get(kind, head_parts)
     # HigherHRNet: branch 0 -> prediction -> output, and per deconvolution stage features (+ the concatenated
     # prediction) -> deconv -> prediction -> output
     cats = sum(cfg.head.cat_output[:n_deconv])
     edges["head"] = {"v1": 2, "v2": n + 3, "v2p": n + 1 + cfg.head.levels, "cls": 3 * n + 1, "ocr": n + 9,
-                     "higher": 2 + 3 * n_deconv + cats}[kind]
+                     "higher": 2 + 3 * n_deconv + cats}.get(
+        kind, (1 if cfg.head.reads_branch0_only else n) + head_parts)
     return {"nodes": {k: v for k, v in nodes.items() if v}, "edges": {k: v for k, v in edges.items() if v}}
 
 

@@ -46,6 +46,7 @@ from hrnet_core.budget import check_activations
 from hrnet_core.device import autocast, device_label, prepare_input, resolve_device
 from hrnet_core.device import prepare as prepare_model
 from hrnet_core.errors import UserInputError
+from hrnet_core.keys import split_output_key
 
 TOPK = 16
 
@@ -160,16 +161,9 @@ class FeatureCapture:
 
 
 # ---- capture ---------------------------------------------------------------------------------------
-def _split_key(key: str) -> tuple[str, str, int]:
-    if key in ("stem", "layer1"):
-        return ("stem" if key == "stem" else "stage1"), key, 0
-    module, branch = key.rsplit(".", 1)
-    return module.split(".", 1)[0], module, int(branch.removeprefix("branch"))
-
-
 def _reduce(key: str, t: torch.Tensor, topk: int, keep_raw: bool) -> BranchMaps:
     """Projections and statistics of one ``(1, C, H, W)`` activation, computed on its device in float32."""
-    stage, module, branch = _split_key(key)
+    stage, module, branch = split_output_key(key)
     a = t[0].float()
     c = a.shape[0]
     sq = a * a

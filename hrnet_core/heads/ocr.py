@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .blocks import bn
-from .heads import concat_branches
+from ..blocks import bn
+from .common import concat_branches
+from .registry import HeadSpec, register
 
 OCR_DROPOUT = 0.05
 
@@ -99,3 +100,11 @@ class OCRHead(nn.Module):
         pixels = self.conv3x3_ocr(x)
         objects = self.ocr_gather_head(pixels, aux)
         return [aux, self.cls_head(self.ocr_distri_head(pixels, objects))]
+
+
+def build(family: str, head, in_channels: tuple[int, ...], align_corners: bool) -> nn.Module:
+    return OCRHead(in_channels, head.outputs, head.channels, head.key_channels, align_corners)
+
+
+register(HeadSpec("ocr", build, fields=("outputs", "channels", "key_channels"),
+                  state_dict_names=("conv3x3_ocr", "ocr_gather_head", "ocr_distri_head", "cls_head", "aux_head")))

@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import BasicBlock, bn
+from ..blocks import BasicBlock, bn
+from .registry import HeadSpec, register
 
 # ConvTranspose2d (padding, output_padding) per kernel size so that stride 2 doubles the side exactly
 # (official ``_get_deconv_cfg``).
@@ -84,3 +85,13 @@ class HigherHead(nn.Module):
             y = self.final_layers[i + 1](x)
             outs.append(y)
         return outs
+
+
+def build(family: str, head, in_channels: tuple[int, ...], align_corners: bool) -> nn.Module:
+    return HigherHead(in_channels, head.prediction_channels, head.deconv_channels, head.deconv_kernels,
+                      head.deconv_blocks, head.cat_output, head.final_conv_kernel)
+
+
+register(HeadSpec("higher", build, fields=("outputs", "final_conv_kernel", "tag_per_joint", "with_ae",
+                                           "deconv_channels", "deconv_kernels", "deconv_blocks", "cat_output"),
+                  state_dict_names=("final_layers", "deconv_layers"), reads_branch0=True))
