@@ -21,6 +21,7 @@ import hrnet_core as hc
 from analysis.cli import main
 from analysis.features import capture, write_feature_maps
 from analysis.imaging import images
+from hrnet_core import UserInputError
 from hrnet_core.shapes import intermediate_shapes, output_shapes
 
 POSE = ROOT / "configs" / "pose_hrnet_w32_256x192.yaml"
@@ -135,6 +136,30 @@ def test_every_head_kind(family, head, kind, tmp_path):
     expect = {"classification": "top5.png", "segmentation": "class_overlay.png", "heatmaps": "keypoints.png",
               "pyramid": "pyramid.png"}[kind]
     assert expect in names
+
+
+@pytest.mark.parametrize("family,head", [("pose", "v1"), ("seg", "ocr"), ("pose", "higher"), ("det", "v2p")])
+def test_fast_path_maps_equal_the_official_structures(family, head):
+    """``capture(fast=True)`` (BatchNorm folded, channels_last) gives every module's maps and the head's
+    output of the official structure, to float rounding, with BatchNorm statistics that are not 0/1."""
+    cfg = hc.load_config(tiny(family, head))
+    model = hc.build_model(cfg, init="default")
+    gen = torch.Generator().manual_seed(3)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=gen) * 0.1)
+            m.running_var.copy_(torch.rand(m.running_var.shape, generator=gen) + 0.5)
+    ref = capture(model, cfg, "chelsea", device="cpu", topk=4, keep_raw=True)
+    fast = capture(model, cfg, "chelsea", device="cpu", topk=4, keep_raw=True, fast=True)
+    assert list(fast.branches) == list(ref.branches) and fast.shapes == ref.shapes
+    for k, b in ref.branches.items():
+        scale = max(1.0, float(np.abs(b.raw).max()))
+        assert np.abs(fast.branches[k].raw - b.raw).max() <= 1e-4 * scale, k
+    assert "fast_path_s" in fast.timings
+    if ref.head.kind == "heatmaps":
+        assert np.abs(fast.head.maps - ref.head.maps).max() <= 1e-4 * max(1.0, float(np.abs(ref.head.maps).max()))
+    with pytest.raises(UserInputError, match="--fast: the inference fast path runs with --engine torch"):
+        capture(model, cfg, "chelsea", device="cpu", engine="onnxruntime", fast=True)
 
 
 def test_higherhrnet_heatmaps_average_its_predictions():

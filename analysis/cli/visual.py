@@ -59,6 +59,8 @@ def register(sub) -> None:
     f.add_argument("--device", default="auto", help="auto (default: cuda when available), cpu or cuda")
     f.add_argument("--engine", choices=("torch", "onnxruntime"), default="torch",
                    help="run the forward in PyTorch (default) or as ONNX in onnxruntime (CPU)")
+    f.add_argument("--fast", action="store_true",
+                   help="the inference fast path (BatchNorm folded, channels_last) with the torch engine")
     f.add_argument("-o", "--output", required=True, help="output folder (created)")
     f.add_argument("--fusion", choices=hc.FUSION_PRESETS, help="override the fusion schedule")
     f.add_argument("--topk", type=bounded_int(1, 4096), default=16, help="channels shown per branch, by energy (default 16)")
@@ -154,7 +156,7 @@ def run_features(args) -> int:
     model, weights = build_weights(cfg, checkpoint, seed=0 if args.run else args.seed, init=args.init,
                                    allow_nonfinite=args.allow_nonfinite_weights)
     cap = capture(model, cfg, image, device=args.device, box=box, topk=args.topk, source=image_arg,
-                  engine=args.engine)
+                  engine=args.engine, fast=args.fast)
     t0 = time.perf_counter()
     groups = write_feature_maps(cap, out, compress_level=args.png_level)
     t_write = time.perf_counter() - t0
@@ -166,7 +168,8 @@ def run_features(args) -> int:
     about = describe_checkpoint(checkpoint_meta(checkpoint)) if checkpoint else ""
     if about:
         print(f"checkpoint: {about}")
-    print(f"image {cap.source} -> {cap.input_hw[0]}x{cap.input_hw[1]}; forward {t['forward_s'] * 1e3:.0f} ms, "
+    fold = f" (fast path: folded in {t['fast_path_s'] * 1e3:.0f} ms)" if "fast_path_s" in t else ""
+    print(f"image {cap.source} -> {cap.input_hw[0]}x{cap.input_hw[1]}; forward {t['forward_s'] * 1e3:.0f} ms{fold}, "
           f"reduce {t['reduce_s'] * 1e3:.0f} ms, render {t_write * 1e3:.0f} ms")
     head = cap.head
     if head.kind == "classification":

@@ -46,6 +46,7 @@ from hrnet_core.budget import check_activations
 from hrnet_core.device import autocast, device_label, prepare_input, resolve_device
 from hrnet_core.device import prepare as prepare_model
 from hrnet_core.errors import UserInputError
+from hrnet_core.fast_path import fast_inputs, fast_model
 from hrnet_core.keys import split_output_key
 
 TOPK = 16
@@ -282,6 +283,7 @@ def capture(
     keep_raw: bool = False,
     source: str | None = None,
     engine: str = "torch",
+    fast: bool = False,
 ) -> FeatureCapture:
     """Run ``model`` (an ``HRNet`` built from ``cfg``) on ``image`` and reduce every module's outputs.
 
@@ -289,8 +291,10 @@ def capture(
     preprocessed to ``cfg.input_hw`` (``analysis.imaging.images.prepare``); for pose, a bundled photograph's
     person box (or ``box``) gives the official affine crop. ``device``: ``auto``, ``cpu`` or ``cuda``;
     the model is put in eval mode and moved there. ``source`` names the image in the results.
-    ``engine``: ``torch`` or ``onnxruntime`` (CPU only). Raises ``ImageError`` / ``FeatureError`` /
-    ``EngineError``.
+    ``engine``: ``torch`` or ``onnxruntime`` (CPU only). ``fast`` (torch engine): the forward runs on the
+    inference copy (``hrnet_core.fast_path.fast_model``: BatchNorm folded, channels_last), whose maps
+    equal the official structure's to float rounding (the copy is checked when it is made). Raises
+    ``ImageError`` / ``FeatureError`` / ``EngineError``.
     """
     from analysis.export.ort_engine import check_engine, onnxruntime_version
 
@@ -300,6 +304,8 @@ def capture(
     except ValueError as err:
         raise FeatureError(str(err)) from None
     check_engine(engine, dev.type)
+    if fast and engine != "torch":
+        raise FeatureError(f"--fast: the inference fast path runs with --engine torch (got {engine})")
     t0 = time.perf_counter()
     if source is None:
         source = str(image) if isinstance(image, (str, Path)) else ("<array>" if isinstance(image, np.ndarray) else "<upload>")
@@ -315,6 +321,11 @@ def capture(
         record, out, timings["export_s"] = _onnxruntime_forward(model, x)
         t1 += timings["export_s"]
     else:
+        if fast:  # the copy is made (folded and checked) before the timed forward, as the export above
+            t_fold = time.perf_counter()
+            model, x = fast_model(model), fast_inputs(x)
+            timings["fast_path_s"] = time.perf_counter() - t_fold
+            t1 += timings["fast_path_s"]
         with torch.inference_mode(), autocast(dev):
             record, out = _forward(model, x)
     if dev.type == "cuda":
@@ -328,7 +339,7 @@ def capture(
         config_name=cfg.name, family=cfg.family, head_kind=cfg.head.kind, input_hw=tuple(cfg.input_hw),
         device=device_label(dev) + (f" (onnxruntime {onnxruntime_version()})" if engine == "onnxruntime" else ""),
         image=crop, branches=branches, head=head,
-        timings={"load_s": t1 - t0 - timings.get("export_s", 0.0), "forward_s": t2 - t1, "reduce_s": t3 - t2, **timings},
+        timings={"load_s": t1 - t0 - timings.get("export_s", 0.0) - timings.get("fast_path_s", 0.0), "forward_s": t2 - t1, "reduce_s": t3 - t2, **timings},
         source=str(source),
     )
 
