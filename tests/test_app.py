@@ -202,6 +202,12 @@ def test_changed_mask_marks_only_differences():
     mask = changed_mask(df, ["A", "B"])
     assert mask.loc["params"].all() and mask.loc["fusing modules"].all()
     assert not mask.loc["modules"].any()
+    # Memory in MiB, the app's one unit for it (not a count of elements).
+    from analysis.complexity import activation_memory_mib
+    from app.logic.compare import ACTIVATIONS_ROW
+
+    assert df.loc[ACTIVATIONS_ROW, "A"] == pytest.approx(activation_memory_mib(analyze(a)))
+    assert df.loc[ACTIVATIONS_ROW, "A"] == pytest.approx(analyze(a).activations * 4 / 2**20)
 
 
 def test_feature_maps_default_astronaut():

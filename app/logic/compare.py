@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import pandas as pd
 
+from analysis.complexity import activation_memory_mib
 from hrnet_core import HRNetConfig
 
 COMPARE_FUSIONS = ("final_only", "across_stage", "all", "none")
 CHANGED = "background-color: rgba(255, 196, 0, 0.35); font-weight: 600"
 DELTA = "Δ"
 DELTA_PCT = "Δ %"
+ACTIVATIONS_ROW = "activations (MiB, float32, batch 1)"  # MiB, as everywhere else in the app
 
 
 def compare_totals(rep_a, rep_b, cfg_a: HRNetConfig, cfg_b: HRNetConfig, label_a: str, label_b: str) -> pd.DataFrame:
@@ -20,7 +22,7 @@ def compare_totals(rep_a, rep_b, cfg_a: HRNetConfig, cfg_b: HRNetConfig, label_a
         ("GFLOPs (paper, conv+linear MACs / 2^30)", rep_a.gflops_paper, rep_b.gflops_paper),
         ("fvcore GFLOPs (/1e9)", rep_a.fvcore_flops / 1e9, rep_b.fvcore_flops / 1e9),
         ("torch GFLOPs (/1e9)", rep_a.torch_flops / 1e9, rep_b.torch_flops / 1e9),
-        ("activations (elements)", rep_a.activations, rep_b.activations),
+        (ACTIVATIONS_ROW, activation_memory_mib(rep_a), activation_memory_mib(rep_b)),
         ("fusing modules", cfg_a.num_fusions, cfg_b.num_fusions),
         ("modules", cfg_a.num_modules, cfg_b.num_modules),
     ]
