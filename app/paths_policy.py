@@ -41,7 +41,7 @@ def server_checkpoint(text: str, roots: list[Path]) -> Path:
     """The real path of the checkpoint ``text`` names, if it lies inside one of ``roots`` (a relative
     path is taken inside the first). Raises ``CheckpointError`` otherwise, saying nothing about whether
     the path exists."""
-    return _server_path(text, roots, "checkpoint", CHECKPOINT_DIRS_ENV, CheckpointError)
+    return _server_path(text, roots, "checkpoint", "the runs folder", CHECKPOINT_DIRS_ENV, CheckpointError)
 
 
 class DataFolderError(UserInputError):
@@ -57,13 +57,14 @@ def data_roots(env: dict | None = None) -> list[Path]:
 def server_data_folder(text: str, roots: list[Path]) -> Path:
     """The real path of the data folder ``text`` names, if it lies inside one of ``roots``; raises
     ``DataFolderError`` otherwise, with the same words whether the folder exists or not."""
-    return _server_path(text, roots, "data folder", DATA_DIRS_ENV, DataFolderError)
+    return _server_path(text, roots, "data folder", "the project's data folder", DATA_DIRS_ENV, DataFolderError)
 
 
-def _server_path(text: str, roots: list[Path], what: str, env_name: str, error: type[UserInputError]) -> Path:
+def _server_path(text: str, roots: list[Path], what: str, home: str, env_name: str,
+                 error: type[UserInputError]) -> Path:
+    """``text``'s real path inside ``roots`` (``home`` first, then ``$env_name``'s folders), else ``error``."""
     text = (text or "").strip()
-    where = "the " + ("runs" if what == "checkpoint" else "project's data") + " folder" + (
-        f" and ${env_name}" if len(roots) > 1 else f" (add folders with ${env_name})")
+    where = home + (f" and ${env_name}" if len(roots) > 1 else f" (add folders with ${env_name})")
     # The same words whether the path exists or not: the box is no oracle of the server's files.
     refusal = error(f"{quote(text)}: no such {what} in the folders the app may read ({where})")
     if not text or len(text) > 4096 or re.search("[\x00\ud800-\udfff]", text):

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -21,6 +22,17 @@ TRAINED_RUN = "smoke"
 # Local iteration on a busy machine: copy the runs folder of an earlier `ablate --smoke --out DIR/smoke`
 # instead of training again (CI leaves it unset and trains).
 REUSE_ENV = "HRNET_EXPLORER_TEST_TRAINED_RUNS"
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One intra-op thread for a module's tests (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``):
+    two xdist workers on two cores, and oversubscribed OpenMP threads spin and make small forwards tens of
+    times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

@@ -20,14 +20,7 @@ from hrnet_core.config import HeadConfig, HRNetConfig, Stage1Config, StageConfig
 LAYOUT = ["name", "operator", "stage", "module", "branch", "component", "resolution"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two xdist workers on two cores: one intra-op thread each (oversubscribed OpenMP threads spin and
-    make these small forwards tens of times slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def own_counts(by_module_and_operator: dict) -> Counter:

@@ -28,12 +28,7 @@ PRESETS = sorted(p.name for p in (ROOT / "configs").glob("*.yaml"))
 SMALL_HW = (64, 64)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:

@@ -31,12 +31,7 @@ TINY = {"family": "pose", "input_size": [64, 64], "width": 4, "modules": [1, 1, 
 FAKE_PEAK = Peak(100.0, "float32", "cpu", 1, 64, 1, 10.0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_measure_peak_is_a_rate_and_says_how():

@@ -63,17 +63,9 @@ from functools import lru_cache
 
 from analysis.complexity.report import (
     BACKENDS,
-    BY_KEYS,
-    COLUMNS,
-    COMPONENTS,
-    CONVENTIONS,
     AnalysisError,
     ComplexityReport,
-    Convention,
-    activation_memory_mib,
     check_batch,
-    frame_records,
-    group_breakdown,
 )
 from hrnet_core.budget import check_activations, check_depth
 from hrnet_core.config import BLOCK_EXPANSION, ConfigError, HRNetConfig
@@ -579,19 +571,4 @@ def analyze(cfg, input_hw: tuple[int, int] | None = None, backend: str = "analyt
     )
 
 
-__all__ = [
-    "BACKENDS",
-    "BY_KEYS",
-    "COLUMNS",
-    "COMPONENTS",
-    "CONVENTIONS",
-    "AnalysisError",
-    "ComplexityReport",
-    "Convention",
-    "activation_memory_mib",
-    "analytic_counts",
-    "analyze",
-    "check_batch",
-    "frame_records",
-    "group_breakdown",
-]
+__all__ = ["analytic_counts", "analyze"]  # the report type and its helpers: analysis.complexity.report
