@@ -280,11 +280,12 @@ def _yaml_editor(cfg) -> None:
         st.success(err["message"])
 
 
-def _model_view(cfg) -> None:
-    st.subheader("Current model")
+def _numbers(cfg) -> None:
+    """The edited model's numbers, under the preset picker: in view while the form is edited, and the first
+    elements a rerun redraws (a page of ~150 elements reaches the browser one at a time)."""
     err = ss.get("build_error", {})
     if err.get("where") in ("form", "yaml"):
-        st.warning("The edit above is invalid, so this is still the last valid model.")
+        st.warning("The edit below is invalid, so these are still the last valid model's numbers.")
     st.markdown(common.model_caption(cfg))
     v = common.view(cfg)
     cols = st.columns(4)
@@ -296,6 +297,11 @@ def _model_view(cfg) -> None:
     cols[3].metric("Output", f"{len(v.output_shapes)} maps" if long else shapes, help=shapes)
     if long:
         st.caption(f"Output maps (N x C x H x W): {shapes}")
+
+
+def _model_view(cfg) -> None:
+    st.subheader("Current model")
+    v = common.view(cfg)
     with common.guard("diagram"):
         st.graphviz_chart(common.diagram_dot(cfg, "stage"), width="stretch")
     if st.toggle("Interactive preview (zoom, pan, hover a node for its numbers)", key="b_interactive"):
@@ -318,6 +324,7 @@ st.selectbox("Preset (the model zoo in configs/, and your saved configs)", list(
              on_change=_on_preset)
 if ss.get("build_error", {}).get("where") == "preset":
     st.error(f"Preset: {ss.build_error['message']}")
+_numbers(cfg)
 left, right = st.columns([3, 2], gap="large")
 with left:
     _form(cfg)
