@@ -103,6 +103,8 @@ def _ok(message: str = "") -> None:
 
 def _on_preset() -> None:
     label = ss.b_preset
+    if label is None:  # the placeholder of a pasted or uploaded origin: nothing picked
+        return
     try:
         cfg = common.config_from_source(label)
         text = open(common.config_sources()[label], encoding="utf-8").read()
@@ -156,6 +158,7 @@ def _apply_text(text: str, source: str, file_name: str | None = None) -> None:
         return
     if file_name or who.official:
         common.set_origin(cfg, cfg.name, text, who.origin)
+        ss.b_preset = None  # no preset is the origin now: the picker says where the model came from
     ss.cfg = cfg
     _push(cfg, yaml_text=text)
     _ok()
@@ -318,10 +321,10 @@ cfg = common.current_config()
 _seed_widgets(cfg)
 st.title("Build")
 sources = common.config_sources()
-if ss.get("b_preset") not in sources:
-    ss.b_preset = ss.get("base_name") if ss.get("base_name") in sources else ce.DEFAULT_PRESET
+if ss.get("b_preset") not in sources:  # an origin that is no preset (pasted, uploaded, a link's): none picked
+    ss.b_preset = ss.get("base_name") if ss.get("base_name") in sources else None
 st.selectbox("Preset (the model zoo in configs/, and your saved configs)", list(sources), key="b_preset",
-             on_change=_on_preset)
+             on_change=_on_preset, placeholder=f"{ss.get('base_name')} ({ss.get('base_origin')}) — pick a preset")
 if ss.get("build_error", {}).get("where") == "preset":
     st.error(f"Preset: {ss.build_error['message']}")
 _numbers(cfg)

@@ -239,8 +239,8 @@ def device_choices() -> list[str]:
 
 def show_table(df, target=None, **kwargs) -> None:
     """``df`` as ``st.dataframe`` with ``app.logic.tables``' formats: thousands separators, units in headers,
-    scientific notation for small values, empty cells for missing values, text columns wide enough."""
-    formats = {"int": "localized", "float": "%.4f", "small": "%.3e"}
+    shares in percent, scientific notation for small values, empty cells for missing values, text columns wide enough."""
+    formats = {"int": "localized", "float": "%.4f", "small": "%.3e", "share": "percent"}
     config = {}
     df = display_frame(df)
     for spec in table_spec(df):

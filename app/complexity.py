@@ -12,6 +12,7 @@ from analysis.complexity.profiler import profile
 from analysis.complexity.roofline import count_traffic, measure_peak, peak_dtype, roof, roofline
 from app import common
 from app.logic.compare import COMPARE_FUSIONS, compare_groups, compare_totals, group_labels, highlight_changes
+from app.logic.run_progress import throttled
 from hrnet_core.device import device_label, resolve_device
 
 ss = st.session_state
@@ -103,15 +104,12 @@ def _profile(cfg, hw) -> None:
                        help="BatchNorm folded into the convolutions, channels_last (hrnet_core.fast_path)")
     key = (common.key_of(cfg), hw, device, mode, tuple(batches), fast)
     if st.button("Measure on " + device_label(resolve_device(device)), key="c_prof_run", disabled=not batches):
-        with st.spinner("Timing each part of the model…"):
-            model, _ = common.model(cfg, device)
-            df = profile(cfg, device=device, batch_sizes=tuple(sorted(batches)), mode=mode, input_hw=hw,
-                         model=model, fast=fast)
-            ss.c_profile = (key, df)
-            first = df[df["batch"] == min(batches)]
-            traffic = count_traffic(cfg.with_input(hw), model, device, mode, min(batches), fast)
-            ss.c_roofline = (key, roofline(first, traffic, measure_peak(resolve_device(device), peak_dtype(df))))
+        ss.pop("c_prof_cancelled", None)
+        _measure(cfg, hw, device, mode, sorted(batches), fast, key)
     result = ss.get("c_profile")
+    if ss.get("c_prof_cancelled") == key and (result is None or result[0] != key):
+        st.info(f"Profile of {cfg.name} cancelled; press Measure to run it again.")
+        return
     if result is None or result[0] != key:
         st.caption("On demand: times the stem, layer1, each transition, stage and the head (or each branch's "
                    "blocks and each fusion) on the chosen device; CUDA events on a GPU, perf_counter on the CPU.")
@@ -136,6 +134,31 @@ def _profile(cfg, hw) -> None:
     rf = ss.get("c_roofline")
     if rf is not None and rf[0] == key:
         _roofline(rf[1])
+
+
+def _measure(cfg, hw, device, mode, batches, fast, key) -> None:
+    """Profile, traffic count and peak with a progress bar and a Cancel button. Pressing Cancel (or changing
+    any input) makes Streamlit stop this script at the bar's next update, within one part's run."""
+    label = device_label(resolve_device(device))
+    slot = st.empty()
+    with slot.container():
+        c1, c2 = st.columns([5, 1])
+        bar = c1.progress(0.0, text=f"Building {cfg.name} on {label}…")
+        c2.button("Cancel", key="c_prof_cancel", on_click=lambda: ss.update(c_prof_cancelled=key))
+
+    def report(fraction: float, what: str) -> None:
+        bar.progress(fraction, text=f"Timing each part, {what}: {100 * fraction:.0f} %")
+
+    model, _ = common.model(cfg, device)
+    df = profile(cfg, device=device, batch_sizes=tuple(batches), mode=mode, input_hw=hw, model=model, fast=fast,
+                 progress=throttled(report))
+    bar.progress(1.0, text=f"Counting the bytes each part moves, batch {batches[0]}…")
+    traffic = count_traffic(cfg.with_input(hw), model, device, mode, batches[0], fast)
+    bar.progress(1.0, text=f"Measuring the peak of {label} (matrix products, memory copies)…")
+    peak = measure_peak(resolve_device(device), peak_dtype(df))
+    ss.c_profile = (key, df)
+    ss.c_roofline = (key, roofline(df[df["batch"] == batches[0]], traffic, peak))
+    slot.empty()
 
 
 def _roofline(rf) -> None:

@@ -107,11 +107,18 @@ def test_pasted_official_seg_yaml_takes_its_own_name_family_and_diff_base():
     caption = _caption_names(at)
     assert "**seg_hrnet_w48_512x1024** · seg" in caption and "pose_hrnet_w32" not in caption
     assert at.session_state.base_cfg == cfg  # the diff compares against the pasted file, not the pose preset
+    picker = at.selectbox(key="b_preset")  # no preset is picked: the placeholder names the pasted origin
+    assert picker.value is None and "seg_hrnet_w48_512x1024" in picker.placeholder
+    at.switch_page("app/architecture.py").run()
+    at.switch_page("app/build.py").run()
+    assert at.selectbox(key="b_preset").value is None and at.session_state.cfg == cfg
     assert "(no difference)" in [c.value for c in at.code]
     at.number_input(key="b_head_out").set_value(21).run()
     assert at.session_state.cfg.name == "seg_hrnet_w48_512x1024+out21"
     diff = next(c.value for c in at.code if c.language == "diff")
     assert "--- seg_hrnet_w48_512x1024" in diff and "+++ seg_hrnet_w48_512x1024+out21" in diff
+    at.selectbox(key="b_preset").set_value("pose_hrnet_w32_256x192").run()  # a preset again from the placeholder
+    assert at.session_state.cfg == _w32() and at.selectbox(key="b_preset").value == "pose_hrnet_w32_256x192"
 
 
 def test_save_renames_the_model_and_it_stays_picked(tmp_path):

@@ -17,11 +17,13 @@ def test_spec_kinds_units_and_widths():
     df = pd.DataFrame({"name": ["stage3.1.fuse_layers.0.1.0", None], "params": [136445952, 12],
                        "energy": [9e-9, 0.5], "median_ms": [12.5, 3.25], "module": [None, None],
                        "output_shape": [(1, 32, 64, 48), None], "live": [True, False],
-                       "branch": pd.array([None, 2], dtype="Int64")})
+                       "branch": pd.array([None, 2], dtype="Int64"), "params_share": [0.99996, 4e-5]})
     spec = {s.name: s for s in table_spec(df)}
     assert spec["params"].kind == "int" and spec["params"].label == "params"
     assert spec["energy"].kind == "small" and spec["energy"].label == "energy (mean L2 per position)"
     assert spec["median_ms"].kind == "float" and spec["median_ms"].label == "median_ms (ms)"
+    # a share is a fraction of a total: percent even when one row is tiny (not scientific notation)
+    assert spec["params_share"].kind == "share" and spec["params_share"].label == "params_share (%)"
     assert spec["name"].width == "large" and spec["params"].width is None and spec["live"].kind == "bool"
     shown = display_frame(df)
     assert list(shown["name"]) == ["stage3.1.fuse_layers.0.1.0", ""] and list(shown["module"]) == ["", ""]
@@ -54,3 +56,13 @@ def test_complexity_breakdown_shows_empty_cells_not_none():
     assert "" in set(breakdown["module"]) and "2" in set(breakdown["module"])  # the stem has no module: empty
     assert not any(v in ("None", "<NA>", "nan") for v in breakdown["module"])
     assert breakdown["output_shape"].iloc[0] == "(1, 64, 128, 96)"
+
+
+def test_complexity_shares_read_in_percent():
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=180).run()
+    at.switch_page("app/complexity.py").run()
+    index, frame = next((i, d.value) for i, d in enumerate(at.dataframe) if "params_share" in d.value.columns)
+    config = _config(at, index)
+    assert config["params_share"]["type_config"]["format"] == "percent"
+    assert config["params_share"]["label"] == "params_share (%)"
+    assert abs(frame["params_share"].sum() - 1) < 1e-9  # fractions: the percent format multiplies by 100

@@ -229,6 +229,24 @@ def test_complexity_roofline(server, page):
     _shot(page, "3b_complexity_roofline")
 
 
+def test_complexity_profile_shows_progress_and_can_be_cancelled(server, page):
+    """A heavy profile (seg W48 at 1024x2048 on CPU: seven passes) shows a progress bar and stops on Cancel."""
+    _open(page, f"{server}/complexity?preset=seg_hrnetv2_w48")
+    page.get_by_role("button", name=re.compile(r"^Measure on ")).click()
+    cancel = page.get_by_role("button", name="Cancel")
+    cancel.wait_for(timeout=TIMEOUT_MS)
+    page.locator('[data-testid="stProgress"]').first.wait_for()
+    page.get_by_text(re.compile(r"Timing each part, batch 1 on cpu")).wait_for(timeout=TIMEOUT_MS)
+    _shot(page, "3c_complexity_profile_running")
+    t = time.time()
+    cancel.click()
+    page.get_by_text("Profile of seg_hrnetv2_w48 cancelled; press Measure to run it again.").wait_for()
+    _settle(page)
+    assert time.time() - t < 60
+    assert page.get_by_text("Roofline: why HRNet is slower than its FLOPs").count() == 0  # it did not finish
+    _no_error(page)
+
+
 def test_feature_maps_page(server, page):
     _open(page, f"{server}/feature-maps")
     page.locator('[data-testid="stImage"] img').first.wait_for(state="visible", timeout=TIMEOUT_MS)

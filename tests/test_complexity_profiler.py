@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 
@@ -56,6 +58,38 @@ def test_profile_frame_on_cpu():
     assert total["gmacs"] * 1e9 == pytest.approx(rep.conv_linear_macs)
     assert total["activation_mib"] == pytest.approx(rep.activation_mib(dtype="float32"))
     assert "stage4.0.fusion" in format_profile(df)
+
+
+def test_profile_reports_progress_outside_the_timed_parts():
+    cfg = hc.load_config(TINY[0])
+    seen: list[tuple[float, str]] = []
+
+    def slow_report(fraction: float, what: str) -> None:
+        seen.append((fraction, what))
+        time.sleep(0.02)  # a bar's drawing: in no part's time
+
+    df = profile(cfg, device="cpu", batch_sizes=(1, 2), mode="stage", warmup=1, iters=2, progress=slow_report)
+    parts = int((df["part"] != "total").sum()) // 2
+    fractions = [f for f, _ in seen]
+    assert len(seen) == 2 * 3 * parts and fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert seen[0][1].startswith("batch 1 on cpu: 1 warm-up + 2 timed passes") and seen[-1][1].startswith("batch 2")
+    assert df[df["part"] == "total"]["median_ms"].max() < 20  # every part's sleep counted would make it > 20 ms
+
+
+def test_an_exception_from_progress_stops_the_profile():
+    class Cancelled(BaseException):
+        """What Streamlit raises in a script asked to stop."""
+
+    calls = []
+
+    def report(fraction: float, what: str) -> None:
+        calls.append(fraction)
+        if len(calls) == 3:
+            raise Cancelled
+
+    with pytest.raises(Cancelled):
+        profile(hc.load_config(TINY[0]), device="cpu", batch_sizes=(1,), warmup=0, iters=50, progress=report)
+    assert len(calls) == 3
 
 
 def test_profile_higherhrnet_head():

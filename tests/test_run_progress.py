@@ -10,7 +10,7 @@ import torch
 
 import hrnet_core as hc
 from app.logic.config_edit import load_preset
-from app.logic.run_progress import forward_progress
+from app.logic.run_progress import forward_progress, throttled
 
 
 @functools.lru_cache(maxsize=1)
@@ -56,3 +56,16 @@ def test_other_threads_are_not_reported():
             t.start()
             t.join()
     assert seen == []
+
+
+def test_throttled_forwards_at_most_every_interval_and_always_the_end():
+    seen = []
+    report = throttled(lambda f, text: seen.append((f, text)), min_interval_s=3600)
+    for i in range(1, 11):
+        report(i / 10, f"step {i}")
+    assert seen == [(0.1, "step 1"), (1.0, "step 10")]
+    every = []
+    report = throttled(lambda f, text: every.append(f), min_interval_s=0.0)
+    for i in range(1, 6):
+        report(i / 5, "")
+    assert every == [0.2, 0.4, 0.6, 0.8, 1.0]

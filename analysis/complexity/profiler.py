@@ -131,7 +131,10 @@ def _analytic_by_part(cfg, input_hw, mode) -> dict[str, tuple[int, int]]:
     return {p: (int(r.macs), int(r.activations)) for p, r in g.iterrows()}
 
 
-def _time(parts, x, device, warmup, iters) -> tuple[list[list[float]], list[float]]:
+def _time(parts, x, device, warmup, iters, tick: Callable[[int], None]) -> tuple[list[list[float]], list[float]]:
+    """Per-part and per-iteration times in ms. ``tick(n)`` reports ``n`` more parts run: after each part on the
+    CPU, outside its own two stamps (so a progress bar's drawing is in no part's time); after each iteration on
+    CUDA, once the events are read (a host call between two events would time the GPU waiting)."""
     cuda = device.type == "cuda"
     per_part: list[list[float]] = [[] for _ in parts]
     totals: list[float] = []
@@ -139,20 +142,21 @@ def _time(parts, x, device, warmup, iters) -> tuple[list[list[float]], list[floa
         if cuda:
             events = [torch.cuda.Event(enable_timing=True) for _ in range(len(parts) + 1)]
             events[0].record()
-        else:
-            stamps = [time.perf_counter()]
+        durations = []
         state = x
         for i, p in enumerate(parts):
-            state = p.fn(state)
             if cuda:
+                state = p.fn(state)
                 events[i + 1].record()
             else:
-                stamps.append(time.perf_counter())
+                start = time.perf_counter()
+                state = p.fn(state)
+                durations.append((time.perf_counter() - start) * 1e3)
+                tick(1)
         if cuda:
             torch.cuda.synchronize(device)
             durations = [events[i].elapsed_time(events[i + 1]) for i in range(len(parts))]
-        else:
-            durations = [(stamps[i + 1] - stamps[i]) * 1e3 for i in range(len(parts))]
+            tick(len(parts))
         if it >= warmup:
             for i, d in enumerate(durations):
                 per_part[i].append(d)
@@ -190,6 +194,7 @@ def profile(
     seed: int = 0,
     engine: str = "torch",
     fast: bool = False,
+    progress: Callable[[float, str], None] | None = None,
 ) -> pd.DataFrame:
     """Median latency (ms) and memory of each piece of ``cfg``'s model for each batch size.
 
@@ -199,6 +204,9 @@ def profile(
     sums). Columns: ``PROFILE_COLUMNS`` (times in ms, memory in MiB, ``gmacs`` in 1e9 multiply-adds).
     ``engine``: ``torch`` or ``onnxruntime`` (CPU; module docstring). ``fast``: time the inference fast path
     (``hrnet_core.fast_path.fast_model``: BatchNorm folded, channels_last) instead of the official structure.
+    ``progress(fraction, what)``, if given, is called as the parts run (``fraction`` 0..1 of all the parts'
+    runs over every batch size and iteration; ``what`` names the batch); its drawing time is in no part's
+    time, and an exception it raises stops the profile there (a page's Cancel).
     Raises ``AnalysisError`` for a bad device, batch size, mode, ``warmup`` or ``iters``, ``EngineError``
     for onnxruntime off the CPU.
     """
@@ -238,13 +246,21 @@ def profile(
     gen = torch.Generator().manual_seed(seed)
     rows = []
     h, w = cfg.input_hw
+    runs = {"done": 0, "total": max(1, len(batch_sizes) * (warmup + iters) * len(parts))}
+
+    def tick(n: int, what: str) -> None:
+        runs["done"] += n
+        if progress is not None:
+            progress(min(1.0, runs["done"] / runs["total"]), what)
+
     for b in batch_sizes:
         x = prepare_input(torch.randn(b, 3, h, w, generator=gen), dev)
         if fast:
             x = x.contiguous(memory_format=torch.channels_last)
         timed = onnxruntime_parts(parts, x, model) if engine == "onnxruntime" else parts
         with torch.inference_mode(), autocast(dev):
-            per_part, totals = _time(timed, x, dev, warmup, iters)
+            what = f"batch {b} on {label}: {warmup} warm-up + {iters} timed passes of {len(parts)} parts"
+            per_part, totals = _time(timed, x, dev, warmup, iters, partial(tick, what=what))
             mem = _memory(timed, x, dev)
         medians = [statistics.median(t) for t in per_part]
         medians_sum = sum(medians)

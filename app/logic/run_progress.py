@@ -1,5 +1,9 @@
 """Progress of a long forward pass, reported from inside it, so a page can show a bar and stop it.
 
+``throttled(report)`` forwards a ``(fraction, text)`` progress report at most every ``min_interval_s`` (and
+always the last one, 1.0): a measured profile reports after every part it times, far more often than a bar
+needs drawing.
+
 ``forward_progress(model, report)`` calls ``report(fraction)`` (0..1) as the model's convolutions and linear
 layers run, at most every ``min_interval_s``. An exception ``report`` raises aborts the forward pass where
 it is: a Streamlit page passes a function that updates ``st.progress``; when the user presses Cancel (or
@@ -43,3 +47,17 @@ def forward_progress(model: nn.Module, report: Callable[[float], None], min_inte
     finally:
         for h in handles:
             h.remove()
+
+
+def throttled(report: Callable[[float, str], None], min_interval_s: float = 0.1) -> Callable[[float, str], None]:
+    """``report`` called at most every ``min_interval_s`` seconds, and always for a fraction of 1.0 (see the
+    module docstring). Exceptions ``report`` raises pass through (a page's Cancel stops the work there)."""
+    last = [float("-inf")]
+
+    def forward(fraction: float, text: str) -> None:
+        now = time.perf_counter()
+        if fraction >= 1.0 or now - last[0] >= min_interval_s:
+            last[0] = now
+            report(fraction, text)
+
+    return forward

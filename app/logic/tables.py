@@ -1,6 +1,6 @@
 """How the app shows a table: every column's kind, header (with its unit) and number format, decided from
-the data, so that integers carry thousands separators, small values read in scientific notation, missing
-values are empty cells and no text column is cut.
+the data, so that integers carry thousands separators, shares (fractions of a total) read in percent, small
+values in scientific notation, missing values are empty cells and no text column is cut.
 
 ``table_spec(df)`` returns one ``ColumnSpec`` per column; ``display_frame(df)`` the frame to show (missing
 values and tuples as text). ``app.common.show_table`` turns them into ``st.column_config`` entries.
@@ -26,7 +26,8 @@ LARGE = 1e6
 
 @dataclass(frozen=True)
 class ColumnSpec:
-    """``kind``: ``int``, ``float``, ``small`` (scientific), ``bool`` or ``text``; ``label``: the header (with
+    """``kind``: ``int``, ``float``, ``share`` (a fraction of a total, shown in percent), ``small`` (scientific),
+    ``bool`` or ``text``; ``label``: the header (with
     its unit); ``width``: ``medium`` or ``large`` for long text (so it is not cut), else ``None`` (auto)."""
 
     name: str
@@ -35,7 +36,14 @@ class ColumnSpec:
     width: str | None
 
 
+def _is_share(name: str) -> bool:
+    """A fraction of a total (the analyses' ``*_share`` and ``share`` columns): percent, whatever its size."""
+    return name == "share" or name.endswith("_share")
+
+
 def _kind(s: pd.Series) -> str:
+    if pd.api.types.is_float_dtype(s) and _is_share(str(s.name)):
+        return "share"
     if pd.api.types.is_bool_dtype(s):
         return "bool"
     if pd.api.types.is_integer_dtype(s):
@@ -54,7 +62,7 @@ def table_spec(df: pd.DataFrame) -> list[ColumnSpec]:
     out = []
     for col in df.columns:
         kind = _kind(df[col])
-        unit = UNITS.get(str(col))
+        unit = "%" if kind == "share" else UNITS.get(str(col))
         label = f"{col} ({unit})" if unit and unit != "count" else str(col)
         longest = max((len(str(v)) for v in df[col].head(500)), default=0)  # values: a header may wrap
         width = "large" if kind == "text" and longest > 24 else "medium" if kind == "text" and longest > 12 else None
