@@ -19,7 +19,8 @@ from app.arch_interactive import interactive
 from app.logic import config_edit as ce
 from app.logic import form_extra, identity
 from hrnet_core import ConfigError, dump_config
-from hrnet_core.config import FUSION_PRESETS, HEAD_KINDS
+from hrnet_core.config import FUSION_PRESETS
+from hrnet_core.heads import head_kinds
 
 ss = st.session_state
 FUSION_LABELS = {"all": "all", "across_stage": "across stages", "final_only": "final only", "none": "none"}
@@ -209,7 +210,7 @@ def _form(cfg) -> None:
     c2.number_input("Input height", min_value=0, step=32, key="b_in_h", on_change=_on_form)
     c3.number_input("Input width", min_value=0, step=32, key="b_in_w", on_change=_on_form)
     c1, c2, _ = st.columns(3)
-    kinds = ["cls"] if cfg.family == "cls" else [k for k in HEAD_KINDS if k != "cls"]
+    kinds = ["cls"] if cfg.family == "cls" else [k for k in head_kinds() if k != "cls"]  # every registered kind
     if ss.get("b_head_kind") not in kinds:
         kinds = [*kinds, ss.get("b_head_kind")]
     c1.selectbox("Head", kinds, key="b_head_kind", on_change=_on_form,

@@ -111,3 +111,18 @@ def test_feature_maps(toy):
     last = cap.branches[keys[-1]]
     assert (last.stage, last.module, last.branch) == ("stage4", "stage4.module0", 0)
     assert cap.head.kind == "heatmaps" and cap.head.shapes == ((1, 5, 16, 16),)
+
+
+def test_build_page_offers_a_registered_kind_and_its_outputs_control(toy, tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from conftest import ROOT
+
+    monkeypatch.setenv("HRNET_EXPLORER_USER_CONFIGS", str(tmp_path / "configs"))
+    at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=180).run()
+    assert "toy" in at.selectbox(key="b_head_kind").options
+    at.selectbox(key="b_head_kind").set_value("toy").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert at.session_state.cfg.head.kind == "toy"
+    at.number_input(key="b_head_out").set_value(7).run()  # the toy reads ``outputs``: its control is shown
+    assert at.session_state.cfg.head.outputs == 7

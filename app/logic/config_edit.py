@@ -33,7 +33,8 @@ from hrnet_core import (
     load_config_text,
     named_fusion,
 )
-from hrnet_core.config import BLOCK_EXPANSION, HEAD_KINDS, HIGHER_FIELDS, HeadConfig
+from hrnet_core.config import BLOCK_EXPANSION, HIGHER_FIELDS, HeadConfig
+from hrnet_core.heads import head_kinds
 from hrnet_core.model import check_buildable
 
 DEFAULT_PRESET = "pose_hrnet_w32_256x192"
@@ -134,8 +135,8 @@ def config_from_form(base: HRNetConfig, values: dict) -> HRNetConfig:
         flags = resize_fusion(rows[s] if s < len(rows) else list(st.fuse), modules)
         stages.append(replace(st, modules=modules, blocks=blocks, channels=channels, fuse=tuple(flags)))
     kind = values.get("head_kind", base.head.kind)
-    if kind not in HEAD_KINDS:
-        raise ConfigError("head.kind", f"unknown head {kind!r}; expected one of {', '.join(HEAD_KINDS)}")
+    if kind not in head_kinds():  # every registered kind (hrnet_core.heads), not only the built-in ones
+        raise ConfigError("head.kind", f"unknown head {kind!r}; expected one of {', '.join(head_kinds())}")
     head = replace(base.head, kind=kind, outputs=_form_int(values, "head_outputs", "head.outputs"))
     if kind != base.head.kind and "higher" in (kind, base.head.kind):
         head = _switch_higher(head, stages[-1].out_channels[0])

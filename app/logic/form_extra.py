@@ -13,11 +13,11 @@ from dataclasses import replace
 
 from hrnet_core import ConfigError, HRNetConfig
 from hrnet_core.config import BLOCK_EXPANSION, Stage1Config, StemConfig, UpsampleConfig
+from hrnet_core.heads import head_spec
 
 BLOCKS = tuple(BLOCK_EXPANSION)  # BASIC, BOTTLENECK
 UPSAMPLE_MODES = ("nearest", "bilinear")
 # Heads whose ``outputs`` (joints, classes, landmarks) shape the model; a V2p detection pyramid has none.
-HEADS_WITH_OUTPUTS = ("v1", "v2", "cls", "ocr", "higher")
 
 
 def extra_values(cfg: HRNetConfig) -> dict:
@@ -60,5 +60,6 @@ def apply_extra(cfg: HRNetConfig, values: dict) -> HRNetConfig:
 
 
 def head_uses_outputs(cfg: HRNetConfig) -> bool:
-    """Whether the form's "Head outputs" control changes ``cfg``'s model (not for the V2p pyramid)."""
-    return cfg.head.kind in HEADS_WITH_OUTPUTS
+    """Whether the form's "Head outputs" control changes ``cfg``'s model: its head kind reads ``outputs``
+    (``hrnet_core.heads`` registry; not the V2p pyramid)."""
+    return "outputs" in head_spec(cfg.head.kind).fields
