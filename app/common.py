@@ -240,7 +240,7 @@ def device_choices() -> list[str]:
 def show_table(df, target=None, **kwargs) -> None:
     """``df`` as ``st.dataframe`` with ``app.logic.tables``' formats: thousands separators, units in headers,
     shares in percent, scientific notation for small values, empty cells for missing values, text columns wide enough."""
-    formats = {"int": "localized", "float": "%.4f", "small": "%.3e", "share": "percent"}
+    formats = {"int": "localized", "float": "%.4f", "small": "%.3e", "share": "%.2f"}  # shares: percentages, two decimals in every row
     config = {}
     df = display_frame(df)
     for spec in table_spec(df):

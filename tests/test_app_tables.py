@@ -28,6 +28,7 @@ def test_spec_kinds_units_and_widths():
     shown = display_frame(df)
     assert list(shown["name"]) == ["stage3.1.fuse_layers.0.1.0", ""] and list(shown["module"]) == ["", ""]
     assert list(shown["output_shape"]) == ["(1, 32, 64, 48)", ""] and list(shown["branch"]) == ["", "2"]
+    assert shown["params_share"].tolist() == [99.996, 0.004]
     assert shown["params"].tolist() == [136445952, 12]  # numbers stay numbers: the column format shows 136,445,952
 
 
@@ -63,6 +64,6 @@ def test_complexity_shares_read_in_percent():
     at.switch_page("app/complexity.py").run()
     index, frame = next((i, d.value) for i, d in enumerate(at.dataframe) if "params_share" in d.value.columns)
     config = _config(at, index)
-    assert config["params_share"]["type_config"]["format"] == "percent"
+    assert config["params_share"]["type_config"]["format"] == "%.2f"
     assert config["params_share"]["label"] == "params_share (%)"
-    assert abs(frame["params_share"].sum() - 1) < 1e-9  # fractions: the percent format multiplies by 100
+    assert abs(frame["params_share"].sum() - 100) < 1e-6  # percentages, as the header says

@@ -8,6 +8,8 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
+from streamlit.testing.v1 import AppTest
 from torch import nn
 
 import hrnet_core as hc
@@ -114,10 +116,6 @@ def test_feature_maps(toy):
 
 
 def test_build_page_offers_a_registered_kind_and_its_outputs_control(toy, tmp_path, monkeypatch):
-    from streamlit.testing.v1 import AppTest
-
-    from conftest import ROOT
-
     monkeypatch.setenv("HRNET_EXPLORER_USER_CONFIGS", str(tmp_path / "configs"))
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=180).run()
     assert "toy" in at.selectbox(key="b_head_kind").options

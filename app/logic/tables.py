@@ -80,10 +80,13 @@ def _text(v) -> str:
 
 def display_frame(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` ready to show: text columns, and integer columns with gaps, as text with missing values as empty
-    strings (Streamlit draws a missing number as "None") and tuples spelled out."""
+    strings (Streamlit draws a missing number as "None") and tuples spelled out; shares as percentages (their
+    header says "%")."""
     out = df.copy()
     for spec in table_spec(df):
         column = df[spec.name]
+        if spec.kind == "share":
+            out[spec.name] = 100 * column
         if spec.kind == "text" or (spec.kind == "int" and column.isna().any()):  # e.g. a stem row has no module
             out[spec.name] = [_text(v) for v in column]
     return out
