@@ -3,6 +3,7 @@
 import streamlit as st
 
 from app.common import SHOWN_KEY, guard, init_state, model_caption, shown_model, sync_url
+from app.logic.heap import freeze_once
 
 st.set_page_config(page_title="hrnet-explorer", page_icon=":material/hub:", layout="wide")
 
@@ -30,3 +31,4 @@ finally:  # also after st.stop() / st.rerun() inside the page
         st.markdown(model_caption(shown_cfg))
     with guard("link"):
         sync_url()  # reload, a new tab or a copied link restore the model
+    freeze_once(page.url_path or "build")  # the collector skips what this page's first run left (app.logic.heap)
