@@ -179,6 +179,22 @@ def test_higherhrnet_heatmaps_average_its_predictions():
     assert (cap.head.points[:, 0] < 64).all() and (cap.head.points >= -0.5).all()
 
 
+def test_heatmap_sheet_labels_stay_inside_their_tiles():
+    """A 64x64 input: tiles at least MIN_HEATMAP_TILE_W wide, and no joint name runs into its neighbour's gap."""
+    from analysis.features.render import BG, GAP, LABEL_H, MIN_HEATMAP_TILE_W, render_heatmap_grid
+
+    cfg = hc.load_config(tiny("pose", "v1"))
+    cap = capture(hc.build_model(cfg), cfg, "astronaut", device="cpu")
+    sheet = np.asarray(render_heatmap_grid(cap, columns=6))
+    tw = th = MIN_HEATMAP_TILE_W  # a square input
+    assert sheet.shape[1] == 6 * (tw + GAP) + GAP
+    for row in range(3):  # 17 joints: three label strips
+        strip = sheet[row * (th + LABEL_H):][:LABEL_H]
+        for c in range(1, 6):
+            gap = strip[:, GAP + c * (tw + GAP) - GAP:GAP + c * (tw + GAP)]
+            assert (gap == np.asarray(BG, np.uint8)).all(), (row, c)
+
+
 def test_no_fusion_last_module_keeps_all_branches():
     cfg = hc.load_config(tiny("pose", "v1", fusion="none"))
     cap = capture(hc.build_model(cfg), cfg, "astronaut", device="cpu")

@@ -185,12 +185,26 @@ def render_joint(capture: FeatureCapture, j: int) -> Image.Image:
     return img
 
 
+MIN_HEATMAP_TILE_W = 80  # px: a joint's name ("6 right_shoulder" is cut to fit) stays readable under small inputs
+
+
+def _fit(text: str, width: int, font) -> str:
+    """``text`` cut (with "…") to at most ``width`` pixels in ``font``: neighbouring labels never overlap."""
+    if font.getlength(text) <= width:
+        return text
+    while text and font.getlength(text + "…") > width:
+        text = text[:-1]
+    return text + "…"
+
+
 def render_heatmap_grid(capture: FeatureCapture, columns: int = 6) -> Image.Image:
-    """Every joint's heatmap (scaled to its own range) with its argmax, in a grid at half input size."""
+    """Every joint's heatmap (scaled to its own range) with its argmax, in a grid at half input size (at least
+    ``MIN_HEATMAP_TILE_W`` wide), each labelled with its index and name cut to the tile's width."""
     head = capture.head
     n = head.maps.shape[0]
     h, w = capture.input_hw
-    th, tw = max(1, h // 2), max(1, w // 2)
+    scale = max(0.5, MIN_HEATMAP_TILE_W / w)
+    th, tw = max(1, round(h * scale)), max(1, round(w * scale))
     columns = min(columns, n)
     rows = math.ceil(n / columns)
     canvas = _canvas(rows * (th + LABEL_H) + GAP, columns * (tw + GAP) + GAP)
@@ -201,7 +215,7 @@ def render_heatmap_grid(capture: FeatureCapture, columns: int = 6) -> Image.Imag
         r, c = divmod(j, columns)
         y, x = r * (th + LABEL_H), GAP + c * (tw + GAP)
         _paste(canvas, overlay(small, hm[j]), y + LABEL_H, x)
-        labels.append(((x, y), f"{j} {head.names[j]}"[:24], MUTED, FONT))
+        labels.append(((x, y), _fit(f"{j} {head.names[j]}", tw, FONT), MUTED, FONT))
         px, py = head.points[j]
         marks.append((x + (px + 0.5) * tw / w - 0.5, y + LABEL_H + (py + 0.5) * th / h - 0.5))
     img = _text(Image.fromarray(canvas), labels)
