@@ -291,6 +291,10 @@ def _stats(cap) -> None:
                       log_y=y == "energy",
                       title=f"{y} per module, by branch resolution")
         fig.update_layout(margin=dict(l=10, r=10, t=40, b=10))
+        if y == "energy":  # labels at the decades only: plotly's minor "2" and "5" read as values
+            fig.update_yaxes(dtick=1, tickformat=".0e", title="energy (mean L2 per position)")
+        else:
+            fig.update_yaxes(title="sparsity (fraction of zeros)")
         col.plotly_chart(fig, width="stretch", key=f"f_stats_{y}")
     common.show_table(df.drop(columns=["order"]))
     st.download_button("Download stats.csv", df.drop(columns=["order"]).to_csv(index=False).encode(),

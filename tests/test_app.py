@@ -221,6 +221,14 @@ def test_feature_maps_default_astronaut():
     assert len(at.get("image")) >= 6  # input, head, module panels, overlays
     stats = next(df.value for df in at.dataframe if "sparsity" in df.value.columns)
     assert set(stats["resolution"]) == {"1/4", "1/8", "1/16", "1/32"}
+    import json
+
+    axes = {json.loads(c.proto.spec)["layout"]["title"]["text"].split(" per ")[0]: json.loads(c.proto.spec)["layout"]
+            ["yaxis"] for c in at.get("plotly_chart")}
+    # the log axis is labelled at its decades only, and both axes carry their unit
+    assert axes["energy"]["type"] == "log" and axes["energy"]["dtick"] == 1
+    assert axes["energy"]["title"]["text"] == "energy (mean L2 per position)"
+    assert axes["sparsity"]["title"]["text"] == "sparsity (fraction of zeros)"
 
 
 def test_feature_maps_bad_checkpoint_path_is_an_inline_error():
