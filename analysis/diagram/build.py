@@ -423,10 +423,12 @@ def _network(bd: _Builder, per_stage: bool) -> None:
             last = st.modules - 1
             note = f"fusion in {sum(st.fuse)}/{st.modules} modules" if st.modules > 1 else ""
             plural = "s" if st.modules > 1 else ""
-            # A stage node stands for its blocks in every module and the within-stage exchanges into it.
+            # A stage node stands for its blocks in every module and the within-stage exchanges into it (of
+            # the modules that fuse, and into a branch they fuse into: others have no fuse_layers).
             units = [(f"s{S}", last, f"stage {S}: {st.modules} module{plural}", note,
                       [[f"stage{S}.{m}.branches.{b}" for m in range(st.modules)]
-                       + [f"stage{S}.{m}.fuse_layers.{b}" for m in range(last)] for b in range(st.branches)])]
+                       + [f"stage{S}.{m}.fuse_layers.{b}" for m in range(last) if b < cfg.fuse_outputs(s, m)]
+                       for b in range(st.branches)])]
         else:
             units = [(f"s{S}m{m}", m, f"stage{S}.module{m}", "",
                       [[f"stage{S}.{m}.branches.{b}"] for b in range(st.branches)]) for m in range(st.modules)]
