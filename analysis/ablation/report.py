@@ -319,6 +319,8 @@ def figures(metrics: pd.DataFrame, summary: pd.DataFrame) -> list:
                 fig.add_trace(go.Scatter(x=g["epoch"], y=y, mode="lines+markers", name=f"{label[variant]} seed {seed}",
                                          line={"color": colours[variant]}, legendgroup=variant))
         fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=ytitle, height=420)
+        last = int(metrics["epoch"].max()) if not metrics.empty and "epoch" in metrics else 1
+        fig.update_xaxes(tick0=1, dtick=max(1, math.ceil(last / 10)))  # whole epochs only, about ten ticks
         if key == "train_loss":
             fig.update_yaxes(type="log")
         figs.append(fig)
