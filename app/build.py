@@ -45,8 +45,7 @@ def _slots(cfg):
         for b in range(stage.branches):
             yield f"b_blk_{s}_{b}", ("blocks", s, b)
             yield f"b_ch_{s}_{b}", ("channels", s, b)
-        for m in range(stage.modules):
-            yield f"b_fuse_{s}_{m}", ("fusion", s, m)
+        yield f"b_fuse_{s}", ("fusion", s)  # one multi-select per stage: the modules that fuse
 
 
 def _values(cfg) -> dict:
@@ -54,10 +53,24 @@ def _values(cfg) -> dict:
     return {**ce.form_values(cfg), **form_extra.extra_values(cfg)}
 
 
+def _module_label(m: int) -> str:
+    return f"m{m + 1}"
+
+
+def _to_widget(path: tuple, value):
+    """A form value as its widget holds it: a stage's fusion flags as the labels of the modules that fuse."""
+    return [_module_label(m) for m, on in enumerate(value) if on] if path[0] == "fusion" else value
+
+
+def _from_widget(path: tuple, value, current):
+    """The inverse of ``_to_widget``: ``current`` (the form's value) gives a stage's module count."""
+    return [_module_label(m) in (value or ()) for m in range(len(current))] if path[0] == "fusion" else value
+
+
 def _widget_values(cfg) -> dict:
     """Widget key -> value for every form control of ``cfg``."""
     values = _values(cfg)
-    return {key: functools.reduce(operator.getitem, path, values) for key, path in _slots(cfg)}
+    return {key: _to_widget(path, functools.reduce(operator.getitem, path, values)) for key, path in _slots(cfg)}
 
 
 def _read_form(cfg) -> dict:
@@ -65,7 +78,8 @@ def _read_form(cfg) -> dict:
     values = _values(cfg)
     for key, path in _slots(cfg):
         if key in ss:
-            functools.reduce(operator.getitem, path[:-1], values)[path[-1]] = ss[key]
+            parent = functools.reduce(operator.getitem, path[:-1], values)
+            parent[path[-1]] = _from_widget(path, ss[key], parent[path[-1]])
     return values
 
 
@@ -247,12 +261,11 @@ def _form(cfg) -> None:
     if note:
         st.caption(note)
 
-    st.markdown("**Fusion schedule** — one toggle per module: does it end with an exchange unit?")
+    st.markdown("**Fusion schedule** — the modules that end with an exchange unit (click one to toggle it)")
+    cols = st.columns([max(1, stage.modules) for stage in cfg.stages])
     for s, stage in enumerate(cfg.stages):
-        cols = st.columns([1.2] + [1] * max(stage.modules, 4))
-        cols[0].markdown(f"Stage {s + 2}")
-        for m in range(stage.modules):
-            cols[m + 1].checkbox(f"m{m + 1}", key=f"b_fuse_{s}_{m}", on_change=_on_form)
+        cols[s].pills(f"Stage {s + 2}", [_module_label(m) for m in range(stage.modules)], selection_mode="multi",
+                      key=f"b_fuse_{s}", on_change=_on_form)
     cols = st.columns(len(FUSION_PRESETS) + 1)
     cols[0].caption(f"{cfg.num_fusions} fusions · set all:")
     for i, name in enumerate(FUSION_PRESETS):

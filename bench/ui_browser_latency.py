@@ -9,7 +9,7 @@ is not the user's wait; it is printed apart ("driver" figures: from the Playwrig
 
   width:   the Width control 32 -> 48 -> 32 ... (typed, Enter)
   preset:  the preset picker, pose_hrnet_w32_256x192 <-> cls_hrnet_w18_small_v1 (typed, from Enter)
-  fusion:  one module's fusion checkbox toggled (stage 2, m1)
+  fusion:  one module's fusion toggled (the stage 2 m1 pill of the fusion schedule)
 
 and the first page: ``goto`` until the Build page's metrics are drawn (the server already warm: a second
 browser context; the cold figure is the first one, printed too). Prints the median and p90 per edit kind

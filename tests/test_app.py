@@ -98,7 +98,7 @@ def test_official_experiment_yaml_is_accepted():
 
 def test_form_edits_fusion_grid_and_field_errors():
     at = start()
-    at.checkbox(key="b_fuse_1_0").uncheck().run()
+    at.pills(key="b_fuse_1").unselect("m1").run()  # stage 3, module 1 stops fusing
     no_failure(at)
     assert at.session_state.cfg.num_fusions == 7
     assert "- [false, true, true, true]" in at.text_area(key="yaml_text").value
@@ -107,11 +107,13 @@ def test_form_edits_fusion_grid_and_field_errors():
 
     at.button(key="b_fp_final_only").click().run()
     assert at.session_state.cfg.num_fusions == 1
-    assert [at.checkbox(key=f"b_fuse_2_{m}").value for m in range(3)] == [False, False, True]
+    assert at.pills(key="b_fuse_2").value == ["m3"] and at.pills(key="b_fuse_1").value == []
 
     at.number_input(key="b_mod_1").set_value(2).run()
     assert at.session_state.cfg.stages[1].modules == 2
-    assert len([c for c in at.checkbox if c.key and c.key.startswith("b_fuse_1_")]) == 2
+    assert at.pills(key="b_fuse_1").options == ["m1", "m2"] and at.pills(key="b_fuse_1").value == []
+    at.pills(key="b_fuse_1").select("m1").run()  # the new module count: m1 fuses again, m2 still not
+    assert at.session_state.cfg.stages[1].fuse == (True, False)
 
     before = at.session_state.cfg
     at.number_input(key="b_in_h").set_value(250).run()
