@@ -236,7 +236,7 @@ def test_complexity_profile_shows_progress_and_can_be_cancelled(server, page):
     cancel = page.get_by_role("button", name="Cancel")
     cancel.wait_for(timeout=TIMEOUT_MS)
     page.locator('[data-testid="stProgress"]').first.wait_for()
-    page.get_by_text(re.compile(r"Timing each part, batch 1 on cpu")).wait_for(timeout=TIMEOUT_MS)
+    page.get_by_text(re.compile(r"Timing each part, batch 1 on ")).wait_for(timeout=TIMEOUT_MS)
     _shot(page, "3c_complexity_profile_running")
     t = time.time()
     cancel.click()
