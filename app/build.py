@@ -297,9 +297,9 @@ def _yaml_editor(cfg) -> None:
         st.success(err["message"])
 
 
-def _numbers(cfg) -> None:
+def _numbers(cfg) -> ce.ModelView:
     """The edited model's numbers, under the preset picker: in view while the form is edited, and the first
-    elements a rerun redraws (a page of ~150 elements reaches the browser one at a time)."""
+    elements a rerun redraws (a page of ~150 elements reaches the browser one at a time). Returns the view."""
     err = ss.get("build_error", {})
     if err.get("where") in ("form", "yaml"):
         st.warning("The edit below is invalid, so these are still the last valid model's numbers.")
@@ -314,11 +314,11 @@ def _numbers(cfg) -> None:
     cols[3].metric("Output", f"{len(v.output_shapes)} maps" if long else shapes, help=shapes)
     if long:
         st.caption(f"Output maps (N x C x H x W): {shapes}")
+    return v
 
 
-def _model_view(cfg) -> None:
+def _model_view(cfg, v: ce.ModelView) -> None:
     st.subheader("Current model")
-    v = common.view(cfg)
     with common.guard("diagram"):
         st.graphviz_chart(common.diagram_dot(cfg, "stage"), width="stretch")
     if st.toggle("Interactive preview (zoom, pan, hover a node for its numbers)", key="b_interactive"):
@@ -341,11 +341,11 @@ st.selectbox("Preset (the model zoo in configs/, and your saved configs)", list(
              on_change=_on_preset, placeholder=f"{ss.get('base_name')} ({ss.get('base_origin')}) — pick a preset")
 if ss.get("build_error", {}).get("where") == "preset":
     st.error(f"Preset: {ss.build_error['message']}")
-_numbers(cfg)
+view = _numbers(cfg)
 left, right = st.columns([3, 2], gap="large")
 with left:
     _form(cfg)
 with right:
     _yaml_editor(cfg)
 st.divider()
-_model_view(cfg)
+_model_view(cfg, view)

@@ -139,7 +139,8 @@ def _profile(cfg, hw) -> None:
 def _measure(cfg, hw, device, mode, batches, fast, key) -> None:
     """Profile, traffic count and peak with a progress bar and a Cancel button. Pressing Cancel (or changing
     any input) makes Streamlit stop this script at the bar's next update, within one part's run."""
-    label = device_label(resolve_device(device))
+    dev = resolve_device(device)
+    label = device_label(dev)
     slot = st.empty()
     with slot.container():
         c1, c2 = st.columns([5, 1])
@@ -155,7 +156,7 @@ def _measure(cfg, hw, device, mode, batches, fast, key) -> None:
     bar.progress(1.0, text=f"Counting the bytes each part moves, batch {batches[0]}…")
     traffic = count_traffic(cfg.with_input(hw), model, device, mode, batches[0], fast)
     bar.progress(1.0, text=f"Measuring the peak of {label} (matrix products, memory copies)…")
-    peak = measure_peak(resolve_device(device), peak_dtype(df))
+    peak = measure_peak(dev, peak_dtype(df))
     ss.c_profile = (key, df)
     ss.c_roofline = (key, roofline(df[df["batch"] == batches[0]], traffic, peak))
     slot.empty()

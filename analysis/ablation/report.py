@@ -307,6 +307,7 @@ def figures(metrics: pd.DataFrame, summary: pd.DataFrame) -> list:
     label = {r["variant"]: f"{r['variant']} ({int(r['fusions'])} fusion{'' if int(r['fusions']) == 1 else 's'})"
              for _, r in summary.iterrows()}
     figs = []
+    last = int(metrics["epoch"].max()) if not metrics.empty and "epoch" in metrics else 1
     for key, title, ytitle in (("train_loss", "Training loss per epoch", "loss (weighted heatmap MSE)"),
                                ("AP", "Validation AP per epoch", "OKS AP (%)")):
         fig = go.Figure()
@@ -319,7 +320,6 @@ def figures(metrics: pd.DataFrame, summary: pd.DataFrame) -> list:
                 fig.add_trace(go.Scatter(x=g["epoch"], y=y, mode="lines+markers", name=f"{label[variant]} seed {seed}",
                                          line={"color": colours[variant]}, legendgroup=variant))
         fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=ytitle, height=420)
-        last = int(metrics["epoch"].max()) if not metrics.empty and "epoch" in metrics else 1
         fig.update_xaxes(tick0=1, dtick=max(1, math.ceil(last / 10)))  # whole epochs only, about ten ticks
         if key == "train_loss":
             fig.update_yaxes(type="log")

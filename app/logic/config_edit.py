@@ -97,6 +97,15 @@ def resize_fusion(flags: list[bool], modules: int) -> list[bool]:
     return flags + [True] * (modules - len(flags))
 
 
+def positive_int(value, field: str) -> int:
+    """A form control's value as a positive integer (``2.0`` is 2); ``ConfigError`` naming ``field`` otherwise."""
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ConfigError(field, f"must be a positive integer, got {value!r}")
+    return value
+
+
 def _form_int(values: dict, key: str, field: str, index: tuple[int, ...] = ()) -> int:
     value = values.get(key)
     for i in index:
@@ -104,11 +113,7 @@ def _form_int(values: dict, key: str, field: str, index: tuple[int, ...] = ()) -
             value = value[i]
         except (IndexError, KeyError, TypeError):
             raise ConfigError(field, "is missing") from None
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(field, f"must be a positive integer, got {value!r}")
-    return value
+    return positive_int(value, field)
 
 
 def config_from_form(base: HRNetConfig, values: dict) -> HRNetConfig:

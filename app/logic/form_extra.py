@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from app.logic.config_edit import positive_int
 from hrnet_core import ConfigError, HRNetConfig
 from hrnet_core.config import BLOCK_EXPANSION, Stage1Config, StemConfig, UpsampleConfig
 from hrnet_core.heads import head_spec
 
 BLOCKS = tuple(BLOCK_EXPANSION)  # BASIC, BOTTLENECK
 UPSAMPLE_MODES = ("nearest", "bilinear")
-# Heads whose ``outputs`` (joints, classes, landmarks) shape the model; a V2p detection pyramid has none.
 
 
 def extra_values(cfg: HRNetConfig) -> dict:
@@ -35,12 +35,7 @@ def extra_values(cfg: HRNetConfig) -> dict:
 
 
 def _int(values: dict, key: str, field: str) -> int:
-    value = values[key]
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(field, f"must be a positive integer, got {value!r}")
-    return value
+    return positive_int(values[key], field)
 
 
 def apply_extra(cfg: HRNetConfig, values: dict) -> HRNetConfig:
