@@ -35,6 +35,18 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def app_dirs(tmp_path, monkeypatch) -> Path:
+    """The app's runs and saved configs in this test's ``tmp_path`` (``HRNET_EXPLORER_RUNS``, ``..._USER_CONFIGS``),
+    so an AppTest writes nothing into the project or the home folder. A module of app tests takes it for every
+    test: ``pytestmark = pytest.mark.usefixtures("app_dirs")``."""
+    from analysis.settings import RUNS_ENV, USER_CONFIGS_ENV
+
+    monkeypatch.setenv(RUNS_ENV, str(tmp_path / "runs"))
+    monkeypatch.setenv(USER_CONFIGS_ENV, str(tmp_path / "configs"))
+    return tmp_path
+
+
 @pytest.fixture(scope="session")
 def root() -> Path:
     """The project root (the worktree pytest runs in)."""

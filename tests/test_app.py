@@ -22,10 +22,7 @@ def shown_params(cfg) -> str:
     return f"{analyze(cfg).params / 1e6:.2f}M"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("HRNET_EXPLORER_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("HRNET_EXPLORER_USER_CONFIGS", str(tmp_path / "configs"))
+pytestmark = pytest.mark.usefixtures("app_dirs")  # runs and saved configs in tmp_path
 
 
 def start(page: str | None = None) -> AppTest:

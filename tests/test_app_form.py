@@ -17,10 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "streamlit_app.py")
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("HRNET_EXPLORER_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("HRNET_EXPLORER_USER_CONFIGS", str(tmp_path / "configs"))
+pytestmark = pytest.mark.usefixtures("app_dirs")  # runs and saved configs in tmp_path
 
 
 def test_apply_extra_round_trips_and_names_fields():

@@ -21,10 +21,7 @@ SEG_W48 = OFFICIAL / "seg" / "seg_hrnet_w48_train_512x1024_sgd_lr1e-2_wd5e-4_bs_
 TIMEOUT = 180
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("HRNET_EXPLORER_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("HRNET_EXPLORER_USER_CONFIGS", str(tmp_path / "configs"))
+pytestmark = pytest.mark.usefixtures("app_dirs")  # runs and saved configs in tmp_path
 
 
 def _w32():

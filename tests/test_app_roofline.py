@@ -16,10 +16,7 @@ APP = str(ROOT / "streamlit_app.py")
 TINY = "width: 8\nmodules: [1, 1, 1]\nblocks: 1\nstage1: {blocks: 1, planes: 16}\ninput_size: [64, 64]\n"
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("HRNET_EXPLORER_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("HRNET_EXPLORER_USER_CONFIGS", str(tmp_path / "configs"))
+pytestmark = pytest.mark.usefixtures("app_dirs")  # runs and saved configs in tmp_path
 
 
 def _measured(fast: bool) -> AppTest:

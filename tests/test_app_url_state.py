@@ -28,10 +28,7 @@ SEG_W48 = ROOT.parent / "shared" / "official" / "seg" / "seg_hrnet_w48_train_512
 TIMEOUT = 180
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("HRNET_EXPLORER_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("HRNET_EXPLORER_USER_CONFIGS", str(tmp_path / "configs"))
+pytestmark = pytest.mark.usefixtures("app_dirs")  # runs and saved configs in tmp_path
 
 
 # ---- pure logic ---------------------------------------------------------------------------------------

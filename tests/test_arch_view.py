@@ -15,8 +15,9 @@ from app.logic.config_edit import load_preset
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "streamlit_app.py")
-pytestmark = pytest.mark.skipif(not Path("/usr/bin/dot").exists() and not __import__("shutil").which("dot"),
-                                reason="needs Graphviz dot")
+pytestmark = [pytest.mark.skipif(not Path("/usr/bin/dot").exists() and not __import__("shutil").which("dot"),
+                                 reason="needs Graphviz dot"),
+              pytest.mark.usefixtures("app_dirs")]  # runs and saved configs in tmp_path
 
 
 def _layout(name: str, level: str = "module", module: str | None = None):
@@ -74,10 +75,6 @@ def test_collapse_keeps_totals_and_find_zooms():
     assert hi - lo < layout.width / 3  # zoomed in on the match
 
 
-@pytest.fixture(autouse=True)
-def _isolated(tmp_path, monkeypatch):
-    monkeypatch.setenv("HRNET_EXPLORER_RUNS", str(tmp_path / "runs"))
-    monkeypatch.setenv("HRNET_EXPLORER_USER_CONFIGS", str(tmp_path / "configs"))
 
 
 def test_architecture_page_interactive_view():

@@ -115,8 +115,7 @@ def test_feature_maps(toy):
     assert cap.head.kind == "heatmaps" and cap.head.shapes == ((1, 5, 16, 16),)
 
 
-def test_build_page_offers_a_registered_kind_and_its_outputs_control(toy, tmp_path, monkeypatch):
-    monkeypatch.setenv("HRNET_EXPLORER_USER_CONFIGS", str(tmp_path / "configs"))
+def test_build_page_offers_a_registered_kind_and_its_outputs_control(toy, app_dirs):
     at = AppTest.from_file(str(ROOT / "streamlit_app.py"), default_timeout=180).run()
     assert "toy" in at.selectbox(key="b_head_kind").options
     at.selectbox(key="b_head_kind").set_value("toy").run()
