@@ -150,13 +150,17 @@ def _measure(cfg, hw, device, mode, batches, fast, key) -> None:
     def report(fraction: float, what: str) -> None:
         bar.progress(fraction, text=f"Timing each part, {what}: {100 * fraction:.0f} %")
 
-    model, _ = common.model(cfg, device)
-    df = profile(cfg, device=device, batch_sizes=tuple(batches), mode=mode, input_hw=hw, model=model, fast=fast,
-                 progress=throttled(report))
-    bar.progress(1.0, text=f"Counting the bytes each part moves, batch {batches[0]}…")
-    traffic = count_traffic(cfg.with_input(hw), model, device, mode, batches[0], fast)
-    bar.progress(1.0, text=f"Measuring the peak of {label} (matrix products, memory copies)…")
-    peak = measure_peak(dev, peak_dtype(df))
+    try:
+        model, _ = common.model(cfg, device)
+        df = profile(cfg, device=device, batch_sizes=tuple(batches), mode=mode, input_hw=hw, model=model, fast=fast,
+                     progress=throttled(report))
+        bar.progress(1.0, text=f"Counting the bytes each part moves, batch {batches[0]}…")
+        traffic = count_traffic(cfg.with_input(hw), model, device, mode, batches[0], fast)
+        bar.progress(1.0, text=f"Measuring the peak of {label} (matrix products, memory copies)…")
+        peak = measure_peak(dev, peak_dtype(df))
+    except Exception:  # e.g. a batch above the activation bound: the page's guard shows it, no stale bar above it
+        slot.empty()
+        raise
     ss.c_profile = (key, df)
     ss.c_roofline = (key, roofline(df[df["batch"] == batches[0]], traffic, peak))
     slot.empty()

@@ -62,3 +62,17 @@ def test_roofline_chart_after_measuring(fast):
     assert (table["pct_of_peak"] > 0).all() and (table["op_calls"] > 0).all()
     profile = next(df.value for df in at.dataframe if "median_ms" in df.value.columns and "dtype" in df.value.columns)
     assert profile["dtype"].str.contains("fast path").all() == fast
+
+
+def test_a_refused_profile_is_one_error_line_and_leaves_no_progress_bar():
+    """A batch above the activation bound: the bound's one line, and no bar or Cancel left over from the run."""
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.query_params["preset"] = "seg_hrnetv2_w48"  # 1024x2048: batch 64 is far above the bound
+    at.run()
+    at.switch_page("app/complexity.py").run()
+    at.multiselect(key="c_prof_batches").set_value([64]).run()
+    at.button(key="c_prof_run").click().run()
+    assert not at.exception
+    errors = [e.value for e in at.error]
+    assert len(errors) == 1 and errors[0].startswith("profile: ") and "exceed the bound" in errors[0], errors
+    assert len(at.get("progress")) == 0 and "Cancel" not in [b.label for b in at.button]
