@@ -14,8 +14,10 @@ import streamlit as st
 from analysis import settings
 from analysis.ablation import launch as al
 from analysis.ablation import report as rp
+from analysis.ablation.files import RunFolderError
 from analysis.ablation.progress import list_runs, read_progress, run_status
 from analysis.ablation.recipes import default_recipe, load_recipe
+from analysis.ablation.run_folder import read_text_file
 from app import common, paths_policy
 from app.logic.run_tables import progress_table
 from hrnet_core import dump_config
@@ -75,21 +77,30 @@ BADGES = {"preparing": ":blue[preparing]", "running": ":blue[running]", "done": 
           "failed": ":red[failed]", "stopped": ":orange[stopped]", "queued": ":gray[queued]"}
 
 
+def _read_progress(run_dir: Path):
+    """``(progress, status)`` of ``run_dir``; ``progress`` is None when its request cannot be read (the
+    status is then failed with that one-line reason, and the run can still be deleted)."""
+    try:
+        progress = read_progress(run_dir)
+    except RunFolderError:
+        return None, run_status(run_dir)
+    return progress, run_status(run_dir, progress)
+
+
 def _progress_view(run_dir: Path) -> None:
     al.worker_status(run_dir)  # reaps a worker of this session that has ended
-    progress = read_progress(run_dir)
-    status = run_status(run_dir, progress)
+    progress, status = _read_progress(run_dir)
     phase = f" · {status.phase}" if status.phase else ""
     pid = f" (pid {status.pid})" if status.pid and status.state in ("preparing", "running") else ""
-    st.markdown(f"**{run_dir.name}** — {BADGES.get(status.state, status.state)}{phase}{pid}")
+    st.container(key="abl_status").markdown(f"**{run_dir.name}** — {BADGES.get(status.state, status.state)}{phase}{pid}")
     if status.state == "failed":
         st.error(f"The run failed: {status.reason or 'see the worker log'}")
     elif status.state == "stopped":
         st.warning("The run was stopped; resume it to continue from the last complete epoch.")
-    if progress.empty:
+    if progress is not None and progress.empty:  # None: the reason is shown above
         if status.state == "preparing":
             st.caption("No progress recorded yet: the worker is preparing the data and models.")
-    else:
+    elif progress is not None:
         for _, row in progress[progress["error"].notna()].iterrows():
             st.error(f"{row['variant']} seed {row['seed']}: {row['error']}")
         st.dataframe(progress_table(progress), hide_index=True, width="stretch",
@@ -141,8 +152,9 @@ def _report_view(run_dir: Path) -> None:
         st.plotly_chart(fig, width="stretch", key=f"abl_fig_{i}")
     md = run_dir / "report.md"
     if md.is_file():
+        text = read_text_file(md)  # bounded; a damaged file is one error line (the guard), never a traceback
         with st.expander("report.md (with the paper's table and how this run differs from it)"):
-            st.markdown(md.read_text(encoding="utf-8"))
+            st.markdown(text or "")
     c = st.columns(5)
     if c[0].button("Rewrite the report files" if md.is_file() else "Write the report files", key="abl_write"):
         with common.guard("report"), st.spinner("Writing the report…"):

@@ -18,6 +18,7 @@ Errors are ``ConfigError`` with field ``model`` and say what to reduce.
 from __future__ import annotations
 
 from .config import BLOCK_EXPANSION, ConfigError, HRNetConfig
+from .errors import quote
 
 MAX_CONV_LAYERS = 1000
 MAX_PARAMS = 250_000_000
@@ -159,7 +160,7 @@ def check_activations(cfg: HRNetConfig, batch: int = 1, input_hw: tuple[int, int
     """``activation_estimate``; ``ConfigError`` (field ``model``) above ``max_bytes`` or for a batch
     outside 1..``MAX_BATCH``."""
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= MAX_BATCH:
-        raise ConfigError("batch", f"must be an integer in 1..{MAX_BATCH}, got {batch!r}"[:120])
+        raise ConfigError("batch", f"must be an integer in 1..{MAX_BATCH}, got {quote(batch)}")
     n = activation_estimate(cfg, batch, input_hw)
     if n > max_bytes:
         h, w = input_hw or cfg.input_hw

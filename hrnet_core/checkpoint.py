@@ -167,6 +167,28 @@ def read_state_dict(path: str | Path, allow_nonfinite: bool = False) -> dict[str
     return state
 
 
+MISFIT_SHOWN = 5  # keys named per kind of misfit in "does not fit the model"
+
+
+def _misfit(missing: list[str], unexpected: list[str], shaped: list[str], state: Mapping, own: Mapping) -> str:
+    """``1 missing (conv1.weight); 2 unexpected (a, b)``: the count and the first ``MISFIT_SHOWN`` keys of each
+    kind of misfit. A checkpoint's names and shapes are untrusted: each goes through ``quote`` (shortened,
+    control characters escaped), so the line stays short and inert whatever the file holds."""
+
+    def shown(key: str, label: str) -> str:
+        name = quote(key, 60, bare=True)
+        if label != "mis-shaped":
+            return name
+        return f"{name} {quote(tuple(state[key].shape), 40)} vs {tuple(own[key].shape)}"
+
+    parts = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shaped)):
+        if keys:
+            more = ", ..." if len(keys) > MISFIT_SHOWN else ""
+            parts.append(f"{len(keys)} {label} ({', '.join(shown(k, label) for k in keys[:MISFIT_SHOWN])}{more})")
+    return "; ".join(parts)
+
+
 def load_checkpoint(model: nn.Module, path: str | Path, strict: bool = True,
                     allow_nonfinite: bool = False) -> CheckpointReport:
     """Load ``path`` into ``model`` (values cast to the model's dtypes).
@@ -187,11 +209,7 @@ def load_checkpoint(model: nn.Module, path: str | Path, strict: bool = True,
     unexpected = [k for k in state if k not in own]
     shaped = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     if strict and (missing or unexpected or shaped):
-        shaped_shown = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in shaped]
-        parts = [f"{len(keys)} {label} ({', '.join(keys[:5])}{', ...' if len(keys) > 5 else ''})"
-                 for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", shaped_shown))
-                 if keys]
-        raise CheckpointError(f"{path}: does not fit the model: " + "; ".join(parts))
+        raise CheckpointError(f"{path}: does not fit the model: " + _misfit(missing, unexpected, shaped, state, own))
     usable = {k: v.to(own[k].dtype) for k, v in state.items() if k in own and k not in shaped}
     model.load_state_dict(usable, strict=strict)
     return CheckpointReport(str(path), len(usable) - len(absent_counters), tuple(missing + shaped), tuple(unexpected),

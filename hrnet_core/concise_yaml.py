@@ -71,7 +71,7 @@ def _check_keys(mapping: Mapping, allowed: set[str], path: str) -> None:
     unknown = sorted(set(mapping) - allowed)
     if unknown:
         where = f"{path}." if path else ""
-        raise ConfigError(f"{where}{unknown[0]}", f"unknown key; allowed: {', '.join(sorted(allowed))}")
+        raise ConfigError(f"{where}{quote(unknown[0], bare=True)}", f"unknown key; allowed: {', '.join(sorted(allowed))}")
 
 
 def _flags(row: Any, modules: int, path: str) -> tuple[bool, ...]:
@@ -143,13 +143,13 @@ def _higher_fields(h: Mapping, kind: str, stages: tuple[StageConfig, ...]) -> di
     given = [k for k in HIGHER_KEYS if k in h]
     if kind != "higher":
         if given:
-            raise ConfigError(f"head.{given[0]}", f"is a HigherHRNet head setting; head.kind is {kind!r}")
+            raise ConfigError(f"head.{given[0]}", f"is a HigherHRNet head setting; head.kind is {quote(kind)}")
         return {}
     channels = _list_or_empty(h.get("deconv_channels", [stages[-1].out_channels[0]]), "head.deconv_channels", int_list)
     n = len(channels)
     blocks = h.get("deconv_blocks", 4)
     if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 0:
-        raise ConfigError("head.deconv_blocks", f"must be a non-negative integer, got {blocks!r}")
+        raise ConfigError("head.deconv_blocks", f"must be a non-negative integer, got {quote(blocks)}")
     return {
         "tag_per_joint": boolean(h.get("tag_per_joint", True), "head.tag_per_joint"),
         "with_ae": bool_list(h.get("with_ae", [True] + [False] * n), "head.with_ae"),

@@ -231,7 +231,7 @@ class HeadConfig:
 
     def _check_deconvs(self) -> None:
         if not isinstance(self.tag_per_joint, bool):
-            raise ConfigError("head.tag_per_joint", f"must be true or false, got {self.tag_per_joint!r}")
+            raise ConfigError("head.tag_per_joint", f"must be true or false, got {quote(self.tag_per_joint)}")
         for name in ("with_ae", "deconv_channels", "deconv_kernels", "cat_output"):
             if not isinstance(getattr(self, name), tuple):
                 raise ConfigError(f"head.{name}", "must be a tuple")
@@ -246,16 +246,16 @@ class HeadConfig:
                                   f"got {len(getattr(self, name))}")
         for i, k in enumerate(self.deconv_kernels):
             if isinstance(k, bool) or k not in DECONV_KERNELS:
-                raise ConfigError(f"head.deconv_kernels[{i}]", f"must be 2, 3 or 4, got {k!r}")
+                raise ConfigError(f"head.deconv_kernels[{i}]", f"must be 2, 3 or 4, got {quote(k)}")
         for name, flags in (("cat_output", self.cat_output), ("with_ae", self.with_ae)):
             if not all(isinstance(f, bool) for f in flags):
-                raise ConfigError(f"head.{name}", f"must be true/false values, got {list(flags)!r}")
+                raise ConfigError(f"head.{name}", f"must be true/false values, got {quote(list(flags))}")
         if len(self.with_ae) != n + 1:
             raise ConfigError("head.with_ae", f"needs one true/false per prediction (1 + {n} deconvolution stages), "
                               f"got {len(self.with_ae)}")
         if isinstance(self.deconv_blocks, bool) or not isinstance(self.deconv_blocks, int) or not \
                 0 <= self.deconv_blocks <= MAX_BLOCKS:
-            raise ConfigError("head.deconv_blocks", f"must be an integer in 0..{MAX_BLOCKS}, got {self.deconv_blocks!r}")
+            raise ConfigError("head.deconv_blocks", f"must be an integer in 0..{MAX_BLOCKS}, got {quote(self.deconv_blocks)}")
 
     @property
     def reads_branch0_only(self) -> bool:

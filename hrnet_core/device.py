@@ -8,7 +8,7 @@ import contextlib
 import torch
 from torch import nn
 
-from .errors import UserInputError
+from .errors import UserInputError, quote
 
 
 class DeviceError(UserInputError):
@@ -21,7 +21,7 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise DeviceError(f"unknown device {name!r}; expected auto, cpu or cuda")
+        raise DeviceError(f"unknown device {quote(name)}; expected auto, cpu or cuda")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise DeviceError("device cuda asked for, but no CUDA GPU is available")
     return torch.device(name)

@@ -59,7 +59,7 @@ def bool_list(value: Any, path: str) -> tuple[bool, ...]:
             if words and all(w in ("True", "False") for w in words):
                 value = [w == "True" for w in words]
     if not isinstance(value, (list, tuple)) or not value:
-        raise ConfigError(path, f"must be a non-empty list of true/false, got {value!r}")
+        raise ConfigError(path, f"must be a non-empty list of true/false, got {quote(value)}")
     return tuple(boolean(v, f"{path}[{i}]") for i, v in enumerate(value))
 
 

@@ -105,7 +105,7 @@ def _higher(data: Mapping, model: Mapping, extra: Mapping, kernel: int) -> tuple
     deconv = section(extra, "DECONV", path, required=True)
     raw_n = deconv.get("NUM_DECONVS")
     if isinstance(raw_n, bool) or not isinstance(raw_n, int) or raw_n < 0:
-        raise ConfigError(f"{path}.NUM_DECONVS", f"must be a non-negative integer, got {raw_n!r}")
+        raise ConfigError(f"{path}.NUM_DECONVS", f"must be a non-negative integer, got {quote(raw_n)}")
     n = raw_n
     if n > MAX_DECONVS:
         raise ConfigError(f"{path}.NUM_DECONVS", f"{n} exceeds the supported maximum {MAX_DECONVS} "
@@ -115,10 +115,10 @@ def _higher(data: Mapping, model: Mapping, extra: Mapping, kernel: int) -> tuple
     cat = _first(bool_list(deconv.get("CAT_OUTPUT"), f"{path}.CAT_OUTPUT"), n, f"{path}.CAT_OUTPUT") if n else ()
     for i, k in enumerate(kernels):
         if k not in (2, 3, 4):
-            raise ConfigError(f"{path}.KERNEL_SIZE[{i}]", f"must be 2, 3 or 4 (the official _get_deconv_cfg), got {k}")
+            raise ConfigError(f"{path}.KERNEL_SIZE[{i}]", f"must be 2, 3 or 4 (the official _get_deconv_cfg), got {quote(k)}")
     blocks = deconv.get("NUM_BASIC_BLOCKS", 0 if not n else None)
     if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 0:
-        raise ConfigError(f"{path}.NUM_BASIC_BLOCKS", f"must be a non-negative integer, got {blocks!r}")
+        raise ConfigError(f"{path}.NUM_BASIC_BLOCKS", f"must be a non-negative integer, got {quote(blocks)}")
     loss = section(data, "LOSS", "LOSS")
     with_ae = _first(bool_list(loss.get("WITH_AE_LOSS", [True]), "LOSS.WITH_AE_LOSS"), n + 1, "LOSS.WITH_AE_LOSS")
     dataset = section(data, "DATASET", "DATASET")
@@ -128,7 +128,7 @@ def _higher(data: Mapping, model: Mapping, extra: Mapping, kernel: int) -> tuple
         joints = integer(model, "NUM_JOINTS", "MODEL.NUM_JOINTS", 17)
     side = dataset.get("INPUT_SIZE", 512)
     if isinstance(side, bool) or not isinstance(side, int):
-        raise ConfigError("DATASET.INPUT_SIZE", f"must be one integer (the square input side), got {side!r}")
+        raise ConfigError("DATASET.INPUT_SIZE", f"must be one integer (the square input side), got {quote(side)}")
     head = HeadConfig(kind="higher", outputs=joints, final_conv_kernel=kernel,
                       tag_per_joint=boolean(model.get("TAG_PER_JOINT", True), "MODEL.TAG_PER_JOINT"),
                       with_ae=with_ae, deconv_channels=channels, deconv_kernels=kernels,

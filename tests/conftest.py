@@ -6,6 +6,8 @@ import time; the fixtures ``root``, ``shared`` and ``presets`` give the same pat
 
 from __future__ import annotations
 
+import ctypes
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -17,11 +19,40 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
-PRESETS = sorted((ROOT / "configs").glob("*.yaml"))
+PRESETS = sorted((ROOT / "configs").glob("*.yaml"))  # the classic HRNet presets
+# The presets of the other registered networks (Lite-HRNet, HRFormer: hrnet_core.networks), one folder apart.
+NETWORK_PRESETS = sorted((ROOT / "configs" / "networks").glob("*.yaml"))
 TRAINED_RUN = "smoke"
 # Local iteration on a busy machine: copy the runs folder of an earlier `ablate --smoke --out DIR/smoke`
 # instead of training again (CI leaves it unset and trains).
 REUSE_ENV = "HRNET_EXPLORER_TEST_TRAINED_RUNS"
+
+
+def import_timm():
+    """timm (a dev dependency: the parity tests), importable beside a CPU-only torch.
+
+    timm needs torchvision, and the registry's torchvision wheels are built against CUDA torch: beside torch's CPU
+    build their ``_C`` extension cannot load (``libc10_cuda.so``), and torchvision 0.28's ``_meta_registrations``
+    then registers fake kernels for ``torchvision::nms`` / ``qnms`` unguarded, so ``import torchvision`` raises
+    RuntimeError. Declaring those two schemas first lets it import; timm's HRNet uses none of torchvision's ops.
+    Where the extension loads (a CUDA torch, a CPU torchvision) nothing is declared."""
+    spec = importlib.util.find_spec("torchvision")
+    if spec is not None and spec.origin and "torchvision" not in sys.modules:
+        ext = sorted(Path(spec.origin).parent.glob("_C*.so"))
+        try:
+            if ext:
+                ctypes.CDLL(str(ext[0]))
+        except OSError:
+            lib = torch.library.Library("torchvision", "DEF")
+            lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+            lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+            _TORCHVISION_SCHEMAS.append(lib)  # a Library object unregisters its schemas when collected
+    import timm
+
+    return timm
+
+
+_TORCHVISION_SCHEMAS: list = []
 
 
 @pytest.fixture(scope="module")

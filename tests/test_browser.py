@@ -116,6 +116,7 @@ def browser():
 @pytest.fixture()
 def page(browser):
     context = browser.new_context(viewport={"width": 1500, "height": 1100})
+    context.add_init_script(COUNT_RUNS_JS)
     pg = context.new_page()
     pg.set_default_timeout(TIMEOUT_MS)
     yield pg
@@ -128,13 +129,31 @@ def _open(page, url: str) -> None:
     _settle(page)
 
 
-def _settle(page) -> None:
-    """Wait until Streamlit has finished running the script (no status widget spinning)."""
-    page.wait_for_timeout(500)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=TIMEOUT_MS
-    )
-    page.wait_for_timeout(300)
+# Counts the script runs the page has seen: Streamlit's root element carries ``data-test-script-state``
+# (``running`` while a script or fragment runs, ``notRunning`` after), so a test waits on the run itself, not a clock.
+COUNT_RUNS_JS = """
+window.__stRuns = 0;
+new MutationObserver((records) => {
+  for (const r of records) {
+    if (r.target.getAttribute('data-test-script-state') === 'running') window.__stRuns += 1;
+  }
+}).observe(document, {attributes: true, subtree: true, attributeFilter: ['data-test-script-state']});
+"""
+IDLE_JS = ("() => document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state')"
+           " === 'notRunning' && !document.querySelector('[data-testid=\"stStatusWidget\"]')")
+
+
+def _runs(page) -> int:
+    """How many script runs the page has started so far (``COUNT_RUNS_JS``)."""
+    return page.evaluate("() => window.__stRuns")
+
+
+def _settle(page, after: int | None = None) -> None:
+    """Wait until Streamlit has finished running the script; with ``after`` (``_runs`` before an action), first
+    until a run after it has started, so an action whose rerun has not begun yet is not taken for settled."""
+    if after is not None:
+        page.wait_for_function(f"() => window.__stRuns > {after}", timeout=TIMEOUT_MS)
+    page.wait_for_function(IDLE_JS, timeout=TIMEOUT_MS)
 
 
 def _no_error(page) -> None:
@@ -150,7 +169,8 @@ def _shot(page, name: str) -> None:
     size = page.viewport_size
     height = page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollHeight")
     page.set_viewport_size({"width": size["width"], "height": min(max(height, size["height"]), 8000)})
-    page.wait_for_timeout(800)
+    # no settle: a page may be mid-run on purpose (a progress bar); two frames draw the resized page
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
     page.set_viewport_size(size)
 
@@ -275,8 +295,8 @@ def test_ablation_page_smoke_run(server, page):
     page.get_by_role("button", name="Start").click()
     page.get_by_text("Started browser-smoke").wait_for(timeout=TIMEOUT_MS)
     # Progress appears and refreshes by itself (a fragment polling the run folder), then the report.
-    page.locator('[data-testid="stMarkdownContainer"]').filter(has_text="browser-smoke — finished").wait_for(
-        timeout=180_000)
+    # the run's status line is one keyed container: a fragment rerun redraws it in place, never beside a stale copy
+    page.locator(".st-key-abl_status").filter(has_text="browser-smoke — finished").wait_for(timeout=180_000)
     _plotly_drawn(page, at_least=3)  # the report's plots, drawn in the app
     _no_error(page)
     _shot(page, "5_ablation")
@@ -310,9 +330,13 @@ def test_system_page(server, page):
 def _choose(page, label: str, option: str) -> None:
     """Pick ``option`` in the main area's selectbox labelled exactly ``label``."""
     exact = page.locator('[data-testid="stWidgetLabel"]', has_text=re.compile(rf"^{re.escape(label)}$"))
-    page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').filter(has=exact).click()
+    box = page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').filter(has=exact)
+    if box.locator("input").first.input_value() == option:
+        return  # already chosen: picking it again starts no run to wait for
+    box.click()
+    before = _runs(page)
     page.get_by_role("option", name=option, exact=True).click()
-    _settle(page)
+    _settle(page, after=before)
 
 
 def test_feature_maps_run_checkpoint_with_val_person(trained_server, trained_runs, page):
@@ -382,9 +406,8 @@ def test_interactive_view_zooms_and_hover_shows_a_nodes_params(server, page):
     page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
     for _ in range(3):
         page.mouse.wheel(0, -300)
-        page.wait_for_timeout(250)
-    page.wait_for_timeout(500)
-    assert page.evaluate(span) < before * 0.8  # scrolled in
+    # plotly applies the wheel zoom on its own schedule: wait for the range itself to shrink
+    page.wait_for_function(f"() => ({span})() < {before * 0.8}", timeout=TIMEOUT_MS)
     x, y = _node_pixel(page, "layer1")
     page.mouse.move(x, y)
     page.wait_for_function("() => document.querySelector('.hoverlayer .hovertext') !== null")
@@ -415,9 +438,11 @@ def test_width_48_renames_and_reload_restores_the_model(server, page):
     page.reload()
     page.wait_for_selector('[data-testid="stMainBlockContainer"] h1')
     page.get_by_text("pose_hrnet_w48_256x192+fuse7").first.wait_for()
+    # the restored model, waited on itself: the reload reruns the page from the URL
+    page.get_by_text("7 fusions").first.wait_for()
+    page.wait_for_function("() => document.querySelector('input[aria-label=\"Width (branch 1 channels)\"]')"
+                           "?.value === '48'")
     _settle(page)
-    body = page.inner_text("body")
-    assert "7 fusions" in body and page.get_by_role("spinbutton", name="Width (branch 1 channels)").input_value() == "48"
     _no_error(page)
     link = page.url  # a copied link in a new tab, on another page: the same model
     other = page.context.new_page()

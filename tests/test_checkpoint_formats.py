@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
+from conftest import ROOT, import_timm
 from safetensors.torch import save_file
 
 import hrnet_core as hc
@@ -126,7 +126,7 @@ def test_cls_keys_are_reported_as_official_and_timm():
 @pytest.mark.parametrize("variant, preset", [("hrnet_w18_small", "cls_hrnet_w18_small_v1"),
                                              ("hrnet_w18_small_v2", "cls_hrnet_w18_small_v2")])
 def test_timm_state_dict_loads_strictly_with_equal_logits(tmp_path, variant, preset):
-    timm = pytest.importorskip("timm", reason="timm is not installed here")
+    timm = import_timm()
     theirs = timm.create_model(variant, pretrained=False).eval()
     path = tmp_path / f"{variant}.safetensors"
     save_file({k: v.contiguous() for k, v in theirs.state_dict().items()}, str(path))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import ROOT
+from conftest import ROOT, import_timm
 
 import hrnet_core as hc
 from hrnet_core.heads import CLS_FEATURES, cls_head_channels
@@ -72,7 +72,7 @@ def test_branch_features_for_every_family(preset):
 
 @pytest.mark.parametrize("preset, variant", list(CLS.items()))
 def test_equal_to_timm_on_the_same_weights(preset, variant):
-    timm = pytest.importorskip("timm", reason="timm is not installed here")
+    timm = import_timm()
     cfg, model = _model(preset)
     theirs = timm.create_model(variant, pretrained=False, features_only=True).eval()
     missing, unexpected = theirs.load_state_dict(model.state_dict(), strict=False)

@@ -7,6 +7,22 @@ time), horizontal flip with left/right swap and half-body crops (probability 0.3
 joints are labelled) for training, Gaussian heatmap targets (sigma 2 at 64x48) and target weights from
 the visibility flags. Crowd annotations and persons without labelled keypoints are skipped.
 
+Hostile or broken annotation files (policy). ``load_coco_api`` checks every entry before pycocotools
+indexes it and refuses a structurally wrong file with ``DatasetError`` naming the file, the entry and
+the field (``annotations[12].keypoints[5] is 'abc'``): JSON that is not an object of ``images``,
+``annotations`` and ``categories`` lists or is nested too deeply; an entry that is not an object or lacks
+an integer ``id`` / ``image_id`` / ``category_id``; an image whose ``file_name`` is not a relative path
+inside the image folder (a non-empty string, no ``..``, no control characters) or whose ``width`` /
+``height`` is not a positive number up to ``MAX_COORD``; a person annotation (category 1, crowd or not:
+COCOeval reads them all) whose ``keypoints`` are not 51 numbers, ``bbox`` not 4 numbers, ``area`` not a
+number, ``iscrowd`` not 0/1 or ``num_keypoints`` not a non-negative integer. Numbers are finite and within
+``+-MAX_COORD`` (no NaN, no infinity, no booleans or strings). A missing ``num_keypoints`` is counted
+from the keypoints. ``person_records`` then skips individual persons that are well-formed but unusable
+(zero or negative ``area``; a box that is empty or under ``MIN_BOX_SIDE`` pixels on both sides once
+clipped to the image, which would give a singular crop transform) and reports how many in one
+``SkippedPersonsWarning``. Images are read through ``analysis.imaging.images.read_rgb``, which refuses
+an image above its pixel bound from the header, before decoding (decompression bombs).
+
 Images are warped with Pillow (``Image.transform``) instead of OpenCV; the matrix is shifted so that
 pixel centres follow OpenCV's convention, which is the one the official coordinates use.
 Augmentation randomness comes from ``(seed, epoch, index)`` so every variant of an ablation sees the
@@ -18,23 +34,32 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
+import warnings
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
-from PIL import Image
 
 from analysis.ablation.keypoints import FLIP_PAIRS, NUM_JOINTS, UPPER_BODY
-from analysis.imaging.images import IMAGENET_MEAN, IMAGENET_STD
+from analysis.imaging.images import IMAGENET_MEAN, IMAGENET_STD, ImageError, read_rgb
 from analysis.imaging.topdown import PIXEL_STD, affine_points, box_to_center_scale, get_affine_transform, warp
-from hrnet_core.errors import UserInputError
+from hrnet_core.errors import UserInputError, quote
 
 SPLITS = ("train2017", "val2017")
+PERSON = 1  # COCO's person category id
+MAX_COORD = 1e7  # pixels: no photograph's side or coordinate is larger (float32 stays exact enough)
+MIN_BOX_SIDE = 1.0  # pixels: a clipped box under this on both sides gives a singular crop transform
+MAX_FILE_NAME_CHARS = 1000
 
 
 class DatasetError(UserInputError):
     """A dataset folder or file that cannot be used; the message names it."""
+
+
+class SkippedPersonsWarning(UserWarning):
+    """Well-formed person annotations that cannot make a crop (zero area, an empty box) were skipped."""
 
 
 # ---- locating a COCO folder ----------------------------------------------------------------
@@ -59,7 +84,10 @@ def coco_paths(root: str | Path, split: str) -> tuple[Path, Path]:
 
 
 def load_coco_api(ann_file: str | Path):
-    """A quiet ``pycocotools.coco.COCO`` for ``ann_file``; ``DatasetError`` when it is not usable."""
+    """A quiet ``pycocotools.coco.COCO`` for ``ann_file``, every entry checked first (``check_coco``).
+
+    Raises ``DatasetError`` naming the file (and the entry and field) when it is unreadable, not JSON,
+    nested too deeply, or structurally wrong (module docstring)."""
     from pycocotools.coco import COCO
 
     ann_file = Path(ann_file)
@@ -69,20 +97,116 @@ def load_coco_api(ann_file: str | Path):
         raise DatasetError(f"{ann_file}: cannot read ({err.__class__.__name__})") from None
     except json.JSONDecodeError as err:
         raise DatasetError(f"{ann_file}: not valid JSON (line {err.lineno}, column {err.colno})") from None
-    if not isinstance(data, dict):
-        raise DatasetError(f"{ann_file}: not a COCO annotation file (top level is not an object)")
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
-            raise DatasetError(f"{ann_file}: not a COCO annotation file (no '{key}' list)")
+    except RecursionError:
+        raise DatasetError(f"{ann_file}: not a COCO annotation file (JSON nested too deeply)") from None
+    check_coco(data, ann_file)
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO()
         coco.dataset = data
         try:
             coco.createIndex()
-        except (KeyError, TypeError) as err:  # an entry that is not an object, or lacks an id
+        except (KeyError, TypeError) as err:  # check_coco lets none through; kept as a last line
             what = f"an entry without '{err.args[0]}'" if isinstance(err, KeyError) else "an entry that is not an object"
             raise DatasetError(f"{ann_file}: not a COCO annotation file ({what})") from None
     return coco
+
+
+# ---- checking an annotation file (policy: module docstring) ----------------------------------
+_MISSING = object()  # a field that is absent (``None`` is a value: JSON's null)
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, list):
+        return f"a list of {len(value)}"
+    return f"{type(value).__name__} {quote(value, 40)}" if isinstance(value, (dict, str)) else quote(value, 40)
+
+
+def _is_number(value: object) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            and abs(value) <= MAX_COORD)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+class _Checker:
+    """Raises ``DatasetError`` naming ``ann_file``, the entry (``label``, e.g. ``annotation 7``) and the path
+    of the bad value (``annotations[3].bbox[2]``)."""
+
+    def __init__(self, ann_file: Path):
+        self.ann_file = ann_file
+
+    def refuse(self, label: str, needs: str, where: str, value: object) -> DatasetError:
+        shown = "missing" if value is _MISSING else f"is {_shown(value)}"
+        return DatasetError(f"{self.ann_file}: {label}: needs {needs}; {where} {shown}")
+
+    def ids(self, entry: object, where: str, keys: tuple[str, ...]) -> None:
+        if not isinstance(entry, dict):
+            raise DatasetError(f"{self.ann_file}: not a COCO annotation file (an entry that is not an object) "
+                               f"at {where}")
+        for key in keys:
+            if key not in entry:
+                raise DatasetError(f"{self.ann_file}: not a COCO annotation file (an entry without '{key}') at {where}")
+            if not _is_int(entry[key]):
+                raise self.refuse(where, f"an integer {key}", f"{where}.{key}", entry[key])
+
+    def numbers(self, values: object, n: int, label: str, needs: str, where: str) -> None:
+        if not isinstance(values, list) or len(values) != n:
+            raise self.refuse(label, needs, where, values)
+        for i, v in enumerate(values):
+            if not _is_number(v):
+                raise self.refuse(label, needs, f"{where}[{i}]", v)
+
+    def image(self, img: object, where: str) -> None:
+        self.ids(img, where, ("id",))
+        label = f"image {img['id']}"
+        name = img.get("file_name", _MISSING)
+        if not isinstance(name, str) or not name or len(name) > MAX_FILE_NAME_CHARS or not name.isprintable() \
+                or PurePosixPath(name).is_absolute() or ".." in PurePosixPath(name).parts:
+            raise self.refuse(label, "a file_name inside the image folder (a relative path, no '..')",
+                              f"{where}.file_name", name)
+        for side in ("width", "height"):
+            value = img.get(side, _MISSING)
+            if not _is_number(value) or value <= 0:
+                raise self.refuse(label, f"a {side} in pixels (a positive number)", f"{where}.{side}", value)
+
+    def person(self, ann: dict, where: str) -> None:
+        label = f"annotation {ann['id']}"
+        self.numbers(ann.get("keypoints", _MISSING), NUM_JOINTS * 3, label,
+                     f"{NUM_JOINTS * 3} keypoint values (x, y, v per joint) as numbers", f"{where}.keypoints")
+        self.numbers(ann.get("bbox", _MISSING), 4, label, "a bbox [x, y, w, h] of 4 numbers", f"{where}.bbox")
+        if not _is_number(ann.get("area", _MISSING)):
+            raise self.refuse(label, "an area (a number)", f"{where}.area", ann.get("area", _MISSING))
+        crowd = ann.get("iscrowd", 0)
+        if not isinstance(crowd, int) or crowd not in (0, 1):  # bool is an int: true / false are fine
+            raise self.refuse(label, "iscrowd 0 or 1", f"{where}.iscrowd", crowd)
+        if "num_keypoints" not in ann:  # COCOeval reads it; counted as the official files count it
+            ann["num_keypoints"] = sum(1 for v in ann["keypoints"][2::3] if v > 0)
+        elif not _is_int(ann["num_keypoints"]) or ann["num_keypoints"] < 0:
+            raise self.refuse(label, "num_keypoints (a non-negative integer)", f"{where}.num_keypoints",
+                              ann["num_keypoints"])
+
+
+def check_coco(data: object, ann_file: str | Path) -> None:
+    """Refuse a structurally wrong COCO keypoint annotation document (module docstring) with a
+    ``DatasetError`` naming ``ann_file``, the entry and the field. One pass over the entries; a missing
+    ``num_keypoints`` of a person is filled in (in ``data``)."""
+    ann_file = Path(ann_file)
+    if not isinstance(data, dict):
+        raise DatasetError(f"{ann_file}: not a COCO annotation file (top level is not an object)")
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise DatasetError(f"{ann_file}: not a COCO annotation file (no '{key}' list)")
+    check = _Checker(ann_file)
+    for i, cat in enumerate(data["categories"]):
+        check.ids(cat, f"categories[{i}]", ("id",))
+    for i, img in enumerate(data["images"]):
+        check.image(img, f"images[{i}]")
+    for i, ann in enumerate(data["annotations"]):
+        check.ids(ann, f"annotations[{i}]", ("id", "image_id", "category_id"))
+        if ann["category_id"] == PERSON:
+            check.person(ann, f"annotations[{i}]")
 
 
 # ---- records -------------------------------------------------------------------------------
@@ -100,48 +224,53 @@ class PersonRecord:
     area: float
 
 
+def _usable_box(ann: dict, width: float, height: float) -> tuple[float, float, float, float] | None:
+    """The box clipped to the image (official ``_load_coco_keypoint_annotation_kernal``), or None when the
+    person cannot make a crop: zero or negative area, or a clipped box under ``MIN_BOX_SIDE`` on both sides."""
+    x, y, w, h = (float(v) for v in ann["bbox"])
+    x1, y1 = max(0.0, x), max(0.0, y)
+    x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
+    y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))
+    if ann["area"] <= 0 or x2 < x1 or y2 < y1 or max(x2 - x1, y2 - y1) < MIN_BOX_SIDE:
+        return None
+    return (x1, y1, x2 - x1, y2 - y1)
+
+
 def person_records(coco, image_dir: str | Path, aspect_ratio: float, check_files: bool = True) -> list[PersonRecord]:
-    """The usable persons of ``coco``: category 1, not crowd, at least one labelled keypoint, and a
-    non-empty box after clipping to the image (official ``_load_coco_keypoint_annotation_kernal``)."""
+    """The usable persons of ``coco`` (from ``load_coco_api``, which checked every field): category 1, not
+    crowd, at least one labelled keypoint (both official; skipped silently), and a box that can make a crop
+    (``_usable_box``; skipped and counted in one ``SkippedPersonsWarning``).
+
+    Raises ``DatasetError`` when an annotated image is missing from ``image_dir`` (``check_files``)."""
     image_dir = Path(image_dir)
     out: list[PersonRecord] = []
     missing: list[str] = []
+    skipped = 0
     for img_id in sorted(coco.imgs):
         info = coco.imgs[img_id]
-        width, height = info.get("width"), info.get("height")
-        file_name = info.get("file_name")
-        if not isinstance(width, (int, float)) or not isinstance(height, (int, float)) or not file_name:
-            raise DatasetError(f"image {img_id}: needs file_name, width and height in the annotation file")
-        path = image_dir / file_name
+        width, height = float(info["width"]), float(info["height"])
+        path = image_dir / info["file_name"]
         persons = []
         for ann in coco.imgToAnns.get(img_id, []):
-            if ann.get("category_id") != 1 or ann.get("iscrowd", 0):
+            if ann["category_id"] != PERSON or ann.get("iscrowd", 0) or max(ann["keypoints"]) == 0:
                 continue
-            kps = ann.get("keypoints")
-            if not isinstance(kps, list) or len(kps) != NUM_JOINTS * 3:
-                raise DatasetError(f"annotation {ann.get('id')}: needs {NUM_JOINTS * 3} keypoint values (x, y, v per joint)")
-            if max(kps) == 0:
+            box = _usable_box(ann, width, height)
+            if box is None:
+                skipped += 1
                 continue
-            try:
-                x, y, w, h = (float(v) for v in ann["bbox"])
-            except (KeyError, TypeError, ValueError):
-                raise DatasetError(f"annotation {ann.get('id')}: needs a bbox [x, y, w, h]") from None
-            x1, y1 = max(0.0, x), max(0.0, y)
-            x2 = min(width - 1.0, x1 + max(0.0, w - 1.0))
-            y2 = min(height - 1.0, y1 + max(0.0, h - 1.0))
-            if ann.get("area", 0) <= 0 or x2 < x1 or y2 < y1:
-                continue
-            box = (float(x1), float(y1), float(x2 - x1), float(y2 - y1))
             center, scale = box_to_center_scale(box, aspect_ratio)
-            joints = np.asarray(kps, dtype=np.float32).reshape(NUM_JOINTS, 3)
+            joints = np.asarray(ann["keypoints"], dtype=np.float32).reshape(NUM_JOINTS, 3)
             persons.append(PersonRecord(str(path), int(img_id), int(ann["id"]), box, center, scale, joints,
-                                        float(ann.get("area", w * h))))
+                                        float(ann["area"])))
         if persons:
             if check_files and not path.is_file():
                 missing.append(str(path))
             out.extend(persons)
     if missing:
         raise DatasetError(f"{missing[0]}: image missing ({len(missing)} of the annotated images are missing)")
+    if skipped:
+        warnings.warn(f"{image_dir}: skipped {skipped} person annotation(s) with zero area or a box that is empty "
+                      f"once clipped to the image ({len(out)} usable)", SkippedPersonsWarning, stacklevel=2)
     return out
 
 
@@ -191,6 +320,8 @@ def half_body(joints: np.ndarray, vis: np.ndarray, aspect_ratio: float, rng: np.
     center = sel.mean(axis=0)[:2]
     lt, rb = sel.min(axis=0), sel.max(axis=0)
     w, h = rb[0] - lt[0], rb[1] - lt[1]
+    if max(w, h) < MIN_BOX_SIDE:  # the joints (nearly) coincide: no crop to make, keep the person's box
+        return None
     if w > aspect_ratio * h:
         h = w / aspect_ratio
     elif w < aspect_ratio * h:
@@ -268,10 +399,9 @@ class KeypointDataset(torch.utils.data.Dataset):
         index, epoch = key if isinstance(key, tuple) else (key, 0)
         rec = self.records[index]
         try:
-            with Image.open(rec.image) as im:
-                img = im.convert("RGB")
-        except (OSError, ValueError) as err:
-            raise DatasetError(f"{rec.image}: cannot read image ({err.__class__.__name__})") from None
+            img = read_rgb(rec.image)  # bounded before decoding (decompression bombs)
+        except ImageError as err:
+            raise DatasetError(str(err)) from None
         rng = np.random.default_rng([self.seed, epoch, index]) if self.train else None
         m, joints, vis = self.sample_transform(rec, rng, img.width)
         crop = warp(img, m, self.input_wh)

@@ -21,15 +21,22 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from analysis.ablation.coco_data import DatasetError
-from analysis.ablation.files import LAUNCH_NAME, WORKER_NAME, read_json, write_json_atomic, write_text_atomic
+from analysis.ablation.files import (
+    BASE_NAME,
+    LAUNCH_NAME,
+    LOG_NAME,
+    WORKER_NAME,
+    write_json_atomic,
+    write_text_atomic,
+)
 from analysis.ablation.progress import is_run_folder, run_status, worker_record
 from analysis.ablation.recipes import BUILTIN_RECIPES, RecipeError, load_recipe
+from analysis.ablation.run_folder import read_launch, write_marker
 from analysis.ablation.runner import VariantError, check_data_arg, lock_holder, parse_variants, resolve_base
 from analysis.settings import PROJECT_ROOT, runs_root
 from hrnet_core import UserInputError, load_config, load_config_text
+from hrnet_core.errors import quote
 
-LOG_NAME = "worker.log"
-BASE_NAME = "base.yaml"
 RECIPES = BUILTIN_RECIPES
 DEVICES = ("auto", "cpu", "cuda")
 _RUN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
@@ -143,6 +150,7 @@ def launch(request: AblationRequest, root: Path | None = None, base_text: str | 
         run_dir.mkdir(parents=True)  # atomic: two launches of one name cannot both get the folder
     except FileExistsError:
         raise LaunchError(f"run name: {run_dir} already exists; pick another name or resume it") from None
+    write_marker(run_dir)  # the folder is this tool's run: the worker's `ablate --out` may use it
     if base_text is not None:
         write_text_atomic(run_dir / BASE_NAME, base_text)
         request = replace(request, base=str(run_dir / BASE_NAME))
@@ -163,14 +171,33 @@ def resume(run_dir: str | Path, device: str | None = None) -> Launch:
     holder = lock_holder(run_dir)
     if holder:  # e.g. an `ablate` started from the command line into this folder
         raise LaunchError(f"run name: {run_dir} is in use by another ablation ({holder}); wait for it or stop it")
-    launched = read_json(run_dir / LAUNCH_NAME)
-    if (run_dir / "ablation.json").is_file():
+    launched, _problem = read_launch(run_dir)  # a damaged launch.json counts as none
+    if (run_dir / "ablation.json").is_file():  # the worker's `ablate --resume` checks it
         args = ["ablate", "--out", str(run_dir), "--resume"] + (["--device", device] if device else [])
         return _start(run_dir, args, launched.get("request"))
-    if "request" not in launched:
+    if not launched.get("request"):
         raise LaunchError(f"run name: {run_dir} holds no ablation (no ablation.json) to resume")
-    request = AblationRequest(**(launched["request"] | {"resume": True, "name": run_dir.name}))
+    request = _stored_launch_request(launched["request"], run_dir)
+    request.validate()
     return _start(run_dir, request.ablate_args(run_dir), asdict(request))
+
+
+_REQUEST_TYPES = {"name": str, "base": str, "variants": str, "data": str, "recipe": str, "seeds": int, "device": str,
+                  "smoke": bool, "resume": bool}  # the fields of AblationRequest
+
+
+def _stored_launch_request(stored: dict, run_dir: Path) -> AblationRequest:
+    """The form's request recorded in ``run_dir/launch.json``, its fields checked for type (``validate``
+    checks their values). Raises ``LaunchError`` naming the field."""
+    where = f"{run_dir / LAUNCH_NAME}: request"
+    unknown = sorted(set(stored) - set(_REQUEST_TYPES), key=str)
+    if unknown:
+        raise LaunchError(f"{where}.{quote(unknown[0])}: unknown field")
+    for key, value in stored.items():
+        want = _REQUEST_TYPES[key]
+        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+            raise LaunchError(f"{where}.{key}: must be {want.__name__}, got {quote(value)}")
+    return AblationRequest(**(stored | {"resume": True, "name": run_dir.name}))
 
 
 def _start(run_dir: Path, args: list[str], request: dict | None) -> Launch:

@@ -12,12 +12,17 @@ worker shows as ``failed`` with the reason, never as running or queued. A run wh
 but whose runner has not started yet (generating the built-in data) is ``preparing``; the job the
 runner is setting up (its status.json still says queued) is ``running`` in phase ``starting``.
 Also the checkpoints the runs hold, with the config each was trained with (for the Feature maps page).
+
+Every file is read through ``analysis.ablation.run_folder`` (bounded, validated): a request that cannot
+be read makes ``read_progress`` raise ``RunFolderError`` (one line) and shows that run as failed with
+the reason in ``list_runs``; a damaged state record is a warning in the job's ``error``.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 import time
 from dataclasses import dataclass
@@ -25,10 +30,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from analysis.ablation.files import LAUNCH_NAME, WORKER_NAME, read_json
+from analysis.ablation.files import LAUNCH_NAME, RunFolderError
+from analysis.ablation.run_folder import (
+    JOB_STATES,  # noqa: F401 - re-exported: the states a job can be in
+    job_dir,
+    job_folders,
+    read_job_status,
+    read_launch,
+    read_request,
+    read_runner_status,
+    read_worker,
+)
 from hrnet_core import HRNetConfig, load_config
 
-JOB_STATES = ("queued", "running", "done", "failed")
 RUN_STATES = ("preparing", "running", "done", "failed", "stopped", "queued")
 PROGRESS_COLUMNS = ("variant", "seed", "fusions", "state", "phase", "epoch", "epochs", "step", "steps", "loss",
                     "images_per_s", "AP", "eta_s", "error", "updated_at", "folder")
@@ -78,18 +92,19 @@ def worker_record(run_dir: str | Path) -> dict:
     run was not started from the app), ``pid``, ``returncode``, ``reason``, ``started`` (epoch seconds).
     A worker recorded as running whose process is gone is ``failed`` with the reason."""
     run_dir = Path(run_dir).resolve()
-    info = read_json(run_dir / WORKER_NAME)
+    info, problem = read_worker(run_dir)  # fields of the wrong type are left out (problem says which)
     if not info:  # not started up yet (or not launched from the app): the launcher's record
-        launched = read_json(run_dir / LAUNCH_NAME)
+        launched, launch_problem = read_launch(run_dir)
+        problem = problem or launch_problem
         if not launched:
-            return {"state": "unknown", "pid": None, "returncode": None, "reason": "", "started": None}
+            return {"state": "unknown", "pid": None, "returncode": None, "reason": problem or "", "started": None}
         info = {"state": "running", "pid": launched.get("pid"), "started": launched.get("started")}
     out = {"state": info.get("state", "unknown"), "pid": info.get("pid"), "returncode": info.get("returncode"),
            "reason": info.get("reason", ""), "started": info.get("started")}
-    if out["state"] == "running" and not (out["pid"] and _worker_alive(int(out["pid"]), run_dir, out["started"])):
+    if out["state"] == "running" and not (out["pid"] and _worker_alive(out["pid"], run_dir, out["started"])):
         # The worker vanished without recording its end (killed, machine restarted).
         out["state"] = "failed"
-        out["reason"] = out["reason"] or GONE
+        out["reason"] = out["reason"] or (f"{GONE} ({problem})" if problem else GONE)
     return out
 
 
@@ -106,18 +121,10 @@ class RunStatus:
 
 
 def _job_rows(run_dir: Path, request: dict) -> list[tuple[str, int, Path]]:
-    if request.get("variants") and request.get("seeds") is not None:
-        return [(v["name"], int(s), run_dir / v["name"] / f"seed{s}")
-                for s in request["seeds"] for v in request["variants"]]
-    out = []
-    for st in sorted(run_dir.glob("*/seed*/status.json")):
-        folder = st.parent
-        try:
-            seed = int(folder.name[4:])
-        except ValueError:
-            continue
-        out.append((folder.parent.name, seed, folder))
-    return out
+    """The jobs of the (checked) ``request``; before the run recorded one, the job folders it has."""
+    if request:
+        return [(v["name"], s, job_dir(run_dir, v["name"], s)) for s in request["seeds"] for v in request["variants"]]
+    return job_folders(run_dir)
 
 
 def _number(v) -> float | None:
@@ -127,28 +134,34 @@ def _number(v) -> float | None:
 def read_progress(run_dir: str | Path) -> pd.DataFrame:
     """One row per variant and seed of ``run_dir`` (``PROGRESS_COLUMNS``): state (queued | running |
     done | failed), phase, epoch (complete epochs), epochs, step / steps (within the current epoch),
-    loss, images_per_s, AP (latest), eta_s (seconds), error. Empty frame when the folder holds no run."""
+    loss, images_per_s, AP (latest), eta_s (seconds), error (a job's failure, or what is wrong with its
+    status.json). Empty frame when the folder holds no run. Raises ``RunFolderError`` (one line) when the
+    run's ``ablation.json`` cannot be read (``run_folder.read_request``)."""
     run_dir = Path(run_dir)
-    request = read_json(run_dir / "ablation.json")
-    runner = read_json(run_dir / "status.json")
+    return _progress(run_dir, read_request(run_dir) or {})
+
+
+def _progress(run_dir: Path, request: dict) -> pd.DataFrame:
+    """``read_progress`` of ``run_dir`` with its request (checked, or ``{}``) already read."""
+    runner, _problem = read_runner_status(run_dir)  # a damaged record counts as none
     rows = []
     for variant, seed, folder in _job_rows(run_dir, request):
-        st = read_json(folder / "status.json")
+        st, problem = read_job_status(folder)
         state = st.get("state", "queued")
-        error = st.get("error")
+        error = st.get("error") or problem
         if state == "running" and not _alive(st):
             state, error = "failed", f"worker process {st.get('pid')} is gone (killed?); continue with --resume"
-        epochs = st.get("epochs") or request.get("recipe", {}).get("epochs")
+        epochs = st.get("epochs") or (request.get("recipe") or {}).get("epochs")
         rows.append({
             "variant": variant,
             "seed": seed,
             "fusions": st.get("fusions"),
             "state": state,
             "phase": (st.get("phase") or "training") if state == "running" else "",
-            "epoch": int(st.get("epoch") or 0),
-            "epochs": int(epochs) if epochs else None,
-            "step": int(st["step"]) if state == "running" and _number(st.get("step")) is not None else None,
-            "steps": int(st["steps"]) if _number(st.get("steps")) else None,
+            "epoch": st.get("epoch") or 0,
+            "epochs": epochs or None,
+            "step": st["step"] if state == "running" and "step" in st else None,
+            "steps": st.get("steps") or None,
             "loss": _number(st.get("loss")),
             "images_per_s": _number(st.get("images_per_s")),
             "AP": st.get("AP"),
@@ -160,7 +173,7 @@ def read_progress(run_dir: str | Path) -> pd.DataFrame:
     if runner.get("state") == "running" and _alive(runner):
         # The runner starts the jobs in order, ``parallel_jobs`` at a time: the first queued ones fill
         # the free slots and are being set up now (their own status.json has not said so yet).
-        slots = int(_number(runner.get("parallel_jobs")) or 1) - sum(r["state"] == "running" for r in rows)
+        slots = runner.get("parallel_jobs", 1) - sum(r["state"] == "running" for r in rows)
         for r in [r for r in rows if r["state"] == "queued"][:max(0, slots)]:
             r["state"], r["phase"] = "running", "starting"
     return pd.DataFrame(rows, columns=list(PROGRESS_COLUMNS))
@@ -169,11 +182,17 @@ def read_progress(run_dir: str | Path) -> pd.DataFrame:
 def run_status(run_dir: str | Path, progress: pd.DataFrame | None = None) -> RunStatus:
     """Overall state of ``run_dir`` from its jobs, its runner and the app's worker (see the module).
 
-    ``progress``: the run's ``read_progress`` when already at hand."""
+    ``progress``: the run's ``read_progress`` when already at hand. A run whose request cannot be read
+    is ``failed`` with that reason (``running`` while its worker lives), so it can still be deleted."""
     run_dir = Path(run_dir)
-    df = read_progress(run_dir) if progress is None else progress
     worker = worker_record(run_dir)
-    runner = read_json(run_dir / "status.json")
+    if progress is None:
+        try:
+            progress = read_progress(run_dir)
+        except RunFolderError as err:
+            return _unreadable(worker, str(err))
+    df = progress
+    runner, _problem = read_runner_status(run_dir)
     if worker["state"] == "running" and _number(runner.get("started_at")) is not None \
             and runner["started_at"] < float(worker["started"] or 0):
         runner = {}  # an earlier session's record (a resumed run): the new worker has not got that far
@@ -201,6 +220,13 @@ def run_status(run_dir: str | Path, progress: pd.DataFrame | None = None) -> Run
     return RunStatus("failed", reason="the run ended before all its jobs ran; resume it to continue", pid=pid)
 
 
+def _unreadable(worker: dict, reason: str) -> RunStatus:
+    """The status of a run whose request cannot be read: failed with ``reason`` (running while its worker lives)."""
+    if worker["state"] == "running":
+        return RunStatus("running", reason=reason, pid=worker["pid"])
+    return RunStatus("failed", reason=reason, pid=worker["pid"])
+
+
 def run_state(run_dir: str | Path, progress: pd.DataFrame | None = None) -> str:
     """``run_status(run_dir, progress).state``: preparing, running, done, failed, stopped or queued."""
     return run_status(run_dir, progress).state
@@ -225,19 +251,23 @@ def list_runs(root: str | Path = "runs") -> pd.DataFrame:
         # A folder the app has just launched (launch.json) shows up before its request is written.
         folders = {p.parent for pattern in ("*/ablation.json", f"*/{LAUNCH_NAME}") for p in root.glob(pattern)}
         for run_dir in folders:
-            req = read_json(run_dir / "ablation.json")
-            df = read_progress(run_dir)
-            status = run_status(run_dir, df)
+            try:
+                req = read_request(run_dir) or {}
+                df = _progress(run_dir, req)
+                status = run_status(run_dir, df)
+            except RunFolderError as err:  # that run is listed as failed with the reason; the others as they are
+                req, df = {}, pd.DataFrame(columns=list(PROGRESS_COLUMNS))
+                status = _unreadable(worker_record(run_dir), str(err))
             counts = df["state"].value_counts().to_dict() if not df.empty else {}
-            data = req.get("data", {})
+            data = req.get("data") or {}
             rows.append({
                 "name": run_dir.name,
                 "path": str(run_dir),
                 "state": status.state,
                 "phase": status.phase,
                 "created": req.get("created") or _mtime(run_dir),
-                "recipe": req.get("recipe", {}).get("name"),
-                "data": data.get("kind") if isinstance(data, dict) else str(data),
+                "recipe": (req.get("recipe") or {}).get("name"),
+                "data": data.get("kind"),
                 "variants": ",".join(v["name"] for v in req.get("variants", [])),
                 "seeds": len(req.get("seeds", [])),
                 "device": req.get("device_label") or req.get("device"),
@@ -289,6 +319,7 @@ def checkpoint_config(checkpoint: str | Path) -> tuple[HRNetConfig | None, Path 
 
 
 # ---- run checkpoints by run / variant / seed (the Feature maps page and ``features --run``) ----------------
+_SEED_RE = re.compile(r"seed([0-9]{1,10})")
 RUN_CHECKPOINTS = ("best", "last")  # best.pth (by val AP) and last.pth, in that order of preference
 RUN_CHECKPOINT_COLUMNS = ("run", "variant", "seed", "which", "path", "config", "run_dir")
 
@@ -302,10 +333,10 @@ def run_checkpoints(root: str | Path) -> pd.DataFrame:
     if root.is_dir():
         for which in RUN_CHECKPOINTS:
             for path in root.glob(f"*/*/seed*/{which}.pth"):
-                try:
-                    seed = int(path.parent.name.removeprefix("seed"))
-                except ValueError:
+                match = _SEED_RE.fullmatch(path.parent.name)
+                if not match:
                     continue
+                seed = int(match.group(1))
                 config = path.parent / RUN_CONFIG_NAME
                 rows.append({"run": path.parents[2].name, "variant": path.parents[1].name, "seed": seed,
                              "which": which, "path": str(path), "config": str(config) if config.is_file() else None,

@@ -5,6 +5,10 @@ One summary row per variant: fusions, params and GFLOPs in the paper convention 
 (AP, AR, PCK, left/right swaps) as mean and standard deviation over the seeds. The paper's own
 ablation table is read from ``../shared/model_zoo.md`` at report time and shown beside the measured
 numbers, with a plain list of how this run's data and schedule differ from the paper's.
+
+The run folder is read through ``analysis.ablation.run_folder`` (bounded and validated: a bad request or
+metrics row refuses the report with one line naming the file, line and field). The four files are
+written atomically, after checking that none of their places holds a folder or a link.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ import pandas as pd
 import hrnet_core as hc
 from analysis.ablation.effects import Effect, effects_figure, effects_table, final_per_seed, fusion_effects
 from analysis.ablation.evaluate import METRIC_FIELDS
-from analysis.ablation.files import read_json, read_jsonl
+from analysis.ablation.files import REPORT_NAMES, write_text_atomic
 from analysis.ablation.progress import read_progress
+from analysis.ablation.run_folder import check_output_file, job_dir, read_env, read_metrics, read_request
 from analysis.settings import shared_dir
 
 SUMMARY_METRICS = ("AP", "AP50", "AP75", "AR", "PCK@0.05", "PCK@0.1", "LR-swap", "train_loss")
@@ -43,23 +48,24 @@ class ReportPaths:
 
 # ---- reading a run -------------------------------------------------------------------------
 def _request(run_dir: Path) -> dict:
-    path = run_dir / "ablation.json"
-    if not path.is_file():
+    """The run's checked request, base config included (``run_folder.read_request``).
+    Raises ``UserInputError``: no ``ablation.json``, or one line naming its bad field."""
+    req = read_request(run_dir, require_base=True)
+    if req is None:
         raise hc.UserInputError(f"{run_dir}: not an ablation run (no ablation.json)")
-    req = read_json(path)
-    if not isinstance(req.get("variants"), list) or not isinstance(req.get("seeds"), list):
-        raise hc.UserInputError(f"{path}: not a readable ablation request (torn, or without variants and seeds)")
+    req.setdefault("name", run_dir.name)
     return req
 
 
 def load_metrics(run_dir: str | Path) -> pd.DataFrame:
-    """Every ``metrics.jsonl`` row of the run with ``variant`` and ``seed`` columns (long format)."""
+    """Every ``metrics.jsonl`` row of the run with ``variant`` and ``seed`` columns (long format).
+    Raises ``RunFolderError`` naming the file, line and field of a row that cannot be trusted."""
     run_dir = Path(run_dir)
     req = _request(run_dir)
     frames = []
     for v in req["variants"]:
         for s in req["seeds"]:
-            rows = read_jsonl(run_dir / v["name"] / f"seed{s}" / "metrics.jsonl")
+            rows = read_metrics(job_dir(run_dir, v["name"], s))
             if rows:
                 df = pd.DataFrame(rows)
                 df.insert(0, "seed", s)
@@ -191,7 +197,7 @@ def differences(req: dict, env: dict | None) -> list[str]:
 
     r = req["recipe"]
     paper = load_recipe("paper").to_dict()
-    data = req.get("data", {})
+    data = req.get("data") or {}
     out = []
     if data.get("kind") == "builtin":
         out.append(
@@ -290,9 +296,10 @@ def _md_table(df: pd.DataFrame) -> str:
 
 
 def _first_env(run_dir: Path, req: dict) -> dict | None:
+    """The first job's usable ``env.json`` fields (``run_folder.read_env``: a bad field is left out)."""
     for v in req["variants"]:
         for s in req["seeds"]:
-            env = read_json(run_dir / v["name"] / f"seed{s}" / "env.json")
+            env = read_env(job_dir(run_dir, v["name"], s))
             if env:
                 return env
     return None
@@ -369,8 +376,13 @@ def _json_clean(v):
 
 
 def write_report(run_dir: str | Path) -> ReportPaths:
-    """Write ``report.md``, ``report.html``, ``summary.csv`` and ``summary.json`` into ``run_dir``."""
+    """Write ``report.md``, ``report.html``, ``summary.csv`` and ``summary.json`` into ``run_dir``.
+
+    Raises ``UserInputError`` (one line) before writing anything: no readable request, a metrics row
+    that cannot be trusted, or a folder or link where one of the four files goes."""
     run_dir = Path(run_dir)
+    for name in REPORT_NAMES:
+        check_output_file(run_dir / name)
     req = _request(run_dir)
     metrics = load_metrics(run_dir)
     summary = load_summary(run_dir, metrics)
@@ -382,7 +394,7 @@ def write_report(run_dir: str | Path) -> ReportPaths:
     paths = ReportPaths(run_dir / "report.md", run_dir / "report.html", run_dir / "summary.csv",
                         run_dir / "summary.json")
 
-    summary.to_csv(paths.csv, index=False)
+    write_text_atomic(paths.csv, summary.to_csv(index=False))
     records = [{k: _json_clean(v) for k, v in r.items()} for r in summary.to_dict(orient="records")]
     doc = {
         "run": req["name"],
@@ -400,15 +412,15 @@ def write_report(run_dir: str | Path) -> ReportPaths:
         "precision": (env or {}).get("precision", {}).get("label") if env else None,
         "effects": [e.to_dict() for e in effects],
     }
-    paths.json.write_text(json.dumps(doc, indent=1))
+    write_text_atomic(paths.json, json.dumps(doc, indent=1))
 
     title = f"Fusion ablation: {req['name']}"
     info = [
         f"- base config: {req.get('base_source') or '-'} ({req['base'].get('name')}), input "
         f"{'x'.join(map(str, req['recipe'].get('input_size') or req['base'].get('input_size')))}",
         f"- recipe: {req['recipe']['name']} - {req['recipe'].get('description', '')}",
-        f"- data: {req.get('data', {}).get('kind')} ({req.get('data', {}).get('path')})",
-        f"- device: {doc['device']}" + (f"; torch {env['torch']}, CUDA {env['cuda']}" if env else "")
+        f"- data: {(req.get('data') or {}).get('kind')} ({(req.get('data') or {}).get('path')})",
+        f"- device: {doc['device']}" + (f"; torch {env.get('torch')}, CUDA {env.get('cuda')}" if env else "")
         + (f"; precision: {doc['precision']}" if doc.get("precision") else ""),
         f"- seeds: {', '.join(map(str, req['seeds']))}; git commit {((env or {}).get('git') or {}).get('commit')}"
         + (" (with uncommitted changes)" if ((env or {}).get("git") or {}).get("dirty") else ""),
@@ -435,7 +447,7 @@ def write_report(run_dir: str | Path) -> ReportPaths:
     md += ["## How this run differs from the paper", ""] + [f"- {d}" for d in diffs] + [""]
     md += ["## Files", "", "`summary.csv`, `summary.json` (one row per variant), `report.html` (plots), and per "
            "job `<variant>/seed<k>/` with `metrics.jsonl`, `config.yaml`, `env.json`, `last.pth`.", ""]
-    paths.md.write_text("\n".join(md), encoding="utf-8")
+    write_text_atomic(paths.md, "\n".join(md))
 
     figs = figures(metrics, summary)
     parts = []
@@ -469,7 +481,7 @@ def write_report(run_dir: str | Path) -> ReportPaths:
              "padding:4px 8px;text-align:right}table.t th{background:#f4f4f4}.fig{margin:1.5em 0}")
     page = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
             f"<style>{style}</style></head><body>{''.join(body)}</body></html>")
-    paths.html.write_text(page, encoding="utf-8")
+    write_text_atomic(paths.html, page)
     return paths
 
 

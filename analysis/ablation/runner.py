@@ -6,6 +6,12 @@ Layout::
     runs/<name>/status.json              the run: state, pid, host, jobs done / failed, report
     runs/<name>/<variant>/seed<k>/       one job: config.yaml, model.yaml, env.json, metrics.jsonl,
                                          status.json, last.pth (and error.txt when it failed)
+    runs/<name>/.hrnet-explorer-run      the marker: a run folder of this tool (``--out`` rule:
+                                         ``run_folder.check_run_folder_use``); runs/<name>/.lock
+
+A run folder is read back as user input (``analysis.ablation.run_folder``): on ``--resume`` every field
+of ``ablation.json``, every job's ``metrics.jsonl`` and the places the run writes are checked before
+anything is written; a problem is one line (exit 2).
 
 Every variant shares the recipe, the data (and its order and augmentation, drawn from the seed) and
 the seeds; only the fusion schedule differs. A failing job (any exception, CUDA out of memory) is
@@ -18,11 +24,9 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import gc
-import json
 import multiprocessing
 import os
 import platform
-import re
 import signal
 import socket
 import subprocess
@@ -45,19 +49,27 @@ from analysis.ablation.coco_data import (
     coco_paths,
     load_keypoint_data,
 )
-from analysis.ablation.files import read_json, read_jsonl, write_json_atomic, write_text_atomic
+from analysis.ablation.files import LOCK_NAME, read_json, write_json_atomic, write_text_atomic
 from analysis.ablation.precision import Precision, choose_precision
 from analysis.ablation.procs import set_parent_death_signal
 from analysis.ablation.progress import RUN_CONFIG_NAME
 from analysis.ablation.recipes import Recipe, apply_model_overrides, recipe_from_dict
+from analysis.ablation.run_folder import (
+    check_run_paths,
+    claimed_run_folder,
+    read_job_status,
+    read_metrics,
+    read_request,
+    stored_precision,
+)
 from analysis.ablation.synth import builtin_dataset
 from analysis.ablation.train import DistContext, Job, init_by_name, make_context, probe_batch, train_job
-from analysis.ablation.variants import VariantError, bits_schedule, stage_modules
+from analysis.ablation.variants import VariantError, bits_schedule, check_variant_name, stage_modules
 from analysis.settings import PROJECT_ROOT
 from hrnet_core.concise_yaml import to_concise_dict
 from hrnet_core.config import FUSION_PRESETS, fusion_preset
 from hrnet_core.device import device_label
-from hrnet_core.errors import UserInputError
+from hrnet_core.errors import UserInputError, quote
 from hrnet_core.safe_yaml import read_yaml_file
 
 PRESET_ORDER = ("final_only", "across_stage", "all", "none")
@@ -158,9 +170,8 @@ def parse_variants(spec: str, base: hc.HRNetConfig, schedules: list[str] | tuple
     seen: dict[str, Variant] = {}
     for v in variants:
         if v.name in seen:
-            raise VariantError(f"variant {v.name!r} is given twice")
-        if not re.fullmatch(r"[A-Za-z0-9_.-]+", v.name):
-            raise VariantError(f"variant name {v.name!r}: use letters, digits, '_', '-', '.' only")
+            raise VariantError(f"variant {quote(v.name)} is given twice")
+        check_variant_name(v.name, "--variants")  # it names the job folder: never '..' or a run file
         seen[v.name] = v
     return variants
 
@@ -213,22 +224,20 @@ def resolve_base(base: hc.HRNetConfig, recipe: Recipe) -> hc.HRNetConfig:
 
 
 def load_request(out: str | Path, device: str | None = None) -> AblationRequest:
-    """The stored request of ``out`` (for ``--resume``)."""
+    """The stored request of ``out`` (for ``--resume``), every field checked as on the command line
+    (``run_folder.read_request``: variant names, schedules, seeds, recipe, base config, device).
+    Raises ``UserInputError``: no ``ablation.json``, or one line naming its bad field."""
     out = Path(out)
-    path = out / "ablation.json"
-    if not path.is_file():
+    d = read_request(out, require_base=True)
+    if d is None:
         raise UserInputError(f"{out}: nothing to resume (no ablation.json)")
-    try:
-        d = json.loads(path.read_text())
-        base = hc.load_config(d["base"])
-        variants = [Variant(v["name"], bits_schedule(v["schedule"], base, v["name"])) for v in d["variants"]]
-        recipe = recipe_from_dict(d["recipe"])
-        seeds = [int(s) for s in d["seeds"]]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise UserInputError(f"{path}: not a readable ablation request ({err.__class__.__name__}: {err})") from None
-    return AblationRequest(out, base, variants, recipe, d.get("data_arg", "builtin"), seeds,
-                           device or d.get("device", "auto"), d.get("base_source", ""), bool(d.get("smoke")),
-                           d.get("command", []))
+    base = hc.load_config(d["base"])
+    where = f"{out / 'ablation.json'}: variants"
+    variants = [Variant(v["name"], bits_schedule(v["schedule"], base, f"{where}[{i}].schedule"))
+                for i, v in enumerate(d["variants"])]
+    return AblationRequest(out, base, variants, recipe_from_dict(d["recipe"]), d.get("data_arg", "builtin"),
+                           list(d["seeds"]), device or d.get("device", "auto"), d.get("base_source", ""),
+                           bool(d.get("smoke")), list(d.get("command", [])))
 
 
 def check_data_arg(data: str) -> None:
@@ -294,8 +303,26 @@ def job_folder(out: Path, variant: str, seed: int) -> Path:
 
 
 def _job_done(folder: Path, epochs: int) -> bool:
-    rows = read_jsonl(folder / "metrics.jsonl")
-    return read_json(folder / "status.json").get("state") == "done" and bool(rows) and int(rows[-1].get("epoch", 0)) >= epochs
+    """Whether the job in ``folder`` finished: its status says done and its metrics reach ``epochs``.
+    Raises ``RunFolderError`` for a metrics file that cannot be trusted (``read_metrics``)."""
+    if read_job_status(folder)[0].get("state") != "done":
+        return False
+    rows = read_metrics(folder)
+    return bool(rows) and rows[-1]["epoch"] >= epochs
+
+
+def check_jobs(req: AblationRequest, log=print) -> None:
+    """Before a run writes anything into ``req.out``: no file it writes is a link, a folder or a device
+    (``check_run_paths``), every job's ``metrics.jsonl`` can be trusted (``read_metrics``), and a job
+    whose ``status.json`` is damaged is said to be trained again. Raises ``RunFolderError``."""
+    check_run_paths(req.out, [v.name for v in req.variants], req.seeds)
+    for v in req.variants:
+        for s in req.seeds:
+            folder = job_folder(req.out, v.name, s)
+            read_metrics(folder)
+            _fields, problem = read_job_status(folder)
+            if problem:
+                log(f"  warning: {problem}; the job is trained again where it is not complete")
 
 
 def error_line(err: BaseException) -> str:
@@ -308,7 +335,6 @@ def error_line(err: BaseException) -> str:
 
 
 # ---- the run -------------------------------------------------------------------------------
-LOCK_NAME = ".lock"
 
 
 class RunLockedError(UserInputError):
@@ -348,16 +374,24 @@ def lock_holder(out: Path) -> str | None:
         os.close(fd)
 
 
+def _locked_error(out: Path, holder: str) -> RunLockedError:
+    return RunLockedError(f"{out}: in use by another ablation ({holder}); wait for it to finish or stop it, "
+                          "then --resume")
+
+
 @contextlib.contextmanager
 def run_lock(out: Path):
     """Hold ``out/.lock`` (an exclusive ``flock``) for the block; a second writer is refused at once
     with one line. The kernel drops the lock with its process, so a killed run leaves no stale lock."""
     out.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+    # O_NOFOLLOW: a .lock that is a link is refused, never truncated where it points.
+    try:
+        fd = os.open(out / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as err:
+        raise RunLockedError(f"{out / LOCK_NAME}: cannot be opened ({err.strerror or err.__class__.__name__})") from None
     try:
         if not _try_lock(fd):
-            raise RunLockedError(f"{out}: in use by another ablation ({_holder(fd) or 'another process'}); wait "
-                                 "for it to finish or stop it, then --resume")
+            raise _locked_error(out, _holder(fd) or "another process")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
         yield
@@ -369,7 +403,7 @@ def run_precision(req: AblationRequest, ctx: DistContext, data: KeypointData) ->
     """One precision for every job of the run (so that variants compare like with like): stored in
     ``ablation.json`` on the first start and reused on ``--resume``; on a CPU with bf16 instructions
     measured on the first variant's model with the jobs' thread count."""
-    stored = read_json(req.out / "ablation.json").get("precision")
+    stored = stored_precision(req.out)  # checked: amp, channels_last, device
     if stored and stored.get("device") == ctx.device.type:
         return Precision.from_dict(stored)
     recipe = req.recipe
@@ -398,10 +432,13 @@ def run_ablation(req: AblationRequest, resume: bool = False, log=print,
                  on_epoch_end: Callable[[Job, int], None] | None = None) -> dict:
     """Run every variant and seed of ``req`` into ``req.out``; write the report. Returns the run status.
 
-    Raises ``UserInputError`` for a bad request or a folder in use by another run (before anything is
-    written), lets ``BaseException`` (a kill, Ctrl-C) through after marking the current jobs failed, and
-    records any other exception in the job's ``status.json``. With the recipe's ``parallel_jobs`` > 1 on
-    a CPU, that many jobs train at once, each in its own process (``cpu_threads`` threads each).
+    Raises ``UserInputError`` for a bad request, a folder that is not a run of this tool
+    (``run_folder.check_run_folder_use``: only a new or empty folder, or one this tool made), a run folder
+    whose files cannot be trusted (``check_jobs``) or a folder in use by another run, all before anything
+    is written; a run refused later (bad data) leaves no folder or file of its own behind. Lets
+    ``BaseException`` (a kill, Ctrl-C) through after marking the current jobs failed, and records any other
+    exception in the job's ``status.json``. With the recipe's ``parallel_jobs`` > 1 on a CPU, that many
+    jobs train at once, each in its own process (``cpu_threads`` threads each).
     """
     out = req.out
     if out.exists() and not out.is_dir():
@@ -410,9 +447,15 @@ def run_ablation(req: AblationRequest, resume: bool = False, log=print,
         raise UserInputError(f"{out}: already holds an ablation; continue it with --resume or choose another --out")
     check_data_arg(req.data)
     ctx = make_context(req.device)
-    lock = run_lock(out) if ctx.main else contextlib.nullcontext()
-    with lock:
+    if not ctx.main:  # rank 0 checks and writes the folder; the others only train
         return _run_locked(req, ctx, log, on_epoch_end)
+    holder = lock_holder(out)
+    if holder:  # said first: a folder another ablation is writing is a run folder, just a busy one
+        raise _locked_error(out, holder)
+    with claimed_run_folder(out):
+        check_jobs(req, log)
+        with run_lock(out):
+            return _run_locked(req, ctx, log, on_epoch_end)
 
 
 def _run_locked(req: AblationRequest, ctx: DistContext, log, on_epoch_end) -> dict:
@@ -436,7 +479,7 @@ def _run_locked(req: AblationRequest, ctx: DistContext, log, on_epoch_end) -> di
             folder.mkdir(parents=True, exist_ok=True)
             if not _job_done(folder, req.recipe.epochs):
                 _mark(folder, state="queued", variant=v.name, seed=s, fusions=v.fusions, epochs=req.recipe.epochs,
-                      error=None, epoch=read_json(folder / "status.json").get("epoch", 0))
+                      error=None, epoch=read_job_status(folder)[0].get("epoch", 0))
         log(f"ablation {req.name}: {len(req.variants)} variants x {len(req.seeds)} seeds on {env['device']}"
             f" (world {ctx.world}, {n_parallel} job(s) at a time); data {data.kind} {data.root} "
             f"({len(data.train_records)} train / {len(data.val_records)} val persons); recipe {req.recipe.name}; "

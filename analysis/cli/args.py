@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import uuid
 from pathlib import Path
 
 from hrnet_core.errors import UserInputError, quote
@@ -42,6 +43,21 @@ def _why(err: OSError) -> str:
     return err.strerror or err.__class__.__name__
 
 
+def _takes_files(folder: Path) -> bool:
+    """Whether a file can be created in ``folder`` (a probe, removed again): ``os.access`` says yes for root
+    in a read-only mount or in ``/proc``, where creating a file still fails."""
+    probe = folder / f".hrnet-explorer-probe.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:
+        return False
+    try:
+        probe.unlink()
+    except OSError:
+        pass
+    return True
+
+
 def check_count(value: int, flag: str, upper: int) -> int:
     """``value`` if it is in 1..``upper``; else ``UserInputError`` naming ``flag``."""
     if value <= 0:
@@ -64,7 +80,7 @@ def output_dir(path: str | Path, flag: str, keep: bool = True) -> Path:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise UserInputError(f"{flag} {path}: cannot create the folder ({_why(err)})") from None
-    writable = os.access(path, os.W_OK | os.X_OK)
+    writable = os.access(path, os.W_OK | os.X_OK) and _takes_files(path)
     if not keep:
         for p in made:  # deepest first
             try:

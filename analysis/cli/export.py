@@ -1,7 +1,9 @@
 """``hrnet-explorer export [CONFIG] [--checkpoint F] --format onnx|torchscript|safetensors -o OUT
 [--input-size H W] [--dynamic-batch] [--dynamic-size]``: write the model and verify the file (``analysis.export.formats``).
 
-Without CONFIG the config is inferred from ``--checkpoint`` (``hrnet_core.infer_config``).
+Without CONFIG the config is inferred from ``--checkpoint`` (``hrnet_core.infer_config``). ``-o`` is checked
+once the config is known (``analysis.cli.args.output_file``: not a folder, its folder created and taking
+files), before any model is built; the file appears only once verified (``analysis.export.formats.staged_output``).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import dataclasses
 import json
 
 import hrnet_core as hc
+from analysis.cli.args import output_file
 from analysis.export.formats import FORMATS, OPSET, export
 
 
@@ -33,6 +36,7 @@ def run(args) -> int:
         cfg, _ = hc.config_from_checkpoint(args.checkpoint)
     else:
         raise hc.UserInputError("CONFIG: give a config file, or --checkpoint F to infer the config from its weights")
+    output_file(args.output, "-o")  # before any model is built, as diagram and features do
     report = export(cfg, args.format, args.output, checkpoint=args.checkpoint,
                     input_hw=tuple(args.input_size) if args.input_size else None,
                     dynamic_batch=args.dynamic_batch, dynamic_size=args.dynamic_size)

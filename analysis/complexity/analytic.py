@@ -69,6 +69,7 @@ from analysis.complexity.report import (
 )
 from hrnet_core.budget import check_activations, check_depth
 from hrnet_core.config import BLOCK_EXPANSION, ConfigError, HRNetConfig
+from hrnet_core.errors import quote
 from hrnet_core.graph import architecture
 from hrnet_core.heads import CLS_FEATURES, cls_head_channels
 from hrnet_core.heads.higher import DECONV_PADDING, deconv_in_channels
@@ -376,7 +377,7 @@ def _count_head_from_graph(em: _Counter, cfg: HRNetConfig) -> None:
             em.linear(layer.name, meta, shape[1], out[1])
         else:
             raise AnalysisError(f"head.kind: the analytic backend cannot count {layer.name} ({layer.op}) of head "
-                                f"{cfg.head.kind!r}; use backend='fvcore'")
+                                f"{quote(cfg.head.kind)}; use backend='fvcore'")
 
 
 def _count_head(em: _Counter, cfg: HRNetConfig, feats: list[tuple[int, int, int]]) -> None:
@@ -422,7 +423,7 @@ def _count_head(em: _Counter, cfg: HRNetConfig, feats: list[tuple[int, int, int]
             em.conv(f"fpn_convs.{lvl}.conv", _meta("head", "head", 4 * 2**lvl), ch, ch, 3, 1, True, ph, pw)
         return
     if kind != "cls":
-        raise AnalysisError(f"head.kind: no analytic counts for the {kind!r} head; use backend='fvcore'")
+        raise AnalysisError(f"head.kind: no analytic counts for the {quote(kind)} head; use backend='fvcore'")
     # cls (hrnet_core.heads.ClsHead)
     head_ch = cls_head_channels(len(feats))
     c, h, w = feats[0]
@@ -534,7 +535,7 @@ def _resolve(cfg, input_hw) -> HRNetConfig:
     cfg = load_config(cfg)
     if input_hw is not None:
         if len(tuple(input_hw)) != 2:
-            raise AnalysisError(f"input_size: must be two integers H W, got {input_hw!r}")
+            raise AnalysisError(f"input_size: must be two integers H W, got {quote(input_hw)}")
         cfg = cfg.with_input(tuple(input_hw))
     return cfg
 
@@ -554,9 +555,13 @@ def analyze(cfg, input_hw: tuple[int, int] | None = None, backend: str = "analyt
     stride with nearest upsampling) and ``AnalysisError`` for a bad backend or batch (both
     ``UserInputError``)."""
     if backend not in BACKENDS:
-        raise AnalysisError(f"backend: unknown {backend!r}; expected one of {', '.join(BACKENDS)}")
+        raise AnalysisError(f"backend: unknown {quote(backend)}; expected one of {', '.join(BACKENDS)}")
     check_batch(batch)
     cfg = _resolve(cfg, input_hw)
+    if not isinstance(cfg, HRNetConfig):  # another registered network (hrnet_core.networks)
+        from analysis.complexity.network_counts import analyze_network
+
+        return analyze_network(cfg, backend, batch)
     check_depth(cfg)  # before any per-layer walk
     if backend == "fvcore":
         from analysis.complexity.fvcore_count import analyze_fvcore

@@ -35,6 +35,7 @@ from analysis.complexity.analytic import analyze
 from analysis.complexity.report import AnalysisError, check_batch
 from hrnet_core.budget import check_activations
 from hrnet_core.device import autocast, device_label, prepare, prepare_input, resolve_device
+from hrnet_core.errors import quote
 
 MODES = ("stage", "branch")
 PROFILE_COLUMNS = (
@@ -70,7 +71,7 @@ def _run_branch(mod, k, xs):
 def model_parts(model: hc.HRNet, mode: str = "stage") -> list[Part]:
     """The pieces of ``model`` in forward order for ``mode`` (``stage`` or ``branch``)."""
     if mode not in MODES:
-        raise AnalysisError(f"profile mode: unknown {mode!r}; expected one of {', '.join(MODES)}")
+        raise AnalysisError(f"profile mode: unknown {quote(mode)}; expected one of {', '.join(MODES)}")
     parts = [
         Part("stem", "stem", None, None, "stem", model.forward_stem),
         Part("layer1", "stage1", None, 0, "layer1", lambda x: [model.layer1(x)]),
@@ -213,6 +214,9 @@ def profile(
     from analysis.export.ort_engine import check_engine, onnxruntime_version
 
     cfg = hc.load_config(cfg)
+    if not isinstance(cfg, hc.HRNetConfig):
+        raise AnalysisError(f"profile: timing by part is not available for arch {cfg.arch} yet; bench/latency.py "
+                            "--config FILE times its whole forward (eager, fast path, onnxruntime)")
     if input_hw is not None:
         cfg = cfg.with_input(tuple(input_hw))
     try:

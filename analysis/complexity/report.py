@@ -90,6 +90,8 @@ class ComplexityReport:
     untraced_flops: int
     breakdown: pd.DataFrame = field(compare=False, repr=False)
     description: str = ""
+    arch: str = "hrnet"  # the network (hrnet_core.networks): hrnet, litehrnet, hrformer
+    attention_macs: int = 0  # window-attention matrix products (HRFormer): neither Conv2d nor Linear
 
     @classmethod
     def of(cls, cfg: HRNetConfig, backend: str, batch: int, *, params: int, conv_linear_macs: int,
@@ -126,6 +128,7 @@ class ComplexityReport:
         """The ``analyze --json`` object: totals, conventions, ``breakdown`` rows and the ``by`` views."""
         return {
             "name": self.name,
+            "arch": self.arch,
             "family": self.family,
             "head": self.head,
             "backend": self.backend,
@@ -135,6 +138,7 @@ class ComplexityReport:
             "params": self.params,
             "conv_linear_macs": self.conv_linear_macs,
             "gflops_paper": self.gflops_paper,
+            "attention_macs": self.attention_macs,
             "fvcore_flops": self.fvcore_flops,
             "torch_flops": self.torch_flops,
             "activations": self.activations,
@@ -173,11 +177,11 @@ def _dtype_bytes(dtype) -> int:
     if isinstance(dtype, str):
         key = dtype.removeprefix("torch.")
         if key not in DTYPE_BYTES:
-            raise AnalysisError(f"dtype: unknown {dtype!r}; expected one of {', '.join(DTYPE_BYTES)}")
+            raise AnalysisError(f"dtype: unknown {quote(dtype)}; expected one of {', '.join(DTYPE_BYTES)}")
         return DTYPE_BYTES[key]
     size = getattr(dtype, "itemsize", None)
     if not isinstance(size, int):
-        raise AnalysisError(f"dtype: unknown {dtype!r}")
+        raise AnalysisError(f"dtype: unknown {quote(dtype)}")
     return size
 
 
@@ -210,7 +214,7 @@ def breakdown_frame(rows: list[tuple]) -> pd.DataFrame:
 def group_breakdown(df: pd.DataFrame, key: str) -> pd.DataFrame:
     """See ``ComplexityReport.by``."""
     if key not in BY_KEYS:
-        raise AnalysisError(f"by: unknown view {key!r}; expected one of {', '.join(BY_KEYS)}")
+        raise AnalysisError(f"by: unknown view {quote(key)}; expected one of {', '.join(BY_KEYS)}")
     keys = ["stage", "module"] if key == "module" else [key]
     g = df.groupby(keys, sort=False, dropna=False)[list(COUNT_COLUMNS)].sum().reset_index()
     if key == "branch":

@@ -42,7 +42,7 @@ import graphviz
 from analysis.diagram.costs import CostTable, cost_table, fmt_gflops, fmt_params
 from hrnet_core import HRNetConfig, named_fusion
 from hrnet_core.config import BLOCK_EXPANSION
-from hrnet_core.errors import UserInputError
+from hrnet_core.errors import UserInputError, quote
 from hrnet_core.graph import STEM_PREFIXES, architecture
 from hrnet_core.heads import CLS_FEATURES, cls_head_channels
 from hrnet_core.shapes import branch_sizes
@@ -78,7 +78,7 @@ def _parse_module(cfg: HRNetConfig, name: str | None) -> tuple[int, int]:
         s, k = int(m.group(1)) - 2, int(m.group(2))
         if 0 <= s < len(cfg.stages) and 0 <= k < cfg.stages[s].modules:
             return s, k
-    raise DiagramError(f"module {name!r}: no such module; expected one of {', '.join(module_names(cfg))}")
+    raise DiagramError(f"module {quote(name)}: no such module; expected one of {', '.join(module_names(cfg))}")
 
 
 def _esc(text: str, newline: str = "\\n") -> str:
@@ -105,7 +105,7 @@ class _Column:
 class _Builder:
     def __init__(self, cfg: HRNetConfig, input_hw, annotate: str | None):
         if annotate not in (None, *ANNOTATIONS):
-            raise DiagramError(f"annotate {annotate!r}: expected params or gflops")
+            raise DiagramError(f"annotate {quote(annotate)}: expected params or gflops")
         if input_hw is not None:
             cfg = cfg.with_input(tuple(input_hw))  # validated: ConfigError names input_size
         self.cfg = cfg
@@ -553,9 +553,9 @@ def build_diagram(
     sizes shown (default: the config's input size). Raises ``DiagramError`` for a bad level / module.
     """
     if level not in LEVELS:
-        raise DiagramError(f"level {level!r}: expected one of {', '.join(LEVELS)}")
+        raise DiagramError(f"level {quote(level)}: expected one of {', '.join(LEVELS)}")
     if module is not None and level != "block":
-        raise DiagramError(f"module {module!r} is only used at block level (got level {level!r})")
+        raise DiagramError(f"module {quote(module)} is only used at block level (got level {quote(level)})")
     bd = _Builder(cfg, input_hw, annotate)
     if level == "block":
         extra = _block_level(bd, module)
@@ -661,7 +661,7 @@ def run_dot(source: str, fmt: str) -> tuple[bytes, str]:
     """Run ``dot -T<fmt>`` on ``source``: ``(output bytes, stderr text)``; raises ``DiagramError`` when
     ``dot`` is missing, fails or times out."""
     if fmt not in ("svg", "png"):
-        raise DiagramError(f"format {fmt!r}: dot output is svg or png")
+        raise DiagramError(f"format {quote(fmt)}: dot output is svg or png")
     try:
         proc = subprocess.run([dot_program(), f"-T{fmt}"], input=source.encode("utf-8"), capture_output=True,
                               timeout=DOT_TIMEOUT_S, check=False)
@@ -682,7 +682,7 @@ def render_bytes(graph: graphviz.Digraph, fmt: str) -> bytes:
     if fmt in ("dot", "gv"):
         return graph.source.encode("utf-8")
     if fmt not in FORMATS:
-        raise DiagramError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
+        raise DiagramError(f"format {quote(fmt)}: expected one of {', '.join(FORMATS)}")
     return run_dot(graph.source, fmt)[0]
 
 
@@ -691,7 +691,7 @@ def render(graph: graphviz.Digraph, path: str | Path) -> Path:
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in FORMATS:
-        raise DiagramError(f"{path}: unknown output suffix {path.suffix or '(none)'!r}; use .dot, .gv, .svg or .png")
+        raise DiagramError(f"{path}: unknown output suffix {quote(path.suffix or '(none)')}; use .dot, .gv, .svg or .png")
     data = render_bytes(graph, fmt)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

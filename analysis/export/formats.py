@@ -12,12 +12,24 @@
 
 ``export(cfg, fmt, out)`` does one and returns an ``ExportReport``. Unsupported combinations raise
 ``ExportError`` naming the option (one line).
+
+Writing is all-or-nothing (``staged_output``): before the model is built, an empty temporary file
+``.<name>.<pid>.<random>.tmp`` is created in ``out``'s folder (which proves the folder takes files: a
+missing or read-only folder, ``/proc``, a folder or a device at ``out`` are refused then, in one line).
+The export is written to it and verified there; only a verified file is renamed to ``out``
+(``os.replace``, atomic within a folder). A refused export (a failed check, outputs that are NaN or
+infinite, an error) removes the temporary file and leaves ``out`` as it was, an existing file included;
+a process killed mid-export leaves at most its hidden temporary file, never a torn file under ``out``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
+import uuid
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +38,7 @@ import torch
 from torch import nn
 
 import hrnet_core as hc
-from hrnet_core.errors import UserInputError
+from hrnet_core.errors import UserInputError, quote
 
 FORMATS = ("onnx", "torchscript", "safetensors")
 OPSET = 17
@@ -67,6 +79,9 @@ class ExportReport:
 def output_names(cfg: hc.HRNetConfig) -> tuple[str, ...]:
     """Graph output names: ``heatmaps`` (pose, face), ``logits`` (cls, seg), ``aux`` + ``out`` (OCR, the
     official order), ``p0``.. (V2p pyramid levels, 1/4 down to 1/4/2**(levels-1))."""
+    if not isinstance(cfg, hc.HRNetConfig):  # another registered network: its heatmaps, or its backbone's maps
+        n = len(cfg.spec.out_channels(cfg.backbone))
+        return ("heatmaps",) if cfg.head is not None else tuple(f"map{i}" for i in range(n))
     kind = cfg.head.kind
     if kind == "v2p":
         return tuple(f"p{i}" for i in range(cfg.head.levels))
@@ -95,7 +110,7 @@ def check_options(cfg: hc.HRNetConfig, fmt: str, input_hw: tuple[int, int] | Non
                   dynamic_size: bool) -> None:
     """Raise ``ExportError`` naming the option for a combination ``export`` does not make."""
     if fmt not in FORMATS:
-        raise ExportError(f"--format: unknown {fmt!r}; expected one of {', '.join(FORMATS)}")
+        raise ExportError(f"--format: unknown {quote(fmt)}; expected one of {', '.join(FORMATS)}")
     if fmt == "safetensors":
         for flag, on in (("--input-size", input_hw is not None), ("--dynamic-batch", dynamic_batch),
                          ("--dynamic-size", dynamic_size)):
@@ -105,6 +120,9 @@ def check_options(cfg: hc.HRNetConfig, fmt: str, input_hw: tuple[int, int] | Non
         for flag, on in (("--dynamic-batch", dynamic_batch), ("--dynamic-size", dynamic_size)):
             if on:
                 raise ExportError(f"{flag}: only with --format onnx (a TorchScript trace is checked at the traced shape)")
+    if dynamic_size and not isinstance(cfg, hc.HRNetConfig):
+        raise ExportError(f"--dynamic-size: not for arch {cfg.arch} (its fusions upsample by scale factors fixed at "
+                          "the traced size); export at a fixed --input-size")
     if dynamic_size and cfg.upsample.mode == "nearest":
         raise ExportError("--dynamic-size: not with nearest upsampling by scale factor (upsample.mode: nearest, "
                           f"family {cfg.family}): the fusions need sides that are multiples of "
@@ -204,6 +222,90 @@ def export_safetensors(model: nn.Module, cfg: hc.HRNetConfig, out: str | Path) -
     return out
 
 
+def check_output(out: str | Path) -> Path:
+    """``out`` as a path ``export`` may write: its folder exists and ``out`` is not a folder, a device or
+    anything but a regular file (an existing file is fine: it is replaced once the export is verified).
+    Raises ``ExportError`` naming ``-o``."""
+    out = Path(out)
+    if out.is_dir():
+        raise ExportError(f"-o {out}: is a folder, not a file name")
+    if out.exists() and not out.is_file():
+        raise ExportError(f"-o {out}: exists and is not a regular file (a device or a pipe)")
+    if not out.parent.is_dir():
+        raise ExportError(f"-o: folder {out.parent} does not exist")
+    return out
+
+
+@contextlib.contextmanager
+def staged_output(out: Path) -> Iterator[Path]:
+    """A new, empty temporary file in ``out``'s folder to write and verify the export in; renamed to ``out``
+    (``os.replace``) when the block succeeds. On any failure (a refused check, an error, Ctrl-C) the
+    temporary file is removed and ``out`` is left as it was. Raises ``ExportError`` when the folder does not
+    take a new file (read-only, ``/proc``, no space)."""
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as err:
+        raise ExportError(f"-o {out}: cannot create a file in {out.parent} "
+                          f"({err.strerror or err.__class__.__name__})") from None
+    try:
+        yield tmp
+        os.replace(tmp, out)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def _reference(model: nn.Module, x: torch.Tensor, out: Path) -> list[torch.Tensor]:
+    """PyTorch's outputs on ``x``; ``ExportError`` when any is NaN or infinite (weights that overflow)."""
+    with torch.inference_mode():
+        ref = _as_list(model(x))
+    if not all(bool(torch.isfinite(y).all()) for y in ref):
+        raise ExportError(f"{out}: the model's own outputs are NaN or infinite on the check input (weights that "
+                          "overflow?); nothing exported")
+    return ref
+
+
+def write_and_reload(model: nn.Module, cfg: hc.HRNetConfig, fmt: str, x: torch.Tensor, path: Path, dynamic_batch: bool,
+                     dynamic_size: bool) -> tuple[list[torch.Tensor], str]:
+    """Write ``model`` as ``fmt`` to ``path``, reload that file and run it on ``x``: ``(outputs, verified_by)``.
+
+    Raises ``ExportError`` when onnx.checker refuses the file or the file cannot be written (``OSError``)."""
+    try:
+        if fmt == "onnx":
+            export_onnx(model, cfg, x, path, dynamic_batch, dynamic_size)
+            try:
+                check_onnx(path)
+            except Exception as err:
+                raise ExportError(f"onnx.checker refused the export ({str(err).splitlines()[0][:200]})") from None
+            return run_onnxruntime(onnxruntime_session(path), x), f"onnx.checker + onnxruntime {_ort_version()} (CPU)"
+        if fmt == "torchscript":
+            export_torchscript(model, x, path)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch.jit.load's deprecation notice; TorchScript is the format asked for
+                loaded = torch.jit.load(str(path), map_location="cpu").eval()
+            with torch.inference_mode():
+                return _as_list(loaded(x)), "torch.jit.load"
+        export_safetensors(model, cfg, path)
+        fresh = hc.build_model(cfg).eval()
+        hc.load_checkpoint(fresh, path)
+        with torch.inference_mode():
+            return _as_list(fresh(x)), "hrnet_core.load_checkpoint (strict)"
+    except OSError as err:
+        raise ExportError(f"cannot write the {fmt} file ({err.strerror or err.__class__.__name__})") from None
+
+
+def verify(ref: list[torch.Tensor], got: list[torch.Tensor], fmt: str) -> tuple[float, float]:
+    """``(max |diff|, tolerance)`` of the reloaded export's outputs ``got`` against PyTorch's ``ref``;
+    ``ExportError`` when they differ in shape or by more than the tolerance."""
+    tol = tolerance(ref)
+    diff = _max_diff(ref, got)
+    if not diff <= tol:
+        raise ExportError(f"the {fmt} export differs from PyTorch: max |diff| {diff:.3e} > {tol:.3e}")
+    return diff, tol
+
+
 def export(
     cfg: hc.HRNetConfig,
     fmt: str,
@@ -215,59 +317,38 @@ def export(
     model: nn.Module | None = None,
 ) -> ExportReport:
     """Export ``cfg``'s model (weights from ``checkpoint``, loaded strictly, or ``model``; else official
-    random initialisation) as ``fmt`` to ``out`` and verify the written file (module docstring).
+    random initialisation) as ``fmt`` to ``out`` and verify the written file (module docstring): ``out`` is
+    only ever created or replaced by renaming a verified file.
 
     ``input_hw``: the traced input ``(H, W)`` (default ``cfg.input_hw``). With ``dynamic_batch`` the check
-    runs at batch 2. Raises ``ExportError`` (bad combination, failed check), ``ConfigError`` (input size
-    the model cannot take) and ``CheckpointError``.
+    runs at batch 2. Raises ``ExportError`` (bad combination, an output path that cannot be written, failed
+    check, NaN or infinite outputs), ``ConfigError`` (input size the model cannot take) and
+    ``CheckpointError``; on any of them ``out`` is unchanged and no temporary file remains.
     """
     check_options(cfg, fmt, input_hw, dynamic_batch, dynamic_size)
     if input_hw is not None:
         cfg = cfg.with_input(tuple(input_hw))
-    out = Path(out)
-    if not out.parent.is_dir():
-        raise ExportError(f"-o: folder {out.parent} does not exist")
+    out = check_output(out)
     t0 = time.perf_counter()
-    if model is None:
-        model = hc.build_model(cfg)
-        if checkpoint is not None:
-            hc.load_checkpoint(model, checkpoint)
-    model = model.eval()
-    batch = 2 if dynamic_batch else 1
-    x = make_input(cfg, batch)
-    with torch.inference_mode():
-        ref = _as_list(model(x))
-    tol = tolerance(ref)
-    if fmt == "onnx":
-        export_onnx(model, cfg, x, out, dynamic_batch, dynamic_size)
+    with staged_output(out) as tmp:  # before the model is built: the folder must take a new file
+        if model is None:
+            model = hc.build_model(cfg)
+            if checkpoint is not None:
+                hc.load_checkpoint(model, checkpoint)
+        model = model.eval()
+        batch = 2 if dynamic_batch else 1
+        x = make_input(cfg, batch)
+        ref = _reference(model, x, out)
         try:
-            check_onnx(out)
-        except Exception as err:
-            raise ExportError(f"{out}: onnx.checker refused the export ({str(err).splitlines()[0][:200]})") from None
-        got = run_onnxruntime(onnxruntime_session(out), x)
-        verified = f"onnx.checker + onnxruntime {_ort_version()} (CPU)"
-    elif fmt == "torchscript":
-        export_torchscript(model, x, out)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # torch.jit.load's deprecation notice; TorchScript is the format asked for
-            loaded = torch.jit.load(str(out), map_location="cpu").eval()
-        with torch.inference_mode():
-            got = _as_list(loaded(x))
-        verified = "torch.jit.load"
-    else:
-        export_safetensors(model, cfg, out)
-        fresh = hc.build_model(cfg).eval()
-        hc.load_checkpoint(fresh, out)
-        with torch.inference_mode():
-            got = _as_list(fresh(x))
-        verified = "hrnet_core.load_checkpoint (strict)"
-    diff = _max_diff(ref, got)
-    if not diff <= tol:
-        raise ExportError(f"{out}: the {fmt} export differs from PyTorch: max |diff| {diff:.3e} > {tol:.3e}")
+            got, verified = write_and_reload(model, cfg, fmt, x, tmp, dynamic_batch, dynamic_size)
+            diff, tol = verify(ref, got, fmt)
+        except ExportError as err:
+            raise ExportError(f"{out}: {err}; nothing exported") from None
+        size = tmp.stat().st_size
     return ExportReport(
         path=str(out), format=fmt, input_hw=tuple(cfg.input_hw), batch=batch, dynamic_batch=dynamic_batch,
         dynamic_size=dynamic_size, outputs=output_names(cfg), max_abs_diff=diff, tolerance=tol,
-        size_mib=out.stat().st_size / 2**20, seconds=time.perf_counter() - t0, verified_by=verified,
+        size_mib=size / 2**20, seconds=time.perf_counter() - t0, verified_by=verified,
     )
 
 
@@ -285,6 +366,7 @@ __all__ = [
     "ExportReport",
     "check_onnx",
     "check_options",
+    "check_output",
     "export",
     "export_onnx",
     "export_safetensors",
@@ -295,5 +377,8 @@ __all__ = [
     "onnxruntime_session",
     "output_names",
     "run_onnxruntime",
+    "staged_output",
     "tolerance",
+    "verify",
+    "write_and_reload",
 ]

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from analysis.export.formats import OPSET, onnxruntime_session
-from hrnet_core.errors import UserInputError
+from hrnet_core.errors import UserInputError, quote
 
 ENGINES = ("torch", "onnxruntime")
 
@@ -31,7 +31,7 @@ class EngineError(UserInputError):
 def check_engine(engine: str, device_type: str) -> None:
     """Raise ``EngineError`` for an unknown engine or onnxruntime on another device than the CPU."""
     if engine not in ENGINES:
-        raise EngineError(f"--engine: unknown {engine!r}; expected one of {', '.join(ENGINES)}")
+        raise EngineError(f"--engine: unknown {quote(engine)}; expected one of {', '.join(ENGINES)}")
     if engine == "onnxruntime" and device_type != "cpu":
         raise EngineError(f"--engine onnxruntime: runs on the CPU here; use --device cpu (got {device_type})")
 

@@ -20,8 +20,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from analysis.ablation.coco_data import DatasetError, PersonRecord, coco_paths, load_coco_api, person_records
 from analysis.ablation.evaluate import IN_VIS_THRE, decode_heatmaps, pck, to_image_coords
-from analysis.ablation.files import read_json
 from analysis.ablation.keypoints import COCO_KEYPOINTS, COCO_SKELETON, FLIP_PAIRS
+from analysis.ablation.run_folder import read_request
 from analysis.imaging.topdown import affine_points, get_affine_transform, warp
 
 SPLIT = "val2017"
@@ -33,13 +33,14 @@ JOINT_COLUMNS = ("joint", "confidence", "labelled", "gt_x", "gt_y", "pred_x", "p
 
 def run_data_root(run_dir: str | Path) -> Path:
     """The dataset folder a run trained on (``data.path`` of ``run_dir/ablation.json``).
-    Raises ``DatasetError`` naming the file or the folder that is missing."""
+    Raises ``DatasetError`` naming the file or the folder that is missing, ``RunFolderError`` (a
+    ``UserInputError``) naming the field of a request that cannot be read."""
     request = Path(run_dir) / "ablation.json"
-    if not request.is_file():
+    stored = read_request(run_dir)  # bounded and checked: RunFolderError names the field
+    if stored is None:
         raise DatasetError(f"{request}: missing (not an ablation run folder)")
-    data = read_json(request).get("data")
-    path = data.get("path") if isinstance(data, dict) else None
-    if not isinstance(path, str) or not path:
+    path = (stored.get("data") or {}).get("path")
+    if not path:
         raise DatasetError(f"{request}: no data.path (the run has not prepared its dataset yet)")
     if not Path(path).is_dir():
         raise DatasetError(f"{path}: the dataset folder of run {Path(run_dir).name} is gone")

@@ -4,7 +4,9 @@ official preprocessing.
 Bundled photographs come from scikit-image's data module; the three below ship inside the
 scikit-image wheel (no download). ``load_image`` also reads any PNG / JPEG / BMP / TIFF / WebP file
 (or bytes, for uploads) into an RGB ``uint8`` array; anything unreadable raises ``ImageError``
-naming the file.
+naming the file. ``read_rgb`` gives a file's stored pixels as a Pillow RGB image (the COCO loader's
+reader). Both refuse an image above ``MAX_PIXELS`` from the size in its header, before decoding
+(``Image.open`` reads only the header), and turn Pillow's decompression-bomb guard into ``ImageError``.
 
 Preprocessing (``prepare`` / ``preprocess``) follows the official repositories:
 
@@ -21,9 +23,10 @@ Preprocessing (``prepare`` / ``preprocess``) follows the official repositories:
 
 from __future__ import annotations
 
+import contextlib
 import io
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,7 +35,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from analysis.imaging.topdown import box_to_center_scale, get_affine_transform, warp
-from hrnet_core.errors import UserInputError
+from hrnet_core.errors import UserInputError, quote
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -113,22 +116,14 @@ def _as_rgb_uint8(arr: np.ndarray, source: str) -> np.ndarray:
     return np.ascontiguousarray(a)
 
 
-def _open(data: bytes | Path, source: str) -> np.ndarray:
+@contextlib.contextmanager
+def _decoding(source: str) -> Iterator[None]:
+    """What Pillow raises for a bad file, as ``ImageError`` naming ``source``; its decompression-bomb
+    warning (89M to 179M pixels) counts as an error."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as im:
-                if im.width * im.height > MAX_PIXELS:
-                    raise ImageError(f"{source}: {im.width}x{im.height} image is too large (over {MAX_PIXELS // 1_000_000} megapixels)")
-                im.load()
-                im = ImageOps.exif_transpose(im)
-                if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                    arr = np.asarray(im, dtype=np.float64)
-                    arr = arr / 65535.0 if arr.max() > 255 else arr / 255.0
-                    return _as_rgb_uint8(arr, source)
-                if im.mode not in ("RGB", "RGBA", "L", "LA"):
-                    im = im.convert("RGBA" if ("transparency" in im.info or im.mode in ("PA", "RGBa")) else "RGB")
-                return _as_rgb_uint8(np.asarray(im), source)
+            yield
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -138,6 +133,44 @@ def _open(data: bytes | Path, source: str) -> np.ndarray:
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as err:
         detail = str(err).splitlines()[0][:120] if str(err) else err.__class__.__name__
         raise ImageError(f"{source}: unreadable or corrupt image ({detail})") from None
+
+
+def _open_bounded(fp, source: str) -> Image.Image:
+    """``Image.open`` (the header only), refused above ``MAX_PIXELS`` before any pixel is decoded. Call it
+    inside ``_decoding``."""
+    im = Image.open(fp)
+    if im.width * im.height > MAX_PIXELS:
+        size = f"{im.width}x{im.height}"
+        im.close()
+        raise ImageError(f"{source}: {size} image is too large (over {MAX_PIXELS // 1_000_000} megapixels)")
+    return im
+
+
+def _open(data: bytes | Path, source: str) -> np.ndarray:
+    with _decoding(source), _open_bounded(io.BytesIO(data) if isinstance(data, bytes) else data, source) as im:
+        im.load()
+        im = ImageOps.exif_transpose(im)
+        if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+            arr = np.asarray(im, dtype=np.float64)
+            arr = arr / 65535.0 if arr.max() > 255 else arr / 255.0
+            return _as_rgb_uint8(arr, source)
+        if im.mode not in ("RGB", "RGBA", "L", "LA"):
+            im = im.convert("RGBA" if ("transparency" in im.info or im.mode in ("PA", "RGBa")) else "RGB")
+        return _as_rgb_uint8(np.asarray(im), source)
+
+
+def read_rgb(path: str | Path) -> Image.Image:
+    """The stored pixels of image file ``path`` as a Pillow RGB image, as ``Image.open(path).convert("RGB")``
+    (no EXIF rotation: annotation coordinates refer to the stored pixels).
+
+    Raises ``ImageError`` naming the file for a missing, unreadable, non-image or corrupt one, and for one
+    above ``MAX_PIXELS`` (refused from its header, before decoding; Pillow's bomb guard included).
+    """
+    source = str(path)
+    if not Path(path).is_file():
+        raise ImageError(f"{source}: no such image file")
+    with _decoding(source), _open_bounded(path, source) as im:
+        return im.convert("RGB")
 
 
 def load_image(source: str | Path | bytes | np.ndarray) -> np.ndarray:
@@ -185,7 +218,7 @@ def affine_crop(img: np.ndarray, box: tuple[float, float, float, float], input_h
     Raises ``ImageError`` for a box without positive width and height.
     """
     if box[2] <= 0 or box[3] <= 0:
-        raise ImageError(f"person box {box!r}: width and height must be positive")
+        raise ImageError(f"person box {quote(box)}: width and height must be positive")
     out_h, out_w = input_hw
     center, scale = box_to_center_scale(box, out_w / out_h)
     m = get_affine_transform(center, scale, 0, (out_w, out_h))
@@ -267,5 +300,6 @@ __all__ = [
     "load_image",
     "prepare",
     "preprocess",
+    "read_rgb",
     "to_tensor",
 ]
