@@ -33,6 +33,7 @@ from app.logic.url_state import UrlStateError, decode_state, encode_state
 from hrnet_core import HRNetConfig, UserInputError, load_config
 from hrnet_core.device import prepare, resolve_device
 from hrnet_core.errors import quote
+from hrnet_core.networks.model_config import hrnet_only
 
 # ---- errors -------------------------------------------------------------------------------------
 
@@ -131,7 +132,7 @@ def config_sources() -> dict[str, str]:
 
 @st.cache_data(max_entries=128, show_spinner=False)
 def load_source(path: str, mtime: float) -> HRNetConfig:  # mtime: a saved file edited on disk reloads
-    return load_config(path)
+    return hrnet_only(load_config(path), "the app")
 
 
 def config_from_source(label: str) -> HRNetConfig:

@@ -226,8 +226,10 @@ def build_paths(cfg, model, device: torch.device, compile_: bool, onnx: bool, ab
         Path_("official_eager_fp32", _in(torch.no_grad, model)),
         Path_("fast_fp32", _in(lambda: fast_inference(device), fast), cl),
     ]
-    paths.append(Path_("fast_fp32_frozen", _in(torch.no_grad, fast_model(model, freeze=True)), cl,
-                       note="torch.jit.freeze of the traced fast copy (whole-model forwards only)"))
+    # traced at the config's own size: a trace keeps some shapes (HRFormer's window partition) as constants
+    paths.append(Path_("fast_fp32_frozen", _in(torch.no_grad, fast_model(model, freeze=True,
+                                                                         input_hw=tuple(cfg.input_hw))), cl,
+                       note="torch.jit.freeze of the fast copy traced at the config's input size"))
     if bf16_supported(device):
         paths.append(Path_("fast_bf16", _in(lambda: fast_inference(device, bf16=True), fast), cl))
     if compile_:

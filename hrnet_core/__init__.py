@@ -24,6 +24,7 @@ from .errors import UserInputError
 from .graph import ArchGraph, Part, architecture
 from .infer_config import NOT_IN_WEIGHTS, NotAnHRNetError, config_from_checkpoint, infer_config
 from .loader import dump_config, load_config, load_config_text, parse_mapping
+from .mmpose_model import config_from_mmpose
 from .model import MAX_PARAMS, HRNet, build_model, build_on_meta, count_params, init_weights
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "build_model",
     "build_on_meta",
     "config_from_checkpoint",
+    "config_from_mmpose",
     "count_params",
     "detect_mapping",
     "dump_config",

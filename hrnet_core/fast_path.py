@@ -64,9 +64,11 @@ def max_abs_diff(a, b) -> float:
 
 
 def _owners(model: nn.Module) -> list[nn.Module]:
-    """Every module holding children, including a head kept out of the tree (``HRNet.head_module``)."""
+    """Every module holding children, including a head or backbone kept out of the tree (``HRNet.head_module``,
+    ``NetworkModel.backbone``, whose children the model registers under their own names)."""
     seen: dict[int, nn.Module] = {}
-    roots = [model] + ([model.head_module] if hasattr(model, "head_module") else [])
+    roots = [model] + [getattr(model, a) for a in ("head_module", "backbone")
+                       if isinstance(getattr(model, a, None), nn.Module)]
     for root in roots:
         for m in root.modules():
             seen.setdefault(id(m), m)
@@ -117,7 +119,8 @@ def fold_batchnorm(model: nn.Module, example: torch.Tensor) -> tuple[nn.Module, 
 
 def _fold(model: nn.Module, example: torch.Tensor) -> tuple[nn.Module, int]:
     folded = copy.deepcopy(model).eval()
-    pairs = conv_bn_pairs(folded, example)
+    # a module run twice per forward (Lite-HRNet calls each fuse_layers[i][0] twice) pairs the same conv and BN twice
+    pairs = list({(id(c), id(n)): (c, n) for c, n in conv_bn_pairs(folded, example)}.values())
     swap: dict[int, nn.Module] = {}
     for conv, norm in pairs:
         if id(conv) in swap:  # one convolution feeding two BatchNorms cannot fold into both
@@ -162,6 +165,9 @@ def fast_model(model: nn.Module, channels_last: bool = True, compile: bool = Fal
     folded, _ = fold_batchnorm(model, example)
     for p in folded.parameters():
         p.requires_grad_(False)
+    for m in _owners(folded):  # a network's own inference kernels (HRFormer: scaled_dot_product_attention)
+        if hasattr(m, "set_fast_attention"):
+            m.set_fast_attention(True)
     if channels_last:
         folded = folded.to(memory_format=torch.channels_last)
     if compile:

@@ -36,6 +36,7 @@ from torch import nn
 from .config import HRNetConfig
 from .keys import PART_KINDS, output_key, part_key, split_output_key
 from .model import build_on_meta
+from .networks.registry import PartPlan
 
 STEM_PREFIXES = ("conv1", "bn1", "conv2", "bn2")
 # The stem also runs the model's parameter-free top-level ``relu`` (after bn1 and after bn2).
@@ -208,6 +209,8 @@ def architecture(cfg: HRNetConfig, input_hw: tuple[int, int] | None = None, batc
     """The ``ArchGraph`` of ``cfg``'s model for an input ``(batch, 3, H, W)``, ``input_hw = (H, W)`` (default:
     the config's). Builds the model on the meta device and runs it once there (no memory, milliseconds to a
     second). Raises ``ConfigError`` as ``build_model`` does for a config that cannot be built."""
+    if not isinstance(cfg, HRNetConfig):  # another registered network (hrnet_core.networks)
+        return _network_architecture(cfg, input_hw, batch)
     h, w = tuple(input_hw or cfg.input_hw)
     model = build_on_meta(cfg).eval()
     modules = dict(model.named_modules())
@@ -262,43 +265,105 @@ def architecture(cfg: HRNetConfig, input_hw: tuple[int, int] | None = None, batc
     head_layers = tuple(layer for _, layer in sorted(layers, key=lambda x: x[0]))
     exchange = tuple((f"{sname}.{m}", sname, m) for sname in model.stage_names
                      for m in range(len(getattr(model, sname))))
-    return ArchGraph(cfg.name, (h, w), batch, tuple(parts), _edges(parts), tuple(feature_maps), head_layers,
+    return ArchGraph(cfg.name, (h, w), batch, tuple(parts), part_edges(parts), tuple(feature_maps), head_layers,
                      exchange)
 
 
-def _edges(parts: list[Part]) -> tuple[tuple[str, str], ...]:
+def _network_architecture(cfg, input_hw: tuple[int, int] | None = None, batch: int = 1) -> ArchGraph:
+    """``architecture()`` of a model of another registered network (a ``NetworkConfig``): its
+    ``NetworkSpec.parts`` plan, with shapes and parameters read from the model built on the meta device. Maps: one
+    per branch part, keyed ``stageS.moduleM.branchB`` as for HRNet (the branch's output before the module's
+    fusion)."""
+    h, w = tuple(input_hw or cfg.input_hw)
+    model = build_on_meta(cfg).eval()
+    modules = dict(model.named_modules())
+    plans = list(cfg.spec.parts(cfg.backbone))
+    if cfg.head is not None:
+        stride = cfg.spec.out_strides(cfg.backbone)[-1]
+        plans.append(PartPlan("head.final_layer", "head", ("final_layer",), "head", resolution=stride, block="conv"))
+    seen: dict[str, tuple] = {}
+    hooks = []
+
+    def hook(prefix):
+        def _h(module, inputs, output):
+            seen.setdefault(prefix, (_shape(inputs[0]) if inputs else None, _shape(output), len(seen)))
+        return _h
+
+    for p in plans:
+        for q in p.prefixes:
+            if q in modules:
+                hooks.append(modules[q].register_forward_hook(hook(q)))
+    try:
+        with torch.no_grad():
+            model(torch.empty(batch, 3, h, w, device="meta"))
+    finally:
+        for handle in hooks:
+            handle.remove()
+
+    def reduction(shape):
+        return None if shape is None or len(shape) != 4 else max(1, round(h / shape[2]))
+
+    def params(prefix: str) -> int:
+        mod = modules.get(prefix)
+        return sum(t.numel() for t in mod.parameters()) if isinstance(mod, nn.Module) else 0
+
+    parts, maps = [], []
+    for p in plans:
+        first = seen.get(p.prefixes[0], (None, None, -1)) if p.prefixes else (None, None, -1)
+        last = seen.get(p.prefixes[-1], (None, None, -1)) if p.prefixes else (None, None, -1)
+        res = reduction(last[1]) or p.resolution
+        parts.append(Part(p.key, p.kind, p.prefixes, p.stage, p.module, p.branch, p.source, res, first[0], last[1],
+                          sum(params(q) for q in p.prefixes), p.prefixes))
+        if p.kind == "branch" and last[1] is not None and p.module is not None:
+            maps.append(FeatureMap(output_key(p.stage, p.module, p.branch), p.stage, p.module, p.branch, res, last[1]))
+    exchange = tuple(dict.fromkeys((p.prefixes[0].rsplit(".", 2)[0] if p.prefixes else p.stage, p.stage, p.module)
+                                   for p in plans if p.kind == "branch" and p.module is not None))
+    return ArchGraph(cfg.name, (h, w), batch, tuple(parts), part_edges(parts), tuple(maps), (), exchange)
+
+
+def part_edges(parts: list[Part]) -> tuple[tuple[str, str], ...]:
     """Data flow between parts: stem -> layer1 -> transitions -> each module's branches -> its fusion terms ->
-    the next module (or transition, or head). Identity parts are kept, so every hop is an edge."""
-    edges: list[tuple[str, str]] = [("stem", "layer1")]
-    outs: dict[int, list[str]] = {0: ["layer1"]}  # branch -> keys of the parts whose sum is its current output
+    the next module (or transition, or head). Identity parts are kept, so every hop is an edge. A branch part
+    with no branch (Lite-HRNet's cross-resolution weighting) reads every branch and feeds each of them."""
+    keys = {p.key for p in parts}
+    edges: list[tuple[str, str]] = [("stem", "layer1")] if {"stem", "layer1"} <= keys else []
+    start = "layer1" if "layer1" in keys else "stem"
+    outs: dict[int, list[str]] = {0: [start]}  # branch -> keys of the parts whose sum is its current output
     by_stage: dict[str, list[Part]] = {}
     for p in parts:
         by_stage.setdefault(p.stage, []).append(p)
-    for stage, group in by_stage.items():
-        if not stage.startswith("stage") or stage == "stage1":
-            continue
-        new_outs = {}
+    for group in by_stage.values():
+        if not any(p.kind in ("transition", "branch", "fusion") for p in group):
+            continue  # the stem, HRNet's layer1, the head
+        new_outs = dict(outs)
         for t in (p for p in group if p.kind == "transition"):
             edges += [(src, t.key) for src in outs.get(t.branch, outs[max(outs)])]
             new_outs[t.branch] = [t.key]
         outs = new_outs
         for m in sorted({p.module for p in group if p.module is not None}):
-            branches = [p for p in group if p.module == m and p.kind == "branch"]
+            mixers = [p for p in group if p.module == m and p.kind == "branch" and p.branch is None]
+            branches = [p for p in group if p.module == m and p.kind == "branch" and p.branch is not None]
             fusions = [p for p in group if p.module == m and p.kind == "fusion"]
+            for mix in mixers:
+                edges += [(src, mix.key) for b in sorted(outs) for src in outs[b]]
+                outs = {b: [mix.key] for b in outs}
             for br in branches:
-                edges += [(src, br.key) for src in outs[br.branch]]
+                edges += [(src, br.key) for src in outs.get(br.branch, outs[max(outs)])]
+            by_branch = {b.branch: b.key for b in branches}
             if fusions:
-                outs = {}
+                fused: dict[int, list[str]] = {}
                 for f in fusions:
-                    edges.append((next(b.key for b in branches if b.branch == f.source), f.key))
-                    outs.setdefault(f.branch, []).append(f.key)
+                    edges.append((by_branch.get(f.source, f.key), f.key))
+                    fused.setdefault(f.branch, []).append(f.key)
+                # a branch fuses its own output too (the identity term has no part)
+                outs = {b: ([by_branch[b]] if b in by_branch else []) + fused.get(b, []) for b in by_branch} or fused
             else:
-                outs = {b.branch: [b.key] for b in branches}
+                outs = {b: [k] for b, k in by_branch.items()} or outs
     heads = [p for p in parts if p.kind == "head"]
     if heads:
         edges += [(key, heads[0].key) for b in sorted(outs) for key in outs[b]]
         edges += [(a.key, b.key) for a, b in zip(heads, heads[1:])]
-    return tuple(dict.fromkeys(edges))
+    return tuple(e for e in dict.fromkeys(edges) if e[0] != e[1])
 
 
-__all__ = ["PART_KINDS", "STEM_MODULES", "STEM_PREFIXES", "ArchGraph", "FeatureMap", "Layer", "Part", "architecture", "output_key", "part_key"]
+__all__ = ["PART_KINDS", "STEM_MODULES", "STEM_PREFIXES", "ArchGraph", "FeatureMap", "Layer", "Part", "architecture", "output_key", "part_edges", "part_key"]

@@ -1,6 +1,7 @@
 """``load_config`` / ``dump_config``: the edge where YAML files, YAML text and dicts become
 ``HRNetConfig``. The two formats (official experiment YAML, concise schema) are told apart by the
-official upper-case ``MODEL`` section."""
+official upper-case ``MODEL`` section. A ``.py`` path is an mmpose config: read without executing it
+(``hrnet_core.mmpose_config``) and turned into a typed config by ``hrnet_core.mmpose_model``."""
 
 from __future__ import annotations
 
@@ -21,7 +22,16 @@ def parse_mapping(data: Mapping, name: str = "hrnet") -> HRNetConfig:
     if not isinstance(data, Mapping):
         raise ConfigError("", f"a config must be a YAML mapping, got {type(data).__name__}")
     check_data(data)
-    return parse_official(data, name) if is_official(data) else parse_concise(data, name)
+    if is_official(data):
+        return parse_official(data, name)
+    arch = data.get("arch", "hrnet")
+    if arch != "hrnet":
+        from .networks import load_builtin
+        from .networks.concise import parse_network_concise
+
+        load_builtin()
+        return parse_network_concise(data, name)
+    return parse_concise({k: v for k, v in data.items() if k != "arch"}, name)
 
 
 def load_config_text(text: str, source: str = "<text>", name: str = "hrnet") -> HRNetConfig:
@@ -34,27 +44,52 @@ def load_config_text(text: str, source: str = "<text>", name: str = "hrnet") -> 
 
 
 def load_config(source: str | Path | Mapping | HRNetConfig) -> HRNetConfig:
-    """An ``HRNetConfig`` from a YAML file path, a mapping, or an ``HRNetConfig`` (returned as is).
+    """An ``HRNetConfig`` from a YAML file path, a mapping, or an ``HRNetConfig`` (returned as is). A path ending
+    in ``.py`` is an mmpose config (``HRNetConfig`` for mmpose's HRNet, a ``NetworkConfig`` for another network).
 
-    Raises ``ConfigError`` naming the file (missing, unreadable, not YAML) or the field.
+    Raises ``ConfigError`` naming the file (missing, unreadable, not YAML, refused Python) or the field.
     """
-    if isinstance(source, HRNetConfig):
+    if isinstance(source, HRNetConfig) or _is_network_config(source):
         return source
     if isinstance(source, Mapping):
         return parse_mapping(source)
     path = Path(source)
     try:
-        data = read_yaml_file(path, "config")
         # A file name may hold bytes that are not UTF-8 (surrogate escapes): they never reach a name.
         name = path.stem.encode("utf-8", "backslashreplace").decode("utf-8")
+        if path.suffix == ".py":  # an mmpose config, read without executing it
+            return _load_mmpose(path, name)
+        data = read_yaml_file(path, "config")
         return parse_mapping(data, name)
     except ConfigError as err:
-        if err.field == str(path):
+        if err.field == str(path) or err.field.startswith(f"{path} line "):
             raise
         # Name the file in every error, also those about the whole document (no field).
         raise ConfigError(f"{path}: {err.field}" if err.field else str(path), err.message) from None
 
 
+def _load_mmpose(path: Path, name: str):
+    """An mmpose ``.py`` config (``hrnet_core.mmpose_config``, ``hrnet_core.mmpose_model``): its ``model``, with
+    ``codec`` (1.x) or ``data_cfg`` (0.x) for the input size. Errors of the reader already name the file and line."""
+    from .mmpose_config import read_mmpose_file
+    from .mmpose_model import config_from_mmpose
+
+    data = read_mmpose_file(path)
+    if "model" not in data:
+        raise ConfigError(str(path), "has no top-level model = dict(...): not an mmpose model config")
+    return config_from_mmpose(data["model"], codec=data.get("codec"), data_cfg=data.get("data_cfg"), name=name)
+
+
+def _is_network_config(obj) -> bool:
+    from .networks.model_config import NetworkConfig
+
+    return isinstance(obj, NetworkConfig)
+
+
 def dump_config(cfg: HRNetConfig) -> str:
-    """``cfg`` in the project's concise YAML schema."""
+    """``cfg`` in the project's concise YAML schema (``arch:`` and the backbone dict for other networks)."""
+    if _is_network_config(cfg):
+        from .networks.concise import dump_network_concise
+
+        return dump_network_concise(cfg)
     return dump_concise(cfg)

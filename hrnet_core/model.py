@@ -219,12 +219,24 @@ def _construct(cfg: HRNetConfig) -> HRNet:
     )
 
 
+def _network(cfg):
+    """``cfg`` if it is a model of another registered network (``hrnet_core.networks``), else None."""
+    from .networks.model_config import NetworkConfig  # the networks build on this module: imported when used
+
+    return cfg if isinstance(cfg, NetworkConfig) else None
+
+
 def build_on_meta(cfg: HRNetConfig) -> HRNet:
     """``cfg``'s model on PyTorch's meta device: exact structure, names and shapes, no memory allocated.
 
     Unlike ``build_model`` it does not check ``MAX_PARAMS``; it does refuse a config above
     ``hrnet_core.budget.MAX_CONV_LAYERS`` (so it answers within about a second).
     """
+    if _network(cfg):
+        from .networks.model import build_network
+
+        with torch.device("meta"):
+            return build_network(cfg)
     check_depth(cfg)
     with torch.device("meta"):
         return _construct(cfg)
@@ -232,11 +244,25 @@ def build_on_meta(cfg: HRNetConfig) -> HRNet:
 
 def count_params(cfg: HRNetConfig) -> int:
     """Exact parameter count of ``cfg``'s model: the backbone by arithmetic (``hrnet_core.budget``), the
-    head built alone on the meta device. Milliseconds even for the deepest config within the budget."""
+    head built alone on the meta device. Milliseconds even for the deepest config within the budget. Other
+    networks (``NetworkConfig``): their closed-form counts plus the head's final convolution."""
+    if _network(cfg):
+        return network_params(cfg)
     check_depth(cfg)
     with torch.device("meta"):
         head = build_head(cfg.family, cfg.head, cfg.stages[-1].out_channels, cfg.upsample)
     return backbone_params(cfg) + sum(p.numel() for p in head.parameters())
+
+
+def network_params(cfg) -> int:
+    """Parameters of a ``NetworkConfig``'s model: the backbone's closed form (``NetworkSpec.counts``) and the head's
+    ``final_layer`` (k x k conv with bias on the last map)."""
+    spec = cfg.spec
+    n = sum(p.params for p in spec.counts(cfg.backbone, cfg.input_hw))
+    if cfg.head is not None:
+        k = cfg.head.final_conv_kernel
+        n += spec.out_channels(cfg.backbone)[-1] * cfg.head.outputs * k * k + cfg.head.outputs
+    return n
 
 
 def check_buildable(cfg: HRNetConfig, max_params: int = MAX_PARAMS) -> int:
@@ -257,6 +283,14 @@ def build_model(cfg: HRNetConfig, init: str = "official") -> HRNet:
     ``init``: ``official`` (N(0, 0.001) convs, see ``init_weights``) or ``default`` (PyTorch's).
     Raises ``ConfigError`` for a model above ``MAX_PARAMS`` (checked before allocating).
     """
+    if _network(cfg):
+        from .networks.model import build_network
+
+        check_buildable(cfg)
+        if init != "default":  # mmpose's own initialisation is PyTorch's default plus pretrained weights
+            if init != "official":
+                raise ValueError(f"unknown init {init!r}; expected 'official' or 'default'")
+        return build_network(cfg)
     if not isinstance(cfg, HRNetConfig):
         raise TypeError("build_model takes an HRNetConfig; use hrnet_core.load_config for YAML or dicts")
     check_buildable(cfg)

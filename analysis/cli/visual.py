@@ -22,6 +22,7 @@ import hrnet_core as hc
 from analysis.cli.args import bounded_int, check_box, finite_float, output_dir, output_file
 from hrnet_core.budget import check_activations, check_depth
 from hrnet_core.errors import UserInputError
+from hrnet_core.networks.model_config import hrnet_only
 
 
 def register(sub) -> None:
@@ -81,7 +82,7 @@ def register(sub) -> None:
 
 
 def _config(args):
-    cfg = hc.load_config(args.config)
+    cfg = hrnet_only(hc.load_config(args.config), f"hrnet-explorer {args.command}")
     if args.fusion:
         cfg = cfg.with_fusion(args.fusion)
     check_depth(cfg)  # the same whole-model bound for a diagram as for a built model

@@ -36,6 +36,7 @@ from hrnet_core import (
 from hrnet_core.config import BLOCK_EXPANSION, HIGHER_FIELDS, HeadConfig
 from hrnet_core.heads import head_kinds
 from hrnet_core.model import check_buildable
+from hrnet_core.networks.model_config import hrnet_only
 
 DEFAULT_PRESET = "pose_hrnet_w32_256x192"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$")  # "+": derived names (app.logic.identity)
@@ -173,7 +174,7 @@ def parse_yaml(text: str, source: str = "YAML", name: str = "hrnet") -> HRNetCon
 
     ``name`` is used when the text has none (official files never do).
     """
-    return load_config_text(text, source=source, name=name)
+    return hrnet_only(load_config_text(text, source=source, name=name), "the Build page")
 
 
 def yaml_diff(base: HRNetConfig, cfg: HRNetConfig, base_label: str = "preset", label: str = "current") -> str:

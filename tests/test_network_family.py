@@ -1,0 +1,131 @@
+"""Every registered network's presets (``configs/networks/``: Lite-HRNet-18 / 30, naive Lite-HRNet-18, HRFormer-S / B)
+through the same core as HRNet, as timm's tests run over ``list_models()``: load and round-trip, the closed-form
+counts against fvcore, ``architecture()``, the inference fast path, checkpoints in mmpose's layouts, the CLI; and
+the three shared mmpose configs' published params / MACs (``../shared/README.md``) through ``analyze``."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+from conftest import NETWORK_PRESETS, SHARED
+from safetensors.torch import save_file
+
+import hrnet_core as hc
+from analysis.cli import main
+from analysis.complexity import analyze
+from hrnet_core.fast_path import fast_inputs, fast_model, max_abs_diff
+from hrnet_core.graph import architecture
+from hrnet_core.networks import network_names
+from hrnet_core.networks.model_config import NetworkConfig
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+SMALL = (64, 64)  # 1/32 maps of 2x2: every branch fuses, fvcore stays fast
+MMPOSE = SHARED / "official" / "mmpose"
+# shared/README.md: the published configs' params and Conv2d + Linear MACs at 256x192 (backbone + 1x1 head)
+PUBLISHED = {"td-hm_litehrnet-18_8xb64-210e_coco-256x192.py": (1_130_769, 242_345_088),
+             "td-hm_hrformer-small_8xb32-210e_coco-256x192.py": (7_746_779, 2_954_226_176),
+             "td-hm_hrnet-w32_8xb64-210e_coco-256x192.py": (28_536_113, 7_645_003_776)}
+
+
+def test_every_registered_network_has_presets():
+    archs = {hc.load_config(p).arch for p in NETWORK_PRESETS}
+    assert archs == set(network_names()) - {"hrnet"} and len(NETWORK_PRESETS) >= 5
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_published_mmpose_configs_params_and_macs_exact(name):
+    report = analyze(hc.load_config(MMPOSE / name))
+    assert (report.params, report.conv_linear_macs) == PUBLISHED[name]
+
+
+@pytest.fixture(params=NETWORK_PRESETS, ids=lambda p: p.stem)
+def preset(request) -> NetworkConfig:
+    return hc.load_config(request.param)
+
+
+def test_loads_and_round_trips(preset):
+    assert isinstance(preset, NetworkConfig)
+    assert hc.load_config_text(hc.dump_config(preset)) == preset
+    model = hc.build_model(preset)
+    assert hc.count_params(preset) == sum(p.numel() for p in model.parameters())
+
+
+def test_closed_form_equals_fvcore(preset):
+    cfg = preset.with_input(SMALL)
+    a, f = analyze(cfg), analyze(cfg, backend="fvcore")
+    for field in ("params", "conv_linear_macs", "attention_macs", "fvcore_flops", "activations"):
+        assert getattr(a, field) == getattr(f, field), field
+    cols = ["params", "flops", "macs", "activations"]
+    assert a.breakdown[cols].to_dict("records") == f.breakdown[cols].to_dict("records")  # part by part
+    assert (a.attention_macs > 0) == (preset.arch == "hrformer")
+
+
+def test_architecture_parts_own_every_parameter_once(preset):
+    cfg = preset.with_input(SMALL)
+    graph = architecture(cfg)
+    model = hc.build_on_meta(cfg)
+    for name, _ in model.named_parameters():
+        assert sum(p.owns(name) for p in graph.parts) == 1, name
+    assert sum(p.params for p in graph.parts) == hc.count_params(cfg)
+    assert graph.maps and {m.resolution for m in graph.maps} == {4, 8, 16, 32}
+    assert all(a in {p.key for p in graph.parts} and b in {p.key for p in graph.parts} for a, b in graph.edges)
+
+
+def test_fast_path_matches_the_reference(preset):
+    torch.manual_seed(0)
+    model = hc.build_model(preset.with_input(SMALL)).eval()
+    fast = fast_model(model, input_hw=SMALL)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.modules())  # every BatchNorm folded
+    x = torch.randn(1, 3, *SMALL)
+    with torch.no_grad():
+        ref, out = model(x), fast(fast_inputs(x))
+    assert max_abs_diff(ref, out) <= 1e-4 * max(1.0, float(ref.abs().max()))
+
+
+def test_mmpose_checkpoint_layouts_load_strictly(preset, tmp_path):
+    model = hc.build_model(preset).eval()
+    state = model.state_dict()
+    released = {("head." if k.startswith("final_layer.") else "backbone.") + k: v for k, v in state.items()}
+    save_file({k: v.contiguous() for k, v in released.items()}, str(tmp_path / "topdown.safetensors"))
+    other = hc.build_model(preset).eval()
+    report = hc.load_checkpoint(other, tmp_path / "topdown.safetensors")
+    assert not report.missing and not report.unexpected
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model(x), other(x))
+    # a bare backbone state_dict (no prefix) into the headless model
+    headless = replace(preset, head=None)
+    bare = hc.build_model(headless).eval()
+    save_file({k: v.contiguous() for k, v in bare.state_dict().items()}, str(tmp_path / "backbone.safetensors"))
+    assert not hc.load_checkpoint(hc.build_model(headless), tmp_path / "backbone.safetensors").missing
+    with torch.no_grad():
+        assert isinstance(bare(x), list)
+
+
+def test_cli_inspect_and_analyze(preset, capsys):
+    path = str(next(p for p in NETWORK_PRESETS if p.stem == preset.name))
+    assert main(["inspect", path, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["params"] == hc.count_params(preset) and out["arch"] == preset.arch
+    assert main(["analyze", path, "--json", "--input-size", "64", "64"]) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["arch"] == preset.arch and rep["conv_linear_macs"] == analyze(preset.with_input(SMALL)).conv_linear_macs
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript", "safetensors"])
+def test_export_with_parity(preset, fmt, tmp_path):
+    from analysis.export.formats import export, make_input, onnxruntime_session, output_names, run_onnxruntime
+
+    cfg = preset.with_input(SMALL)
+    model = hc.build_model(cfg).eval()
+    report = export(cfg, fmt, tmp_path / f"m.{fmt}", model=model)  # the file is verified by reloading it
+    assert report.max_abs_diff <= report.tolerance and report.outputs == output_names(cfg) == ("heatmaps",)
+    if fmt == "onnx":  # and once more here, in onnxruntime, on another input
+        x = make_input(cfg, 1, seed=3)
+        with torch.no_grad():
+            ref = model(x)
+        got = run_onnxruntime(onnxruntime_session(report.path), x)[0]
+        assert float((got - ref).abs().max()) <= 1e-4 * max(1.0, float(ref.abs().max()))
