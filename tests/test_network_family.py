@@ -46,6 +46,21 @@ def preset(request) -> NetworkConfig:
     return hc.load_config(request.param)
 
 
+# One preset per network and block kind for the slow checks (fvcore, export); the wider and deeper presets run
+# the same code, and their counts are checked against fvcore in test_network_litehrnet / test_network_hrformer.
+REPRESENTATIVE = [p for p in NETWORK_PRESETS if p.stem in
+                  ("litehrnet_18_256x192", "naive_litehrnet_18_256x192", "hrformer_small_256x192")]
+
+
+@pytest.fixture(params=REPRESENTATIVE, ids=lambda p: p.stem)
+def representative(request) -> NetworkConfig:
+    return hc.load_config(request.param)
+
+
+def test_representatives_cover_every_network():
+    assert {hc.load_config(p).arch for p in REPRESENTATIVE} == set(network_names()) - {"hrnet"}
+
+
 def test_loads_and_round_trips(preset):
     assert isinstance(preset, NetworkConfig)
     assert hc.load_config_text(hc.dump_config(preset)) == preset
@@ -53,7 +68,8 @@ def test_loads_and_round_trips(preset):
     assert hc.count_params(preset) == sum(p.numel() for p in model.parameters())
 
 
-def test_closed_form_equals_fvcore(preset):
+def test_closed_form_equals_fvcore(representative):
+    preset = representative
     cfg = preset.with_input(SMALL)
     a, f = analyze(cfg), analyze(cfg, backend="fvcore")
     for field in ("params", "conv_linear_macs", "attention_macs", "fvcore_flops", "activations"):
@@ -116,7 +132,8 @@ def test_cli_inspect_and_analyze(preset, capsys):
 
 
 @pytest.mark.parametrize("fmt", ["onnx", "torchscript", "safetensors"])
-def test_export_with_parity(preset, fmt, tmp_path):
+def test_export_with_parity(representative, fmt, tmp_path):
+    preset = representative
     from analysis.export.formats import export, make_input, onnxruntime_session, output_names, run_onnxruntime
 
     cfg = preset.with_input(SMALL)
