@@ -180,6 +180,16 @@ def _shape(t) -> tuple[int, ...] | None:
     return None
 
 
+def _shape_hooks(seen: dict[str, tuple]):
+    """``hook(prefix)``: a forward hook that records ``(input shape, output shape, call order)`` of the module at
+    ``prefix`` into ``seen`` at its first call."""
+    def hook(prefix):
+        def _h(module, inputs, output):
+            seen.setdefault(prefix, (_shape(inputs[0]) if inputs else None, _shape(output), len(seen)))
+        return _h
+    return hook
+
+
 def _own_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -217,11 +227,7 @@ def architecture(cfg: HRNetConfig, input_hw: tuple[int, int] | None = None, batc
     plan = _parts_plan(model)
     seen: dict[str, tuple] = {}
     hooks = []
-
-    def hook(prefix):
-        def _h(module, inputs, output):
-            seen.setdefault(prefix, (_shape(inputs[0]) if inputs else None, _shape(output), len(seen)))
-        return _h
+    hook = _shape_hooks(seen)
 
     for kind, _, prefixes, *_ in plan:
         for p in prefixes:
@@ -283,11 +289,7 @@ def _network_architecture(cfg, input_hw: tuple[int, int] | None = None, batch: i
         plans.append(PartPlan("head.final_layer", "head", ("final_layer",), "head", resolution=stride, block="conv"))
     seen: dict[str, tuple] = {}
     hooks = []
-
-    def hook(prefix):
-        def _h(module, inputs, output):
-            seen.setdefault(prefix, (_shape(inputs[0]) if inputs else None, _shape(output), len(seen)))
-        return _h
+    hook = _shape_hooks(seen)
 
     for p in plans:
         for q in p.prefixes:

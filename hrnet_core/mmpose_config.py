@@ -51,6 +51,7 @@ from typing import Any
 
 from .config import ConfigError
 from .errors import quote
+from .safe_yaml import read_bounded_bytes
 
 MAX_FILE_BYTES = 1_000_000  # mmpose's configs are 3-10 KB
 MAX_STATEMENTS = 1_000  # top-level statements; mmpose's configs have 20-40
@@ -522,24 +523,8 @@ def read_mmpose_text(text: str, source: str = "<text>") -> dict:
 def read_mmpose_file(path: str | Path) -> dict:
     """``read_mmpose_text`` of the file ``path``. Raises ``MmposeConfigError`` naming the file: missing, a
     folder or device, above ``MAX_FILE_BYTES``, not UTF-8 text, or refused (then with the line)."""
-    path = Path(path)
     source = str(path)
-    try:
-        if not path.exists():
-            raise MmposeConfigError(source, "no such config file")
-        if path.is_dir():
-            raise MmposeConfigError(source, "is a folder, not a config file")
-        if not path.is_file():
-            raise MmposeConfigError(source, "is not a regular file (a device or a pipe), not a config file")
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise MmposeConfigError(source, f"is {size:,} bytes; an mmpose config is at most {MAX_FILE_BYTES:,}")
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_FILE_BYTES + 1)
-    except OSError as err:
-        raise MmposeConfigError(source, f"cannot read config file ({err.strerror or type(err).__name__})") from None
-    if len(raw) > MAX_FILE_BYTES:
-        raise MmposeConfigError(source, f"is more than {MAX_FILE_BYTES:,} bytes")
+    raw = read_bounded_bytes(path, "config", MAX_FILE_BYTES, MmposeConfigError)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:

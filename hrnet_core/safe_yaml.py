@@ -228,30 +228,38 @@ def load_yaml(text: str, source: str = "<text>") -> object:
         loader.dispose()
 
 
+def read_bounded_bytes(path: str | Path, what: str, limit: int, error=ConfigError) -> bytes:
+    """The bytes of the regular file ``path``, at most ``limit`` of them, or ``error(file, message)``: missing, a
+    folder, a device or pipe, too large, unreadable. ``what`` names the kind of file in the messages (``config``)."""
+    path = Path(path)
+    source = str(path)
+    try:
+        if not path.exists():
+            raise error(source, f"no such {what} file")
+        if path.is_dir():
+            raise error(source, f"is a folder, not a {what} file")
+        if not path.is_file():
+            raise error(source, f"is not a regular file (a device or a pipe), not a {what} file")
+        size = path.stat().st_size
+        if size > limit:
+            raise error(source, f"is {size:,} bytes; a {what} file is at most {limit:,}")
+        with open(path, "rb") as fh:
+            raw = fh.read(limit + 1)
+    except OSError as err:
+        raise error(source, f"cannot read {what} file ({err.strerror or err.__class__.__name__})") from None
+    if len(raw) > limit:  # it grew while being read
+        raise error(source, f"is more than {limit:,} bytes")
+    return raw
+
+
 def read_yaml_file(path: str | Path, what: str = "config") -> object:
     """The value of the YAML file ``path`` (see ``load_yaml``); an empty document is refused.
 
     Raises ``ConfigError`` naming the file: missing, a folder or device, above ``MAX_DOCUMENT_BYTES``,
     not UTF-8 text, empty, or invalid (then also the field).
     """
-    path = Path(path)
     source = str(path)
-    try:
-        if not path.exists():
-            raise ConfigError(source, f"no such {what} file")
-        if path.is_dir():
-            raise ConfigError(source, f"is a folder, not a {what} file")
-        if not path.is_file():
-            raise ConfigError(source, f"is not a regular file (a device or a pipe), not a {what} file")
-        size = path.stat().st_size
-        if size > MAX_DOCUMENT_BYTES:
-            raise ConfigError(source, f"is {size:,} bytes; a {what} file is at most {MAX_DOCUMENT_BYTES:,}")
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_DOCUMENT_BYTES + 1)
-    except OSError as err:
-        raise ConfigError(source, f"cannot read {what} file ({err.strerror or err.__class__.__name__})") from None
-    if len(raw) > MAX_DOCUMENT_BYTES:
-        raise ConfigError(source, f"is more than {MAX_DOCUMENT_BYTES:,} bytes")
+    raw = read_bounded_bytes(path, what, MAX_DOCUMENT_BYTES)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
