@@ -286,11 +286,10 @@ def build_model(cfg: HRNetConfig, init: str = "official") -> HRNet:
     if _network(cfg):
         from .networks.model import build_network
 
+        if init not in ("official", "default"):
+            raise ValueError(f"unknown init {init!r}; expected 'official' or 'default'")
         check_buildable(cfg)
-        if init != "default":  # mmpose's own initialisation is PyTorch's default plus pretrained weights
-            if init != "official":
-                raise ValueError(f"unknown init {init!r}; expected 'official' or 'default'")
-        return build_network(cfg)
+        return build_network(cfg)  # either init: the network's construction-time init (mmpose / mmcv's)
     if not isinstance(cfg, HRNetConfig):
         raise TypeError("build_model takes an HRNetConfig; use hrnet_core.load_config for YAML or dicts")
     check_buildable(cfg)

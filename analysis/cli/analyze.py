@@ -110,8 +110,13 @@ def format_report(report: ComplexityReport, key: str) -> str:
             f"(branches the V1 head does not read; PyTorch still runs them, TorchScript's trace drops them): "
             f"{report.untraced_flops:,} flops"
         )
+    if report.attention_macs:
+        lines.append(f"attention: {report.attention_macs:,} multiply-adds of the window-attention matrix products "
+                     "(q @ k^T, attn @ v), not Conv2d/Linear, so not in the paper figure")
+    written = ("elements written by the forward pass" if report.arch == "hrnet" else
+               "elements of the Conv2d, Linear and matmul outputs (fvcore's activation count)")
     lines.append(
-        f"activations: {report.activations:,} elements written by the forward pass = "
+        f"activations: {report.activations:,} {written} = "
         f"{report.activation_mib(dtype='float32'):.1f} MiB at float32, {report.activation_mib(dtype='bfloat16'):.1f} MiB "
         f"at bfloat16 (batch {report.batch})"
     )
