@@ -295,8 +295,12 @@ def test_ablation_page_smoke_run(server, page):
     page.get_by_role("button", name="Start").click()
     page.get_by_text("Started browser-smoke").wait_for(timeout=TIMEOUT_MS)
     # Progress appears and refreshes by itself (a fragment polling the run folder), then the report.
-    # the run's status line is one keyed container: a fragment rerun redraws it in place, never beside a stale copy
-    page.locator(".st-key-abl_status").filter(has_text="browser-smoke — finished").wait_for(timeout=180_000)
+    # The run's status line is one keyed container. While a rerun redraws the page, Streamlit keeps the previous
+    # run's copy until the new run ends, so wait for a finished line in a settled page, then there is one line.
+    page.wait_for_function(
+        IDLE_JS + " && [...document.querySelectorAll('.st-key-abl_status')]"
+        ".some((e) => e.innerText.includes('browser-smoke — finished'))", timeout=180_000)
+    assert page.locator(".st-key-abl_status").count() == 1
     _plotly_drawn(page, at_least=3)  # the report's plots, drawn in the app
     _no_error(page)
     _shot(page, "5_ablation")
