@@ -234,6 +234,13 @@ class StageConfig:
                                   "branch 0's blocks (it fails with an IndexError)")
         _bool(self.multiscale_output, "multiscale_output")
 
+    def fused_rows(self, m: int) -> int:
+        """How many branches module ``m`` fuses into: none with one branch; branch 0 alone for the last module
+        without ``multiscale_output`` (stages 2 and 3 always have it: ``HRFormerSection`` checks); else all."""
+        if self.num_branches == 1:
+            return 0
+        return 1 if (m == self.num_modules - 1 and not self.multiscale_output) else self.num_branches
+
     def hidden(self, b: int) -> int:
         """FFN hidden channels of branch ``b``: ``int(num_channels[b] * mlp_ratios[b])`` as mmpose."""
         return int(self.num_channels[b] * self.mlp_ratios[b])

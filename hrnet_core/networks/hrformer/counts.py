@@ -154,9 +154,7 @@ def parts(section: HRFormerSection) -> tuple[PartPlan, ...]:
                                     module=m, branch=b, resolution=4 * 2 ** b, block="HRFORMER"))
             if st.num_branches == 1:
                 continue
-            last = m == st.num_modules - 1
-            rows = 1 if (s == 4 and last and not st.multiscale_output) else st.num_branches
-            for i in range(rows):
+            for i in range(st.fused_rows(m)):
                 for j in range(st.num_branches):
                     out.append(PartPlan(part_key("fusion", s, m, i, j), "fusion", (f"{sname}.{m}.fuse_layers.{i}.{j}",),
                                         sname, module=m, branch=i, source=j, resolution=4 * 2 ** i))
@@ -219,9 +217,7 @@ def counts(section: HRFormerSection, input_hw: tuple[int, int]) -> tuple[PartCou
                 out.append(t.count(part_key("branch", s, m, b)))
             if st.num_branches == 1:
                 continue
-            last = m == st.num_modules - 1
-            rows = 1 if (s == 4 and last and not st.multiscale_output) else st.num_branches
-            for i in range(rows):
+            for i in range(st.fused_rows(m)):
                 for j in range(st.num_branches):
                     t = _Tally(mode)
                     if j > i:
