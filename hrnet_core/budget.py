@@ -137,17 +137,38 @@ def backbone_params(cfg: HRNetConfig) -> int:
     return _backbone(cfg, cfg.input_hw).params
 
 
+def _network_section(cfg):
+    """``cfg`` when it is a ``NetworkConfig`` (another registered network), else None. Imported when used: the
+    networks' own config sections build on this module."""
+    from .networks.model_config import NetworkConfig
+
+    return cfg if isinstance(cfg, NetworkConfig) else None
+
+
+# Each Conv2d / Linear / matmul output of a network is followed by about two more tensors of its size (its
+# BatchNorm or LayerNorm and its activation, or a residual sum): bytes ~ 3 x the counted outputs.
+NETWORK_WRITES_PER_OUTPUT = 3
+
+
 def activation_estimate(cfg: HRNetConfig, batch: int = 1, input_hw: tuple[int, int] | None = None) -> int:
     """Estimated float32 bytes that one forward pass of ``batch`` images at ``input_hw`` (default: the
     config's) writes: every convolution's and BatchNorm's output, residual and fusion sums, and the head
-    (roughly). Within a factor of two of ``analysis.complexity``'s exact count for every preset."""
+    (roughly). Within a factor of two of ``analysis.complexity``'s exact count for every preset. Another
+    network (``NetworkConfig``): ``NETWORK_WRITES_PER_OUTPUT`` x its closed-form activations
+    (``NetworkSpec.counts``)."""
     hw = input_hw or cfg.input_hw
+    if _network_section(cfg) is not None:
+        outputs = sum(c.activations for c in cfg.spec.counts(cfg.backbone, tuple(hw)))
+        return 4 * batch * NETWORK_WRITES_PER_OUTPUT * outputs
     t = _backbone(cfg, hw)
     return 4 * batch * (t.elements + _head_estimate(cfg, _sizes(cfg, hw)))
 
 
 def check_depth(cfg: HRNetConfig, max_layers: int = MAX_CONV_LAYERS) -> int:
-    """``conv_layers(cfg)``; ``ConfigError`` (field ``model``) above ``max_layers``."""
+    """``conv_layers(cfg)``; ``ConfigError`` (field ``model``) above ``max_layers``. Another network's section
+    bounds its depth when it is parsed (e.g. Lite-HRNet's convolutions): 0 is returned for it."""
+    if _network_section(cfg) is not None:
+        return 0
     n = conv_layers(cfg)
     if n > max_layers:
         raise ConfigError("model", f"{n} convolution layers exceed the bound of {max_layers}; reduce modules or "

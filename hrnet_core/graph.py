@@ -36,7 +36,7 @@ from torch import nn
 from .config import HRNetConfig
 from .keys import PART_KINDS, output_key, part_key, split_output_key
 from .model import build_on_meta
-from .networks.registry import PartPlan
+from .networks.registry import PartPlan, network_modules
 
 STEM_PREFIXES = ("conv1", "bn1", "conv2", "bn2")
 # The stem also runs the model's parameter-free top-level ``relu`` (after bn1 and after bn2).
@@ -275,11 +275,22 @@ def architecture(cfg: HRNetConfig, input_hw: tuple[int, int] | None = None, batc
                      exchange)
 
 
+def _module_outputs(seen: dict[str, list]):
+    """``hook(prefix)``: a forward hook that records the list of per-branch output shapes of the exchange module
+    at ``prefix`` into ``seen`` at its first call."""
+    def hook(prefix):
+        def _h(module, inputs, output):
+            outs = output if isinstance(output, (list, tuple)) else [output]
+            seen.setdefault(prefix, [tuple(t.shape) for t in outs])
+        return _h
+    return hook
+
+
 def _network_architecture(cfg, input_hw: tuple[int, int] | None = None, batch: int = 1) -> ArchGraph:
     """``architecture()`` of a model of another registered network (a ``NetworkConfig``): its
     ``NetworkSpec.parts`` plan, with shapes and parameters read from the model built on the meta device. Maps: one
-    per branch part, keyed ``stageS.moduleM.branchB`` as for HRNet (the branch's output before the module's
-    fusion)."""
+    per output of every exchange module, keyed ``stageS.moduleM.branchB`` as for HRNet (the module's output on
+    branch B, after its fusion; what ``NetworkModel.forward_intermediates`` records)."""
     h, w = tuple(input_hw or cfg.input_hw)
     model = build_on_meta(cfg).eval()
     modules = dict(model.named_modules())
@@ -287,14 +298,18 @@ def _network_architecture(cfg, input_hw: tuple[int, int] | None = None, batch: i
     if cfg.head is not None:
         stride = cfg.spec.out_strides(cfg.backbone)[-1]
         plans.append(PartPlan("head.final_layer", "head", ("final_layer",), "head", resolution=stride, block="conv"))
+    exchange = network_modules(plans)
     seen: dict[str, tuple] = {}
+    outputs: dict[str, list] = {}
     hooks = []
-    hook = _shape_hooks(seen)
-
+    hook, module_hook = _shape_hooks(seen), _module_outputs(outputs)
     for p in plans:
         for q in p.prefixes:
             if q in modules:
                 hooks.append(modules[q].register_forward_hook(hook(q)))
+    for prefix, _, _ in exchange:
+        if prefix in modules:  # a network off the registry's S.M convention simply has no maps
+            hooks.append(modules[prefix].register_forward_hook(module_hook(prefix)))
     try:
         with torch.no_grad():
             model(torch.empty(batch, 3, h, w, device="meta"))
@@ -309,17 +324,15 @@ def _network_architecture(cfg, input_hw: tuple[int, int] | None = None, batch: i
         mod = modules.get(prefix)
         return sum(t.numel() for t in mod.parameters()) if isinstance(mod, nn.Module) else 0
 
-    parts, maps = [], []
+    parts = []
     for p in plans:
         first = seen.get(p.prefixes[0], (None, None, -1)) if p.prefixes else (None, None, -1)
         last = seen.get(p.prefixes[-1], (None, None, -1)) if p.prefixes else (None, None, -1)
         res = reduction(last[1]) or p.resolution
         parts.append(Part(p.key, p.kind, p.prefixes, p.stage, p.module, p.branch, p.source, res, first[0], last[1],
                           sum(params(q) for q in p.prefixes), p.prefixes))
-        if p.kind == "branch" and last[1] is not None and p.module is not None:
-            maps.append(FeatureMap(output_key(p.stage, p.module, p.branch), p.stage, p.module, p.branch, res, last[1]))
-    exchange = tuple(dict.fromkeys((p.prefixes[0].rsplit(".", 2)[0] if p.prefixes else p.stage, p.stage, p.module)
-                                   for p in plans if p.kind == "branch" and p.module is not None))
+    maps = [FeatureMap(output_key(stage, m, b), stage, m, b, reduction(shape), shape)
+            for prefix, stage, m in exchange for b, shape in enumerate(outputs.get(prefix, ()))]
     return ArchGraph(cfg.name, (h, w), batch, tuple(parts), part_edges(parts), tuple(maps), (), exchange)
 
 

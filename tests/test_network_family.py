@@ -146,3 +146,74 @@ def test_export_with_parity(representative, fmt, tmp_path):
             ref = model(x)
         got = run_onnxruntime(onnxruntime_session(report.path), x)[0]
         assert float((got - ref).abs().max()) <= 1e-4 * max(1.0, float(ref.abs().max()))
+
+
+def test_feature_maps_per_branch_and_module(representative):
+    """``architecture()``'s maps are what one forward records (every exchange module's outputs after its fusion),
+    and the capture reduces each of them next to the head's heatmaps."""
+    from analysis.features import capture
+
+    cfg = representative.with_input(SMALL)
+    model = hc.build_model(cfg, init="default").eval()
+    graph = architecture(cfg)
+    x = torch.randn(1, 3, *SMALL)
+    with torch.no_grad():
+        record, out = model.forward_intermediates(x)
+        ref = model(x)
+    maps = {m.key: m.shape for m in graph.maps}
+    assert {k: tuple(v.shape) for k, v in record.items() if k in maps} == maps
+    assert {(m.stage, m.module) for m in graph.maps} == {(p.stage, p.module) for p in graph.parts
+                                                         if p.kind == "branch"}  # every module, no branch-less key
+    assert torch.equal(out, ref)  # the recording forward is the model's forward
+    cap = capture(model, cfg, "astronaut")
+    assert set(maps) | {"stem"} <= set(cap.branches)
+    assert cap.head.kind == "heatmaps" and cap.head.maps.shape[0] == cfg.head.outputs
+
+
+def test_cli_features(tmp_path, capsys):
+    path = REPRESENTATIVE[0]
+    cfg = hc.load_config(path)
+    assert main(["features", str(path), "-o", str(tmp_path / "f"), "--topk", "2"]) == 0
+    written = {p.stem for p in (tmp_path / "f" / "maps").glob("*.png")}
+    assert {m.key for m in architecture(cfg).maps} | {"stem"} <= written  # every module's maps and the stem
+    assert cfg.spec.title in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mode", ["branch", "stage"])
+def test_profile_by_part(representative, mode):
+    """Every part of the parts plan is timed (hooks on its modules), in forward order; the closed-form MACs of
+    the rows add up to the model's; the roofline's traffic counter charges one row per profile row."""
+    from analysis.complexity.network_profile import BETWEEN
+    from analysis.complexity.profiler import profile
+    from analysis.complexity.roofline import count_traffic
+
+    cfg = representative.with_input(SMALL)
+    prof = profile(cfg, device="cpu", mode=mode, warmup=0, iters=1)
+    plans = [p.key for p in architecture(cfg).parts]
+    body = prof[~prof["part"].isin(["total", BETWEEN])]
+    if mode == "branch":
+        assert list(body["part"]) == plans
+    else:
+        assert set(body["stage"]) == {p.stage for p in architecture(cfg).parts}
+    weighted = {p.key if mode == "branch" else p.stage for p in architecture(cfg).parts if p.params}
+    # every row whose modules hold weights ran under the hooks (HRFormer skips its identity transitions)
+    assert (body[body["part"].isin(weighted) | body["stage"].isin(weighted)]["median_ms"] > 0).all()
+    report = analyze(cfg)
+    assert round(prof[prof["part"] == "total"]["gmacs"].iloc[0] * 1e9) == report.conv_linear_macs + report.attention_macs
+    traffic = count_traffic(cfg, hc.build_model(cfg).eval(), "cpu", mode)
+    assert len(traffic) == len(prof) - 1
+    calls = dict(zip(prof["part"], (t.op_calls for t in traffic)))
+    assert all(calls[k] > 0 for k in body["part"] if k in weighted)
+
+
+def test_cli_profile_and_roofline(capsys):
+    path = next(p for p in REPRESENTATIVE if hc.load_config(p).arch == "litehrnet")
+    assert main(["analyze", str(path), "--input-size", "64", "64", "--profile", "--device", "cpu", "--warmup", "0",
+                 "--iters", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "% peak" in out and BETWEEN_ROW in out
+    assert main(["analyze", str(path), "--profile", "--engine", "onnxruntime", "--iters", "1"]) == 2
+    assert "onnxruntime" in capsys.readouterr().err
+
+
+BETWEEN_ROW = "between parts"

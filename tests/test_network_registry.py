@@ -28,16 +28,26 @@ class ToySection:
     width: int = 4
 
 
+class ToyModule(nn.Module):
+    """The registry's convention: module M of stage S is the backbone child ``S.M``, returning its branches."""
+
+    def __init__(self, s: ToySection):
+        super().__init__()
+        self.down = nn.Conv2d(s.width, 2 * s.width, 3, stride=2, padding=1, bias=False)
+        self.fuse = nn.Sequential(nn.Conv2d(2 * s.width, s.width, 1, bias=False), nn.Upsample(scale_factor=2))
+
+    def forward(self, x0):
+        return [x0 + self.fuse(self.down(x0))]
+
+
 class ToyNet(nn.Module):
     def __init__(self, s: ToySection):
         super().__init__()
         self.stem = nn.Conv2d(3, s.width, 3, stride=4, padding=1, bias=False)
-        self.down = nn.Conv2d(s.width, 2 * s.width, 3, stride=2, padding=1, bias=False)
-        self.fuse = nn.Sequential(nn.Conv2d(2 * s.width, s.width, 1, bias=False), nn.Upsample(scale_factor=2))
+        self.stage1 = nn.ModuleList([ToyModule(s)])
 
     def forward(self, x):
-        x0 = self.stem(x)
-        return [x0 + self.fuse(self.down(x0))]
+        return self.stage1[0](self.stem(x))
 
 
 def _parse(mapping: Mapping, field: str) -> ToySection:
@@ -64,8 +74,9 @@ TOY = NetworkSpec(
     dump=lambda s: {"type": "ToyNet", "width": s.width}, build=ToyNet, out_channels=lambda s: (s.width,),
     out_strides=lambda s: (4,), counts=_counts,
     parts=lambda s: (PartPlan("stem", "stem", ("stem",), "stem", resolution=4),
-                     PartPlan("stage1.module0.branch1", "branch", ("down",), "stage1", 0, 1, resolution=8),
-                     PartPlan("stage1.module0.fuse.0<-1", "fusion", ("fuse",), "stage1", 0, 0, 1, resolution=4)))
+                     PartPlan("stage1.module0.branch1", "branch", ("stage1.0.down",), "stage1", 0, 1, resolution=8),
+                     PartPlan("stage1.module0.fuse.0<-1", "fusion", ("stage1.0.fuse",), "stage1", 0, 0, 1,
+                              resolution=4)))
 CONFIG = {"arch": "toynet", "input_size": [64, 48], "backbone": {"width": 4}, "head": {"outputs": 5}}
 
 
@@ -85,8 +96,8 @@ def test_unknown_arch_is_refused_until_registered():
 
 def test_model_params_and_parts(toy):
     model = hc.build_model(toy).eval()
-    assert list(model.state_dict()) == ["stem.weight", "down.weight", "fuse.0.weight", "final_layer.weight",
-                                        "final_layer.bias"]
+    assert list(model.state_dict()) == ["stem.weight", "stage1.0.down.weight", "stage1.0.fuse.0.weight",
+                                        "final_layer.weight", "final_layer.bias"]
     with torch.no_grad():
         assert model(torch.zeros(2, 3, 64, 48)).shape == (2, 5, 16, 12)
     assert hc.count_params(toy) == sum(p.numel() for p in model.parameters())
@@ -96,6 +107,21 @@ def test_model_params_and_parts(toy):
     for name, _ in model.named_parameters():
         assert sum(p.owns(name) for p in g.parts) == 1, name
     assert g.part("stage1.module0.branch1").out_shape == (1, 8, 8, 6)
+    assert [(m.key, m.shape) for m in g.maps] == [("stage1.module0.branch0", (1, 4, 16, 12))]
+
+
+def test_feature_maps_and_profile_by_part(toy):
+    """The feature maps and the profiler by part read the toy's parts plan and nothing else."""
+    from analysis.complexity.profiler import profile
+    from analysis.features import capture
+
+    model = hc.build_model(toy).eval()
+    cap = capture(model, toy, "astronaut")
+    assert list(cap.branches) == ["stem", "stage1.module0.branch0"] and cap.head.maps.shape == (5, 16, 12)
+    prof = profile(toy, device="cpu", mode="branch", warmup=0, iters=1)
+    assert list(prof["part"]) == ["stem", "stage1.module0.branch1", "stage1.module0.fuse.0<-1", "head.final_layer",
+                                  "between parts", "total"]
+    assert (prof[prof["part"] != "between parts"]["median_ms"] > 0).all()
 
 
 def test_analytic_counts_equal_fvcore_per_part(toy):

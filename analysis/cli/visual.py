@@ -22,7 +22,7 @@ import hrnet_core as hc
 from analysis.cli.args import bounded_int, check_box, finite_float, output_dir, output_file
 from hrnet_core.budget import check_activations, check_depth
 from hrnet_core.errors import UserInputError
-from hrnet_core.networks.model_config import hrnet_only
+from hrnet_core.networks.model_config import NetworkConfig, hrnet_only, network_label
 
 
 def register(sub) -> None:
@@ -82,7 +82,9 @@ def register(sub) -> None:
 
 
 def _config(args):
-    cfg = hrnet_only(hc.load_config(args.config), f"hrnet-explorer {args.command}")
+    cfg = hc.load_config(args.config)
+    if args.command == "diagram" and isinstance(cfg, NetworkConfig):
+        hrnet_only(cfg, "hrnet-explorer diagram")  # its network layouts are added in analysis.diagram.network
     if args.fusion:
         cfg = cfg.with_fusion(args.fusion)
     check_depth(cfg)  # the same whole-model bound for a diagram as for a built model
@@ -164,7 +166,7 @@ def run_features(args) -> int:
     files = sum(len(v) for v in groups.values())
     t = cap.timings
     h, w = cfg.input_hw
-    print(f"{cfg.name} (W{cfg.stages[0].channels[0]}, {hc.count_params(cfg) / 1e6:.3f}M params, input {h}x{w}) "
+    print(f"{cfg.name} ({network_label(cfg)}, {hc.count_params(cfg) / 1e6:.3f}M params, input {h}x{w}) "
           f"on {cap.device}: {weights}")
     about = describe_checkpoint(checkpoint_meta(checkpoint)) if checkpoint else ""
     if about:

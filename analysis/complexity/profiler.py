@@ -214,9 +214,13 @@ def profile(
     from analysis.export.ort_engine import check_engine, onnxruntime_version
 
     cfg = hc.load_config(cfg)
-    if not isinstance(cfg, hc.HRNetConfig):
-        raise AnalysisError(f"profile: timing by part is not available for arch {cfg.arch} yet; bench/latency.py "
-                            "--config FILE times its whole forward (eager, fast path, onnxruntime)")
+    network = not isinstance(cfg, hc.HRNetConfig)
+    if network and engine != "torch":
+        raise AnalysisError(f"profile: by part in onnxruntime is HRNet's (its parts are exported one by one); for "
+                            f"arch {cfg.arch} use --engine torch, or bench/latency.py --config FILE for the whole "
+                            "forward in onnxruntime")
+    if network and mode not in MODES:
+        raise AnalysisError(f"profile mode: unknown {quote(mode)}; expected one of {', '.join(MODES)}")
     if input_hw is not None:
         cfg = cfg.with_input(tuple(input_hw))
     try:
@@ -238,6 +242,8 @@ def profile(
 
         model = fast_model(model)
     model = prepare(model, dev)
+    if network:
+        return _network_profile(cfg, model, dev, batch_sizes, mode, warmup, iters, seed, fast, progress)
     parts = model_parts(model, mode)
     per_sample = _analytic_by_part(cfg, None, mode)
     itemsize = 2 if cuda else 4
@@ -291,6 +297,42 @@ def profile(
         })
         del x
     df = pd.DataFrame(rows, columns=list(PROFILE_COLUMNS))
+    for col in ("module", "branch"):
+        df[col] = df[col].astype("Int64")
+    return df
+
+
+def _network_profile(cfg, model, dev, batch_sizes, mode, warmup, iters, seed, fast, progress) -> pd.DataFrame:
+    """``profile`` of another registered network: its parts timed by hooks (``analysis.complexity.network_profile``)."""
+    from analysis.complexity.network_profile import frame, passes, profile_network
+
+    cuda = dev.type == "cuda"
+    itemsize = 2 if cuda else 4
+    dtype = ("bfloat16 autocast, channels_last" if cuda else "float32") + (
+        ", fast path (BatchNorm folded, channels_last)" if fast else "")
+    label = device_label(dev)
+    gen = torch.Generator().manual_seed(seed)
+    h, w = cfg.input_hw
+    runs = {"done": 0, "total": max(1, passes(warmup, iters, batch_sizes))}
+    rows = []
+    for b in batch_sizes:
+        x = prepare_input(torch.randn(b, 3, h, w, generator=gen), dev)
+        if fast:
+            x = x.contiguous(memory_format=torch.channels_last)
+        what = f"batch {b} on {label}: {warmup} warm-up + {iters} timed passes, hooked and plain"
+
+        def tick(n: int, what=what) -> None:
+            runs["done"] += n
+            if progress is not None:
+                progress(min(1.0, runs["done"] / runs["total"]), what)
+
+        with torch.inference_mode(), autocast(dev):
+            for row in profile_network(cfg, model, x, dev, mode, warmup, iters, tick):
+                acts = row.pop("activations")
+                rows.append({**row, "activation_mib": acts * itemsize / 2**20, "peak_mib": float("nan"),
+                             "workspace_mib": float("nan"), "device": label, "dtype": dtype, "iters": iters})
+        del x
+    df = frame(rows, PROFILE_COLUMNS)
     for col in ("module", "branch"):
         df[col] = df[col].astype("Int64")
     return df

@@ -160,6 +160,48 @@ def part_traffic(parts: Sequence[Part], x: torch.Tensor, model: torch.nn.Module)
     return out
 
 
+def network_traffic(cfg, x: torch.Tensor, model: torch.nn.Module, mode: str) -> list[Traffic]:
+    """``part_traffic`` for another registered network (a ``NetworkConfig``), whose forward is not split into
+    pieces: one untimed forward under the counter, each operator charged to the profile row
+    (``analysis.complexity.network_profile``) whose module is running, the rest to ``between parts``. Same
+    order as that profile's rows (``total`` excluded)."""
+    from analysis.complexity.network_profile import BETWEEN, part_groups
+
+    owners, order = part_groups(cfg, mode)
+    weights = {t.data_ptr() for t in list(model.parameters()) + list(model.buffers())}
+    counters = {g: _TrafficCounter(weights) for g in [*order, BETWEEN]}
+    active = [counters[BETWEEN]]
+    modules = dict(model.named_modules())
+    handles = []
+
+    def enter(group):
+        def hook(module, inputs):
+            active[-1].__exit__(None, None, None)
+            active.append(counters[group])
+            active[-1].__enter__()
+        return hook
+
+    def leave(module, inputs, output):
+        active.pop().__exit__(None, None, None)
+        active[-1].__enter__()
+
+    for prefix, group in owners.items():
+        if prefix in modules:
+            handles.append(modules[prefix].register_forward_pre_hook(enter(group)))
+            handles.append(modules[prefix].register_forward_hook(leave))
+    try:
+        with torch.inference_mode():
+            active[-1].__enter__()
+            try:
+                model(x)
+            finally:
+                active[-1].__exit__(None, None, None)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [Traffic(c.calls, c.read, c.weight, c.written) for c in counters.values()]
+
+
 def group_label(component: str, branch) -> str:
     """The roll-up group of a profiler part: ``branch k (1/x)`` for a branch's residual units, else the
     component in the plural where there are many (transitions, fusions) or stages as they are."""
@@ -315,9 +357,11 @@ def count_traffic(cfg, model, device: str = "auto", mode: str = "branch", batch:
     if fast:
         x = x.contiguous(memory_format=torch.channels_last)
     with autocast(dev):
+        if not isinstance(cfg, hc.HRNetConfig):
+            return network_traffic(cfg, x, prepared, mode)
         return part_traffic(model_parts(prepared, mode), x, prepared)
 
 
 __all__ = ["BANDWIDTH_MIB", "PEAK_SIZES", "ROOFLINE_COLUMNS", "Peak", "Roofline", "Traffic", "count_traffic",
-           "format_roofline", "group_label", "group_parts", "measure_peak", "measured", "part_traffic", "peak_dtype",
+           "format_roofline", "group_label", "group_parts", "measure_peak", "measured", "network_traffic", "part_traffic", "peak_dtype",
            "reading", "roof", "roofline", "roofline_frame"]

@@ -48,6 +48,7 @@ from hrnet_core.device import prepare as prepare_model
 from hrnet_core.errors import UserInputError
 from hrnet_core.fast_path import fast_inputs, fast_model
 from hrnet_core.keys import split_output_key
+from hrnet_core.networks.model import NetworkModel
 
 TOPK = 16
 
@@ -196,9 +197,11 @@ def joint_names(family: str, n: int) -> tuple[tuple[str, ...], tuple[tuple[int, 
 
 
 def _head_output(cfg: HRNetConfig, out, input_hw: tuple[int, int]) -> HeadOutput:
-    kind = cfg.head.kind
     outs = list(out) if isinstance(out, (list, tuple)) else [out]
     shapes = tuple(tuple(o.shape) for o in outs)
+    if cfg.head is None:  # a headless network: its backbone's maps, drawn as a pyramid
+        return HeadOutput("pyramid", shapes, levels=tuple(o[0].float().abs().mean(0).cpu().numpy() for o in outs))
+    kind = cfg.head.kind
     if kind == "cls":
         probs = torch.softmax(outs[0][0].float(), dim=0)
         p, i = torch.topk(probs, min(5, probs.numel()))
@@ -247,6 +250,8 @@ def _final_features(model: nn.Module, record: OrderedDict) -> list[torch.Tensor]
 
 
 def _forward(model: nn.Module, x: torch.Tensor) -> tuple[OrderedDict, object]:
+    if isinstance(model, NetworkModel):  # one forward that records the exchange modules' outputs on the way
+        return model.forward_intermediates(x)
     record = model.forward_intermediates(x)
     feats = _final_features(model, record)
     # Same as model(x): the head on the final module's branches (HRNet.forward), without a 2nd pass.
@@ -285,7 +290,9 @@ def capture(
     engine: str = "torch",
     fast: bool = False,
 ) -> FeatureCapture:
-    """Run ``model`` (an ``HRNet`` built from ``cfg``) on ``image`` and reduce every module's outputs.
+    """Run ``model`` (an ``HRNet``, or a ``NetworkModel`` of another network, built from ``cfg``) on ``image``
+    and reduce every module's outputs (for a ``NetworkModel``: its ``forward_intermediates`` record, the
+    exchange modules' per-branch outputs after their fusion, and the stem).
 
     ``image``: a bundled name (``astronaut``...), a file path, file bytes or an RGB array. It is
     preprocessed to ``cfg.input_hw`` (``analysis.imaging.images.prepare``); for pose, a bundled photograph's
@@ -336,7 +343,7 @@ def capture(
         head = _head_output(cfg, out, tuple(cfg.input_hw))
     t3 = time.perf_counter()
     return FeatureCapture(
-        config_name=cfg.name, family=cfg.family, head_kind=cfg.head.kind, input_hw=tuple(cfg.input_hw),
+        config_name=cfg.name, family=cfg.family, head_kind=cfg.head.kind if cfg.head is not None else "none", input_hw=tuple(cfg.input_hw),
         device=device_label(dev) + (f" (onnxruntime {onnxruntime_version()})" if engine == "onnxruntime" else ""),
         image=crop, branches=branches, head=head,
         timings={"load_s": t1 - t0 - timings.get("export_s", 0.0) - timings.get("fast_path_s", 0.0), "forward_s": t2 - t1, "reduce_s": t3 - t2, **timings},

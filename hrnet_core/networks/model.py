@@ -9,10 +9,14 @@ The backbone's children sit at the model's top level under mmpose's own names, s
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import torch
 from torch import nn
 
+from ..keys import output_key
 from .model_config import NetworkConfig
+from .registry import network_modules
 
 
 class NetworkModel(nn.Module):
@@ -34,6 +38,8 @@ class NetworkModel(nn.Module):
             self.add_module(name, child)
         self.out_channels = tuple(cfg.spec.out_channels(cfg.backbone))
         self.out_strides = tuple(cfg.spec.out_strides(cfg.backbone))
+        # (module-name prefix, stage, module) of every exchange module, for forward_intermediates
+        self.exchange_modules = network_modules(cfg.spec.parts(cfg.backbone))
         self.head_names: tuple[str, ...] = ()
         if cfg.head is not None:
             k = cfg.head.final_conv_kernel
@@ -53,6 +59,42 @@ class NetworkModel(nn.Module):
     def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The backbone's maps, in mmpose's order: list of ``(N, C_k, H / s_k, W / s_k)``."""
         return list(self.backbone(x))
+
+    def forward_intermediates(self, x: torch.Tensor) -> tuple[OrderedDict[str, torch.Tensor], object]:
+        """One forward that also records every exchange module's per-branch outputs (after its fusion), keyed
+        ``stageS.moduleM.branchB`` as ``HRNet.forward_intermediates``, plus ``stem`` (the stem's output: a ``stem``
+        child's, or the input of ``layer1``) and ``layer1`` where the backbone has one; all ``(N, C, H, W)``.
+
+        Returns ``(record, out)`` where ``out`` is ``forward(x)``'s result. The maps are taken with forward hooks
+        on the modules ``S.M`` (the registry's convention), removed before returning."""
+        record: OrderedDict[str, torch.Tensor] = OrderedDict()
+        modules = dict(self.named_modules())
+        handles = []
+
+        def keep(keys):
+            def hook(module, inputs, output):
+                outs = output if isinstance(output, (list, tuple)) else [output]
+                for key, t in zip(keys(len(outs)), outs):
+                    record[key] = t
+            return hook
+
+        try:
+            if "stem" in modules:  # Lite-HRNet's stem module
+                handles.append(modules["stem"].register_forward_hook(keep(lambda n: ["stem"])))
+            elif "layer1" in modules:  # an HRNet-style conv1 .. bn2 stem whose shared ReLU runs in forward
+                handles.append(modules["layer1"].register_forward_pre_hook(
+                    lambda module, inputs: record.__setitem__("stem", inputs[0])))
+                handles.append(modules["layer1"].register_forward_hook(keep(lambda n: ["layer1"])))
+            for prefix, stage, m in self.exchange_modules:
+                if prefix not in modules:  # off the S.M convention: no maps for it
+                    continue
+                handles.append(modules[prefix].register_forward_hook(
+                    keep(lambda n, stage=stage, m=m: [output_key(stage, m, b) for b in range(n)])))
+            out = self(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return record, out
 
     def forward(self, x: torch.Tensor):
         feats = self.forward_features(x)

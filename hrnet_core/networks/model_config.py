@@ -77,6 +77,14 @@ class NetworkConfig:
         return replace(self, input_hw=(int(input_hw[0]), int(input_hw[1])))
 
 
+def network_label(cfg) -> str:
+    """A short name of ``cfg``'s network for headers: ``HRNet-W32`` (the classic HRNet, by its branch-0 width)
+    or the registered network's title (``Lite-HRNet``, ``HRFormer``)."""
+    if isinstance(cfg, NetworkConfig):
+        return cfg.spec.title
+    return f"HRNet-W{cfg.stages[0].channels[0]}"
+
+
 def hrnet_only(cfg, what: str):
     """``cfg`` if it is a classic HRNet (``HRNetConfig``); else ``ConfigError`` (field ``arch``) saying that
     ``what`` (e.g. ``the diagram``) does not take the other networks yet."""
@@ -86,4 +94,4 @@ def hrnet_only(cfg, what: str):
     return cfg
 
 
-__all__ = ["NetworkConfig", "hrnet_only"]
+__all__ = ["NetworkConfig", "hrnet_only", "network_label"]

@@ -104,6 +104,14 @@ class NetworkSpec:
     knobs: tuple[Knob, ...] = field(default=())
 
 
+def network_modules(plans) -> tuple[tuple[str, str, int], ...]:
+    """``(module-name prefix, stage, module)`` of every exchange module of a parts plan, in forward order. The
+    convention every network keeps: module ``M`` of stage ``S`` is the backbone child ``S.M`` (as HRNet's
+    ``stage2.0``), and its forward returns the list of per-branch maps after its fusion."""
+    return tuple(dict.fromkeys((f"{p.stage}.{p.module}", p.stage, p.module)
+                               for p in plans if p.kind in ("branch", "fusion") and p.module is not None))
+
+
 BUILTIN_NETWORKS = ("hrnet", "litehrnet", "hrformer")
 _SPECS: dict[str, NetworkSpec] = {}
 
@@ -142,5 +150,5 @@ def mmpose_types() -> tuple[str, ...]:
     return tuple(_SPECS[n].mmpose_type for n in network_names())
 
 
-__all__ = ["BUILTIN_NETWORKS", "Knob", "NetworkSpec", "PartCount", "PartPlan", "mmpose_types", "network_names",
+__all__ = ["BUILTIN_NETWORKS", "Knob", "NetworkSpec", "PartCount", "PartPlan", "mmpose_types", "network_modules", "network_names",
            "network_spec", "register", "spec_for_mmpose_type", "unregister"]
