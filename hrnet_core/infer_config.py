@@ -248,12 +248,41 @@ def _check_fits(cfg: HRNetConfig, state: Mapping[str, torch.Tensor]) -> None:
     shaped = [k for k in own if k in theirs and own[k] != theirs[k]]
     if missing or unexpected or shaped:
         first = quote((missing or unexpected or shaped)[0], 60, bare=True)
-        raise NotAnHRNetError(f"the inferred {cfg.family}/{cfg.head.kind} model does not match: {len(missing)} "
+        kind = cfg.head.kind if cfg.head is not None else "headless"
+        raise NotAnHRNetError(f"the inferred {cfg.family}/{kind} model does not match: {len(missing)} "
                               f"missing, {len(unexpected)} unexpected, {len(shaped)} mis-shaped (first: {first})")
 
 
+def _network_config(state: Mapping[str, torch.Tensor], name: str):
+    """The ``NetworkConfig`` of another registered network whose ``NetworkSpec.infer`` recognizes ``state``'s
+    names (Lite-HRNet, HRFormer), checked key by key; None when none does."""
+    from .networks import load_builtin, network_names, network_spec  # they build on this package: imported here
+    from .networks.model_config import NetworkConfig
+
+    load_builtin()
+    shapes = {k: tuple(v.shape) for k, v in state.items()}
+    for arch in network_names():
+        spec = network_spec(arch)
+        mapping = spec.infer(shapes) if spec.infer is not None else None
+        if mapping is None:
+            continue
+        final = shapes.get("final_layer.weight")
+        try:
+            head = None if final is None or len(final) != 4 else HeadConfig(
+                kind="v1", outputs=final[0], final_conv_kernel=final[2])
+            cfg = NetworkConfig(arch, spec.parse(mapping, "backbone"), head, input_hw=DEFAULT_INPUT_HW["pose"],
+                                name=name)
+        except ConfigError as err:
+            raise NotAnHRNetError(f"the inferred layout is not a valid {spec.title} ({err})") from None
+        _check_fits(cfg, state)
+        return cfg
+    return None
+
+
 def infer_config(state: Mapping[str, torch.Tensor], name: str = "inferred") -> HRNetConfig:
-    """The ``HRNetConfig`` whose model has exactly ``state``'s keys and shapes (official names).
+    """The ``HRNetConfig`` whose model has exactly ``state``'s keys and shapes (official names), or for the
+    weights of another registered network (Lite-HRNet, HRFormer: mmpose names, ``NetworkSpec.infer``) its
+    ``NetworkConfig`` (pose, the heatmap head when ``final_layer`` is there, input 256x192).
 
     Fields the weights cannot tell (``NOT_IN_WEIGHTS``) get the family's defaults. Raises
     ``NotAnHRNetError`` (one line, no file name: callers add it) when ``state`` is no HRNet, and before any
@@ -261,6 +290,11 @@ def infer_config(state: Mapping[str, torch.Tensor], name: str = "inferred") -> H
     """
     if not state:
         raise NotAnHRNetError("no tensors")
+    if len(state) > MAX_KEYS:
+        raise NotAnHRNetError(f"{len(state)} tensors exceed the bound of {MAX_KEYS}")
+    network = _network_config(state, name)
+    if network is not None:
+        return network
     idx = KeyIndex(state)  # refuses names beyond the bounds, before any work
     stem = idx.shape("conv1.weight")
     if len(stem) != 4 or stem[1] != 3:

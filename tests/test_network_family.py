@@ -119,6 +119,34 @@ def test_mmpose_checkpoint_layouts_load_strictly(preset, tmp_path):
     assert not hc.load_checkpoint(hc.build_model(headless), tmp_path / "backbone.safetensors").missing
     with torch.no_grad():
         assert isinstance(bare(x), list)
+    # the config of both files from their weights alone: the same tensors, the same counts
+    for path, head in (("topdown.safetensors", preset.head), ("backbone.safetensors", None)):
+        cfg, _ = hc.config_from_checkpoint(tmp_path / path)
+        assert (cfg.arch, cfg.head) == (preset.arch, head)
+        assert hc.count_params(cfg) == hc.count_params(replace(preset, head=head))
+        if preset.arch == "litehrnet":  # every Lite-HRNet field is in its weights
+            assert cfg.backbone == preset.backbone
+
+
+@pytest.mark.parametrize("name", ["litehrnet_18", "hrformer_small"])
+def test_infer_config_of_the_shared_mmpose_backbones(name, capsys):
+    """The shared fixtures' mmpose-named backbone weights give back the recorded backbone's structure."""
+    folder = SHARED / "fixtures" / "family" / name
+    cfg, _ = hc.config_from_checkpoint(folder / "state_dict.safetensors")
+    recorded = hc.config_from_mmpose(json.loads((folder / "meta.json").read_text())["backbone"])
+    assert cfg.head is None and cfg.arch == recorded.arch
+    assert {k: tuple(v.shape) for k, v in hc.build_on_meta(cfg).state_dict().items()} == \
+        {k: tuple(v.shape) for k, v in hc.build_on_meta(recorded).state_dict().items()}
+    assert main(["inspect", "--checkpoint", str(folder / "state_dict.safetensors")]) == 0
+    out = capsys.readouterr().out
+    assert f"network: {cfg.arch}" in out and "backbone.norm_cfg.type" in out  # what the weights could not tell
+
+
+def test_infer_config_refuses_a_broken_network_checkpoint():
+    state = hc.build_on_meta(hc.load_config(REPRESENTATIVE[0])).state_dict()
+    state.pop(next(k for k in state if k.endswith(".0.fuse_layers.0.1.0.weight")))  # recognized, one tensor short
+    with pytest.raises(hc.NotAnHRNetError, match="1 missing"):
+        hc.infer_config(state)
 
 
 def test_cli_inspect_and_analyze(preset, capsys):

@@ -26,9 +26,11 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def _inferred_note() -> str:
-    return ("config: inferred from the checkpoint's tensor names and shapes; not in the weights, family defaults "
-            f"used: {', '.join(hc.NOT_IN_WEIGHTS)}")
+def _inferred_note(cfg) -> str:
+    missing = hc.NOT_IN_WEIGHTS if isinstance(cfg, hc.HRNetConfig) else (
+        "input_size", "name", "description", *(f"backbone.{k}" for k in cfg.spec.not_in_weights))
+    return ("config: inferred from the checkpoint's tensor names and shapes; not in the weights, defaults "
+            f"used: {', '.join(missing)}")
 
 
 def run(args) -> int:
@@ -45,7 +47,7 @@ def run(args) -> int:
     check_buildable(cfg)  # describe only what could be built: the whole-model budgets of hrnet_core.budget
     if args.dump_config:
         if source == "inferred":
-            print(f"# {_inferred_note()}")
+            print(f"# {_inferred_note(cfg)}")
         print(hc.dump_config(cfg), end="")
         return 0
     summary = model_summary(cfg)
@@ -62,7 +64,7 @@ def run(args) -> int:
         print(json.dumps(out))
         return 0
     if source == "inferred":
-        print(_inferred_note())
+        print(_inferred_note(cfg))
     print(summary.to_text())
     print(f"checkpoint: {report.status if report else 'none (random weights)'}")
     if report is not None:

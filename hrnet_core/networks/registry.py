@@ -87,7 +87,11 @@ class NetworkSpec:
     - ``out_channels(section)`` / ``out_strides(section)``: channels and reduction of each returned map;
     - ``counts(section, input_hw)``: closed-form ``PartCount`` per part (``parts``' keys), no model built;
     - ``parts(section)``: the ``PartPlan`` of the backbone, in forward order;
-    - ``knobs``: what a design space may vary.
+    - ``knobs``: what a design space may vary;
+    - ``infer(shapes)`` (optional): the mmpose backbone dict whose model has a state_dict of ``shapes`` (tensor
+      name -> shape, no ``backbone.`` prefix), or None when the names are not this network's; a candidate that
+      ``hrnet_core.infer_config`` parses, builds and checks key by key; ``not_in_weights``: the backbone fields
+      it cannot read from weights (defaults used).
     """
 
     name: str
@@ -102,6 +106,8 @@ class NetworkSpec:
     counts: Callable[[Any, tuple[int, int]], tuple[PartCount, ...]]
     parts: Callable[[Any], tuple[PartPlan, ...]]
     knobs: tuple[Knob, ...] = field(default=())
+    infer: Callable[[Mapping[str, tuple]], dict | None] | None = None
+    not_in_weights: tuple[str, ...] = ()
 
 
 def network_modules(plans) -> tuple[tuple[str, str, int], ...]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from ..registry import Knob, NetworkSpec, register
 from .config import HRFormerSection, dump, parse
 from .counts import counts, parts
+from .infer import NOT_IN_WEIGHTS, infer
 from .modules import HRFormer, build
 
 
@@ -49,7 +50,7 @@ KNOBS = (Knob("extra.stage1.num_blocks", "int_list", "Bottlenecks in layer1 (one
 SPEC = register(NetworkSpec(
     name="hrformer", title="HRFormer", mmpose_type="HRFormer", section_type=HRFormerSection,
     parse=parse, dump=dump, build=build, out_channels=out_channels, out_strides=out_strides,
-    counts=counts, parts=parts, knobs=KNOBS))
+    counts=counts, parts=parts, knobs=KNOBS, infer=infer, not_in_weights=NOT_IN_WEIGHTS))
 
 __all__ = ["KNOBS", "SPEC", "HRFormer", "HRFormerSection", "build", "counts", "dump", "out_channels",
            "out_strides", "parse", "parts"]

@@ -23,6 +23,7 @@ from .config import (
     with_widths,
 )
 from .counts import check_input, counts, param_count, parts
+from .infer import NOT_IN_WEIGHTS, infer
 from .modules import LiteHRNet, build
 
 
@@ -66,6 +67,7 @@ SPEC = register(NetworkSpec(
     counts=counts,
     parts=parts,
     knobs=KNOBS,
+    infer=infer, not_in_weights=NOT_IN_WEIGHTS,
 ))
 
 __all__ = ["KNOBS", "LiteHRNet", "LiteHRNetSection", "NormSpec", "SPEC", "StagesSpec", "StemSpec", "build",
