@@ -19,6 +19,7 @@ from analysis.ablation.progress import list_runs, read_progress, run_status
 from analysis.ablation.recipes import default_recipe, load_recipe
 from analysis.ablation.run_folder import read_text_file
 from app import common, paths_policy
+from app.logic import networks
 from app.logic.run_tables import progress_table
 from hrnet_core import dump_config
 
@@ -58,6 +59,9 @@ def _start_form(cfg) -> None:
     if not submitted:
         return
     with common.guard("Not started"):  # a bad field is named here and no worker starts
+        base_cfg = cfg if base == CURRENT else common.config_from_source(base)
+        if common.not_available(base_cfg, "fusion ablation"):  # another network's model: one line, no worker
+            return
         base_text = dump_config(cfg) if base == CURRENT else None
         base_path = "" if base == CURRENT else common.config_sources()[base]
         data = data.strip()
@@ -144,7 +148,7 @@ def _report_view(run_dir: Path) -> None:
         st.caption("No report: the run has not recorded its request yet.")
         return
     summary = rp.load_summary(run_dir)
-    paper, _ = rp.paper_table()
+    paper, _ = rp.run_paper_table(run_dir)
     st.dataframe(rp.display_table(summary, paper), hide_index=True, width="stretch")
     figs = rp.figures(rp.load_metrics(run_dir), summary)
     for i, fig in enumerate(figs):
@@ -200,6 +204,10 @@ st.title("Ablation")
 st.caption("The paper's fusion study (1 / 3 / 8 exchange units, section 4.4) rerun on any base config. "
            f"Runs are folders under {settings.runs_root()}; they keep going if this tab is closed or reloaded.")
 cfg = common.current_config()
+unavailable = networks.unavailable(cfg, "fusion ablation")
+if unavailable:  # the current model cannot be the base; an HRNet preset can
+    st.caption(f"{unavailable} Pick a base config whose modules can switch their fusion (HRNet, Lite-HRNet) to start "
+               "a run; the runs below are unaffected.")
 _start_form(cfg)
 st.divider()
 with common.guard("runs"):

@@ -19,6 +19,8 @@ def page() -> None:
     cfg = common.current_config()
     st.title("Architecture")
     st.markdown(common.model_caption(cfg))
+    if common.not_available(cfg, "diagram"):  # another network whose diagram is not drawn yet: one line
+        return
     st.caption("Depth left to right, resolution top to bottom (1/4 at the top). Modules whose fusion is off show "
                "no exchange, so the 1-, 3- and 8-fusion variants differ at a glance.")
     c1, c2, c3 = st.columns(3)

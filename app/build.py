@@ -3,6 +3,8 @@
 Form widgets and the YAML editor are two views of ``st.session_state.cfg`` (the current valid
 config). Every edit goes through a callback that validates it: a valid edit replaces ``cfg`` and
 refreshes the other view; an invalid one leaves ``cfg`` as it was and shows an error naming the field.
+A classic HRNet gets HRNet's form; a model of another network (Lite-HRNet, HRFormer) one field per knob of
+its registered spec (``app.logic.network_form``), with its error line beside the field.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from analysis import settings
 from app import common
 from app.arch_interactive import interactive
 from app.logic import config_edit as ce
-from app.logic import form_extra, identity
+from app.logic import form_extra, identity, networks
+from app.logic import network_form as nf
 from hrnet_core import ConfigError, dump_config
 from hrnet_core.config import FUSION_PRESETS
 from hrnet_core.heads import head_kinds
@@ -68,7 +71,9 @@ def _from_widget(path: tuple, value, current):
 
 
 def _widget_values(cfg) -> dict:
-    """Widget key -> value for every form control of ``cfg``."""
+    """Widget key -> value for every form control of ``cfg`` (another network's: ``network_form``)."""
+    if networks.is_network(cfg):
+        return nf.widget_values(cfg)
     values = _values(cfg)
     return {key: _to_widget(path, functools.reduce(operator.getitem, path, values)) for key, path in _slots(cfg)}
 
@@ -101,12 +106,13 @@ def _seed_widgets(cfg) -> None:
             ss.setdefault(key, value)
         ss.setdefault("yaml_text", dump_config(cfg) if ss.get("base_cfg") != cfg else ss.get("base_text", ""))
         ss.setdefault("b_save_name", cfg.name)
-        if ss.get("build_error", {}).get("where") in ("form", "yaml"):
+        if ss.get("build_error", {}).get("where") in ("form", "yaml", "field"):
             ss.build_error = {}  # the invalid input it was about is gone
 
 
-def _fail(where: str, err: Exception) -> None:
-    ss.build_error = {"where": where, "message": common.error_line(err)}
+def _fail(where: str, err: Exception, widget: str | None = None) -> None:
+    """Record the one error line of an edit (``widget``: the field it is shown beside)."""
+    ss.build_error = {"where": where, "message": common.error_line(err), "widget": widget}
 
 
 def _ok(message: str = "") -> None:
@@ -151,6 +157,21 @@ def _on_form() -> None:
     _ok()
 
 
+def _on_network_field(widget: str) -> None:
+    """A field of another network's form changed: every field read, the config rebuilt through the network's
+    parser (``network_form.apply_form``); a refusal is one line beside the field."""
+    try:
+        values = {k: ss[k] for k in nf.widget_values(ss.cfg) if k in ss}
+        cfg = _named(nf.apply_form(ss.cfg, values, edited=widget))
+        common.view(cfg)
+    except Exception as err:  # noqa: BLE001 - shown beside the field
+        _fail("field", err, widget)
+        return
+    ss.cfg = cfg
+    _push(cfg)
+    _ok()
+
+
 def _on_fusion_preset(name: str) -> None:
     ss.cfg = _named(ss.cfg.with_fusion(name))
     _push(ss.cfg)
@@ -161,7 +182,8 @@ def _apply_text(text: str, source: str, file_name: str | None = None) -> None:
     """An uploaded file or an official YAML is a new origin named after itself (the diff compares against
     it); a project-schema text keeps the name it spells, else is named after the origin it edits."""
     try:
-        cfg = ce.parse_yaml(text, source=source, name=ss.cfg.name)
+        mmpose = file_name.endswith(".py") if file_name else None  # an upload: its extension says which
+        cfg = ce.parse_yaml(text, source=source, name=ss.cfg.name, mmpose=mmpose)
         who = identity.text_identity(text, source, cfg, file_name)
         if who.name is not None:
             cfg = replace(cfg, name=who.name)
@@ -190,7 +212,7 @@ def _on_upload() -> None:
     try:
         text = upload.getvalue().decode("utf-8")
     except UnicodeDecodeError:
-        _fail("yaml", ConfigError(upload.name, "is not UTF-8 text (a YAML file is expected)"))
+        _fail("yaml", ConfigError(upload.name, "is not UTF-8 text (a YAML file or an mmpose .py config is expected)"))
         return
     ss.yaml_text = text
     _apply_text(text, upload.name, file_name=upload.name)
@@ -216,7 +238,56 @@ def _on_save() -> None:
 # ---- page -----------------------------------------------------------------------------------------
 
 
+def _field_error(widget: str, target=None) -> None:
+    """The error line of the last edit of field ``widget``, drawn where the field is."""
+    err = ss.get("build_error", {})
+    if err.get("where") == "field" and err.get("widget") == widget:
+        (target or st).error(err["message"])
+
+
+def _knob_widget(field: nf.KnobField) -> None:
+    """One knob's field, its widget chosen by the value it holds (``network_form.KnobField.widget``)."""
+    kwargs = dict(key=field.widget_key, help=field.help or None, on_change=_on_network_field,
+                  args=(field.widget_key,))
+    if field.widget == "bool":
+        st.checkbox(field.key, **kwargs)
+    elif field.widget == "int":
+        st.number_input(field.key, step=1, **kwargs)
+    elif field.widget == "float":
+        st.number_input(field.key, step=0.01, format="%.4f", **kwargs)
+    else:
+        st.text_input(field.key, **kwargs)
+    _field_error(field.widget_key)
+
+
+def _network_form(cfg) -> None:
+    """The form of another network's model: input size, head outputs and one field per knob of its spec."""
+    st.subheader("Form")
+    st.caption(f"{networks.network_title(cfg)}: one field per design knob of the network (its mmpose backbone "
+               "dict's keys); a list is one YAML value, e.g. [40, 80, 160]. Each edit is checked by the network's "
+               "own parser; fields that must agree can be edited one after the other (the model changes once they "
+               "do).")
+    cols = st.columns(3)
+    for col, (label, widget) in zip(cols, (("Input height", nf.INPUT_H), ("Input width", nf.INPUT_W))):
+        col.number_input(label, min_value=0, step=32, key=widget, on_change=_on_network_field, args=(widget,))
+        _field_error(widget, col)
+    if cfg.head is not None:
+        cols[2].number_input("Head outputs (joints)", min_value=0, key=nf.HEAD_OUTPUTS, on_change=_on_network_field,
+                             args=(nf.HEAD_OUTPUTS,), help="The heatmap head's final convolution on the last map.")
+        _field_error(nf.HEAD_OUTPUTS, cols[2])
+    else:
+        cols[2].caption("No head: the model returns the backbone's maps.")
+    fields = nf.knob_fields(cfg)
+    cols = st.columns(2)
+    for i, field in enumerate(fields):
+        with cols[i % 2]:
+            _knob_widget(field)
+
+
 def _form(cfg) -> None:
+    if networks.is_network(cfg):
+        _network_form(cfg)
+        return
     st.subheader("Form")
     c1, c2, c3 = st.columns(3)
     c1.number_input("Width (branch 1 channels)", min_value=0, step=2, key="b_width", on_change=_on_form,
@@ -277,12 +348,13 @@ def _form(cfg) -> None:
 
 def _yaml_editor(cfg) -> None:
     st.subheader("YAML")
-    st.text_area("Project schema or an official experiment YAML (applied when the box loses focus, or Ctrl+Enter)",
-                 key="yaml_text", height=360, on_change=_on_yaml)
+    st.text_area("Project schema, an official experiment YAML, another network's arch: YAML or an mmpose .py config "
+                 "(applied when the box loses focus, or Ctrl+Enter)", key="yaml_text", height=360, on_change=_on_yaml)
     err = ss.get("build_error", {})
     if err.get("where") == "yaml":
         st.error(f"Invalid config — {err['message']}")
-    st.file_uploader("…or upload a YAML file", type=["yaml", "yml"], key="b_upload", on_change=_on_upload)
+    st.file_uploader("…or upload a YAML file or an mmpose .py config (read, never executed)",
+                     type=["yaml", "yml", "py"], key="b_upload", on_change=_on_upload)
     c1, c2 = st.columns(2)
     c1.download_button("Download YAML", data=dump_config(cfg), file_name=f"{cfg.name}.yaml", mime="text/yaml",
                        help="The current valid config in the project's explicit schema.")
@@ -301,13 +373,17 @@ def _numbers(cfg) -> ce.ModelView:
     """The edited model's numbers, under the preset picker: in view while the form is edited, and the first
     elements a rerun redraws (a page of ~150 elements reaches the browser one at a time). Returns the view."""
     err = ss.get("build_error", {})
-    if err.get("where") in ("form", "yaml"):
+    if err.get("where") in ("form", "yaml", "field"):
         st.warning("The edit below is invalid, so these are still the last valid model's numbers.")
     st.markdown(common.model_caption(cfg))
     v = common.view(cfg)
-    cols = st.columns(4)
+    cols = st.columns(5 if v.attention_macs else 4)
     cols[0].metric("Params", f"{v.params / 1e6:.2f}M", help=f"{v.params:,}")
     cols[1].metric("GFLOPs (paper)", f"{v.gflops_paper:.2f}", help="Conv and Linear multiply-adds / 2^30, batch 1")
+    if v.attention_macs:  # HRFormer's window attention: neither Conv2d nor Linear, so not in the paper's GFLOPs
+        cols.pop(2).metric("Attention GMACs", f"{v.attention_macs / 2**30:.2f}",
+                           help=f"{v.attention_macs:,} multiply-adds of the window attention's matrix products "
+                                "(q @ k^T, attn @ v) / 2^30, batch 1: neither Conv2d nor Linear, so not in GFLOPs")
     cols[2].metric("Fusions", f"{v.fusions} of {v.modules}")
     shapes = ", ".join("x".join(map(str, s)) for s in v.output_shapes)
     long = len(shapes) > 28  # a V2p pyramid's five maps would be cut: the metric counts them, a caption lists them
@@ -319,11 +395,12 @@ def _numbers(cfg) -> ce.ModelView:
 
 def _model_view(cfg, v: ce.ModelView) -> None:
     st.subheader("Current model")
-    with common.guard("diagram"):
-        st.graphviz_chart(common.diagram_dot(cfg, "stage"), width="stretch")
-    if st.toggle("Interactive preview (zoom, pan, hover a node for its numbers)", key="b_interactive"):
-        with common.guard("interactive view"):
-            interactive(cfg, "stage", None, key="b_view")
+    if not common.not_available(cfg, "diagram"):
+        with common.guard("diagram"):
+            st.graphviz_chart(common.diagram_dot(cfg, "stage"), width="stretch")
+        if st.toggle("Interactive preview (zoom, pan, hover a node for its numbers)", key="b_interactive"):
+            with common.guard("interactive view"):
+                interactive(cfg, "stage", None, key="b_view")
     common.show_table(v.table)  # the whole width: its nine columns uncut
     base = ss.get("base_cfg")
     with st.expander(f"Diff against the origin ({ss.get('base_origin', ss.get('base_name'))})", expanded=True):
@@ -337,8 +414,9 @@ st.title("Build")
 sources = common.config_sources()
 if ss.get("b_preset") not in sources:  # an origin that is no preset (pasted, uploaded, a link's): none picked
     ss.b_preset = ss.get("base_name") if ss.get("base_name") in sources else None
-st.selectbox("Preset (the model zoo in configs/, and your saved configs)", list(sources), key="b_preset",
-             on_change=_on_preset, placeholder=f"{ss.get('base_name')} ({ss.get('base_origin')}) — pick a preset")
+st.selectbox("Preset (the model zoo in configs/ and configs/networks/, and your saved configs)", list(sources),
+             key="b_preset", on_change=_on_preset,
+             placeholder=f"{ss.get('base_name')} ({ss.get('base_origin')}) — pick a preset")
 if ss.get("build_error", {}).get("where") == "preset":
     st.error(f"Preset: {ss.build_error['message']}")
 view = _numbers(cfg)

@@ -17,12 +17,13 @@ from analysis.complexity import analyze
 from analysis.diagram.build import build_diagram, render_bytes
 from analysis.features.weights import build_weights
 from analysis.imaging.images import DEFAULT_IMAGE
+from app.logic import networks
 from app.logic.arch_view import ArchLayout, build_layout, dot_json
 from app.logic.config_edit import (
     DEFAULT_PRESET,
     ModelView,
+    all_presets,
     config_hash,
-    list_presets,
     list_saved,
     load_preset,
     model_view,
@@ -33,7 +34,6 @@ from app.logic.url_state import UrlStateError, decode_state, encode_state
 from hrnet_core import HRNetConfig, UserInputError, load_config
 from hrnet_core.device import prepare, resolve_device
 from hrnet_core.errors import quote
-from hrnet_core.networks.model_config import hrnet_only
 
 # ---- errors -------------------------------------------------------------------------------------
 
@@ -70,7 +70,7 @@ def init_state() -> None:
     if "cfg" not in ss:
         cfg = load_preset(DEFAULT_PRESET)
         ss.cfg = cfg
-        set_origin(cfg, DEFAULT_PRESET, list_presets()[DEFAULT_PRESET].read_text(encoding="utf-8"),
+        set_origin(cfg, DEFAULT_PRESET, all_presets()[DEFAULT_PRESET].read_text(encoding="utf-8"),
                    f"preset {DEFAULT_PRESET}")
         with guard("link"):
             _restore_from_url()
@@ -89,7 +89,7 @@ def _restore_from_url() -> None:
             raise UrlStateError(f"URL parameter preset: no preset or saved config {quote(state.preset)} here")
         origin, label = config_from_source(state.preset), state.preset
         text = open(sources[label], encoding="utf-8").read()
-        where = f"preset {label}" if label in list_presets() else f"saved config {sources[label]}"
+        where = f"preset {label}" if label in all_presets() else f"saved config {sources[label]}"
     elif state.origin_text is not None:
         origin = parse_yaml(state.origin_text, source="URL parameter origin")
         label, text, where = origin.name, state.origin_text, state.origin_label or "link"
@@ -123,8 +123,9 @@ def current_config() -> HRNetConfig:
 
 
 def config_sources() -> dict[str, str]:
-    """Picker label -> path over the model zoo (``configs/``) and the user's saved configs."""
-    out = {name: str(path) for name, path in list_presets().items()}
+    """Picker label -> path over the model zoo (``configs/`` for HRNet, ``configs/networks/`` for the other
+    networks) and the user's saved configs."""
+    out = {name: str(path) for name, path in all_presets().items()}
     for name, path in list_saved().items():
         out[f"saved: {name}"] = str(path)
     return out
@@ -132,7 +133,7 @@ def config_sources() -> dict[str, str]:
 
 @st.cache_data(max_entries=128, show_spinner=False)
 def load_source(path: str, mtime: float) -> HRNetConfig:  # mtime: a saved file edited on disk reloads
-    return hrnet_only(load_config(path), "the app")
+    return load_config(path)
 
 
 def config_from_source(label: str) -> HRNetConfig:
@@ -256,8 +257,21 @@ def show_table(df, target=None, **kwargs) -> None:
     (target or st).dataframe(df, column_config=config, **kwargs)
 
 
+def not_available(cfg, feature: str) -> bool:
+    """Show the one line saying that ``feature`` does not take ``cfg``'s network yet (``app.logic.networks``)
+    and return True; False (nothing shown) where it does."""
+    line = networks.unavailable(cfg, feature)
+    if line:
+        st.info(line)
+    return line is not None
+
+
 def model_caption(cfg: HRNetConfig) -> str:
+    """The one-line description of ``cfg`` (page headers, the sidebar): name, network, head, params, GFLOPs
+    (Conv2d + Linear MACs / 2^30), fusing modules and input size."""
     v = view(cfg)
+    if networks.is_network(cfg):
+        return networks.caption(cfg, v.params, v.gflops_paper, v.attention_macs, v.fusions, v.modules)
     h, w = cfg.input_hw
     params = f"{v.params / 1e6:.1f}M" if v.params >= 1e5 else f"{v.params / 1e3:.1f}K"
     return (f"**{cfg.name}** · {cfg.family} · W{cfg.stages[0].channels[0]} · head {cfg.head.kind} · {params} params · "

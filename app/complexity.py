@@ -11,6 +11,7 @@ from analysis.complexity import CONVENTIONS
 from analysis.complexity.profiler import profile
 from analysis.complexity.roofline import count_traffic, measure_peak, peak_dtype, roof, roofline
 from app import common
+from app.logic import networks
 from app.logic.compare import COMPARE_FUSIONS, compare_groups, compare_totals, group_labels, highlight_changes
 from app.logic.run_progress import throttled
 from hrnet_core.device import device_label, resolve_device
@@ -64,17 +65,21 @@ def _breakdown(cfg, rep) -> None:
 
 def _comparison(cfg, hw) -> None:
     st.subheader("Compare two configs")
-    options = [f"current, fusion: {name}" for name in COMPARE_FUSIONS] + list(common.config_sources())
+    fusions = [] if networks.unavailable(cfg, "fusion presets") else [f"current, fusion: {n}" for n in COMPARE_FUSIONS]
+    options = fusions + list(common.config_sources())
+    if ss.get("c_compare") not in options:  # e.g. a fusion variant kept from an HRNet before a network
+        ss.pop("c_compare", None)
     c1, c2, c3 = st.columns([2, 2, 1])
-    choice = c2.selectbox("B", options, key="c_compare", index=options.index("current, fusion: final_only"))
+    default = options.index("current, fusion: final_only") if fusions else 0
+    choice = c2.selectbox("B", options, key="c_compare", index=default)
     same_size = c3.checkbox("B at A's input size", value=True, key="c_compare_size")
     other = (cfg.with_fusion(choice.split(": ", 1)[1]) if choice.startswith("current, fusion: ")
              else common.config_from_source(choice))
     hw_b = hw if same_size and other.family == cfg.family else None
     rep_a = common.complexity(cfg, hw)
     rep_b = common.complexity(other, hw_b)
-    name_a = f"A: {cfg.name}, {cfg.num_fusions} fusions, {hw[0]}x{hw[1]}"
-    name_b = f"B: {other.name}, {other.num_fusions} fusions, {rep_b.input_hw[0]}x{rep_b.input_hw[1]}"
+    name_a = f"A: {cfg.name}, {networks.module_counts(cfg)[0]} fusions, {hw[0]}x{hw[1]}"
+    name_b = f"B: {other.name}, {networks.module_counts(other)[0]} fusions, {rep_b.input_hw[0]}x{rep_b.input_hw[1]}"
     c1.markdown(f"**{name_a}**  \n**{name_b}**")
     totals = compare_totals(rep_a, rep_b, cfg, other, "A", "B")
     st.dataframe(highlight_changes(totals, ["A", "B"]), width="stretch")
@@ -94,6 +99,8 @@ def _comparison(cfg, hw) -> None:
 
 def _profile(cfg, hw) -> None:
     st.subheader("Measured latency and memory")
+    if common.not_available(cfg, "latency profile"):
+        return
     devices = common.device_choices()
     c1, c2, c3, c4 = st.columns([3, 3, 3, 2])
     device = c1.selectbox("Device", devices, key="c_prof_device",

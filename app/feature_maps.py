@@ -22,6 +22,7 @@ from analysis.features.weights import checkpoint_meta, describe_checkpoint
 from analysis.imaging.images import BUNDLED, load_image
 from analysis.settings import runs_root
 from app import common, paths_policy
+from app.logic import networks
 from app.logic.messages import name_upload
 from app.logic.run_progress import forward_progress
 from hrnet_core import CheckpointError, UserInputError
@@ -314,25 +315,29 @@ cfg = common.current_config()
 st.title("Feature maps")
 header = st.container()
 ss.f_stand_ins = {}  # temporary names of this run's uploads -> their own names, for error messages
-with common.guard("feature maps"), _named_uploads():
-    run_cfg, where, checkpoint, ck_label, image, image_key, box, person, device = _inputs(cfg)
-    _header(header, run_cfg, checkpoint, ck_label, where)
-    if image is not None:
-        dev = resolve_device(device)
-        ck_key = f"{checkpoint}:{Path(checkpoint).stat().st_mtime}" if checkpoint else ""
-        result = _run(f"{common.key_of(run_cfg)}|{image_key}", run_cfg, image, box, dev, ck_key, checkpoint)
-        if result is not None:  # None: cancelled (the sidebar below is still drawn)
-            cap, status = result
-            t = cap.timings
-            st.caption(f"Device: **{cap.device}** · weights: {status} · load {1e3 * t.get('load_s', 0):.0f} ms, "
-                       f"forward {1e3 * t.get('forward_s', 0):.0f} ms, reduce {1e3 * t.get('reduce_s', 0):.0f} ms")
-            if person is not None:
-                _ground_truth_vs_prediction(cap, person, run_cfg)
-            left, right = st.columns([1, 2], gap="large")
-            with left:
-                st.image(cap.image, caption=f"The network's input ({cap.input_hw[0]}x{cap.input_hw[1]}, official "
-                                            "preprocessing)", width="stretch")
-                _head(cap)
-            with right:
-                _maps(cap)
-            _stats(cap)
+if networks.unavailable(cfg, "feature maps"):  # another network whose maps are not captured yet: one line
+    header.markdown(common.model_caption(cfg))
+    common.not_available(cfg, "feature maps")
+else:
+    with common.guard("feature maps"), _named_uploads():
+        run_cfg, where, checkpoint, ck_label, image, image_key, box, person, device = _inputs(cfg)
+        _header(header, run_cfg, checkpoint, ck_label, where)
+        if image is not None:
+            dev = resolve_device(device)
+            ck_key = f"{checkpoint}:{Path(checkpoint).stat().st_mtime}" if checkpoint else ""
+            result = _run(f"{common.key_of(run_cfg)}|{image_key}", run_cfg, image, box, dev, ck_key, checkpoint)
+            if result is not None:  # None: cancelled (the sidebar below is still drawn)
+                cap, status = result
+                t = cap.timings
+                st.caption(f"Device: **{cap.device}** · weights: {status} · load {1e3 * t.get('load_s', 0):.0f} ms, "
+                           f"forward {1e3 * t.get('forward_s', 0):.0f} ms, reduce {1e3 * t.get('reduce_s', 0):.0f} ms")
+                if person is not None:
+                    _ground_truth_vs_prediction(cap, person, run_cfg)
+                left, right = st.columns([1, 2], gap="large")
+                with left:
+                    st.image(cap.image, caption=f"The network's input ({cap.input_hw[0]}x{cap.input_hw[1]}, official "
+                                                "preprocessing)", width="stretch")
+                    _head(cap)
+                with right:
+                    _maps(cap)
+                _stats(cap)

@@ -228,7 +228,13 @@ def parse_concise(data: Mapping, name: str = "hrnet") -> HRNetConfig:
 
 
 def to_concise_dict(cfg: HRNetConfig) -> dict:
-    """The explicit concise form of ``cfg`` as plain Python data (``parse_concise`` inverts it)."""
+    """The explicit concise form of ``cfg`` as plain Python data (``parse_concise`` inverts it; for another
+    network's ``NetworkConfig``: ``hrnet_core.networks.concise.to_network_dict``, and ``load_config`` reads
+    either)."""
+    if not isinstance(cfg, HRNetConfig):
+        from .networks.concise import to_network_dict  # the networks build on this module: imported when used
+
+        return to_network_dict(cfg)
     out: dict[str, Any] = {"name": cfg.name}
     if cfg.description:
         out["description"] = cfg.description

@@ -341,6 +341,11 @@ class HRNetConfig:
         return tuple(st.fuse for st in self.stages)
 
     @property
+    def stage_modules(self) -> tuple[int, ...]:
+        """Modules per stage 2..4 (the shape of ``fusion_schedule``)."""
+        return tuple(st.modules for st in self.stages)
+
+    @property
     def num_fusions(self) -> int:
         return sum(sum(st.fuse) for st in self.stages)
 

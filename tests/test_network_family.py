@@ -245,3 +245,40 @@ def test_cli_profile_and_roofline(capsys):
 
 
 BETWEEN_ROW = "between parts"
+
+
+FUSION_PRESETS_OF = [p for p in REPRESENTATIVE if hc.load_config(p).spec.with_fusion is not None]
+
+
+@pytest.mark.parametrize("path", FUSION_PRESETS_OF, ids=lambda p: p.stem)
+def test_one_epoch_smoke_ablation_with_a_fusion_schedule(path, tmp_path, capsys):
+    """The fusion ablation on another network: the per-module schedule is what each job trained (its
+    model.yaml), counted by analyze, and no HRNet paper figure is set beside it."""
+    out = tmp_path / "run"
+    assert main(["ablate", "--smoke", "--epochs", "1", "--base", str(path), "--variants", "none",
+                 "--schedule", "mixed=0,1,0,0,0,1,0,1", "--out", str(out)]) == 0
+    doc = json.loads((out / "summary.json").read_text())
+    rows = {r["variant"]: r for r in doc["variants"]}
+    assert set(rows) == {"none", "mixed"} and all(r["state"] == "done" for r in rows.values())
+    for name, fusions in (("none", 0), ("mixed", 3)):
+        cfg = hc.load_config(out / name / "seed0" / "model.yaml")
+        assert cfg.arch == hc.load_config(path).arch and cfg.num_fusions == fusions == rows[name]["fusions"]
+        assert rows[name]["params"] == analyze(cfg).params
+    assert doc["paper"] is None or not doc["paper"]  # the HRNet paper's ablation belongs to HRNet runs
+    assert rows["none"]["params"] < rows["mixed"]["params"]
+
+
+def test_ablation_refuses_a_network_without_fusion_switch(tmp_path, capsys):
+    path = next(p for p in REPRESENTATIVE if hc.load_config(p).spec.with_fusion is None)
+    assert main(["ablate", "--smoke", "--base", str(path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "fusion" in err[0] and not (tmp_path / "run").exists()
+
+
+def test_cli_diagram(representative, tmp_path, capsys):
+    path = next(p for p in REPRESENTATIVE if hc.load_config(p).name == representative.name)
+    assert main(["diagram", str(path), "-o", str(tmp_path / "d.dot"), "--input-size", "128", "96"]) == 0
+    graph = architecture(representative.with_input((128, 96)))
+    fused = {(p.stage, p.module) for p in graph.parts if p.kind == "fusion"}
+    assert f"fusion in {len(fused)} of {len(graph.exchange_modules)} modules" in capsys.readouterr().out
+    assert "digraph" in (tmp_path / "d.dot").read_text()

@@ -268,9 +268,12 @@ def recipe_from_dict(d: dict) -> Recipe:
 
 
 def apply_model_overrides(cfg: HRNetConfig, overrides: dict) -> HRNetConfig:
-    """``cfg`` with the recipe's size overrides (smoke: a tiny model); modules and fusion are kept."""
+    """``cfg`` with the recipe's size overrides (smoke: a tiny model); modules and fusion are kept. Another
+    network (``NetworkConfig``) maps them onto its own section (``NetworkSpec.resize``)."""
     if not overrides:
         return cfg
+    if not isinstance(cfg, HRNetConfig):
+        return replace(cfg.resized(overrides), name=f"{cfg.name}_resized")
     stages = []
     for st in cfg.stages:
         ch = tuple(overrides["width"] * 2**k for k in range(st.branches)) if "width" in overrides else st.channels

@@ -264,6 +264,16 @@ def _num(v, fmt: str) -> str:
     return format(v, fmt)
 
 
+def run_paper_table(run_dir: str | Path) -> tuple[pd.DataFrame | None, str]:
+    """``paper_table()`` for the run in ``run_dir``: the HRNet paper's fusion ablation only when the run's base is
+    a classic HRNet (another network's run compares with nothing published: None and a note saying so)."""
+    arch = _request(Path(run_dir))["base"].get("arch", "hrnet")
+    if arch != "hrnet":
+        return None, (f"the paper's fusion ablation (Sun et al. 2019) is HRNet-W32's: not shown beside a run of "
+                      f"arch {arch}")
+    return paper_table()
+
+
 def display_table(summary: pd.DataFrame, paper: pd.DataFrame | None) -> pd.DataFrame:
     """The human table: percentages, M params, and the paper's AP for the same number of fusions."""
     paper_ap = dict(zip(paper["fusions"], paper["AP"])) if paper is not None else {}
@@ -386,7 +396,7 @@ def write_report(run_dir: str | Path) -> ReportPaths:
     req = _request(run_dir)
     metrics = load_metrics(run_dir)
     summary = load_summary(run_dir, metrics)
-    paper, paper_note = paper_table()
+    paper, paper_note = run_paper_table(run_dir)
     env = _first_env(run_dir, req)
     table = display_table(summary, paper)
     diffs = differences(req, env)
@@ -504,7 +514,7 @@ def run_effects(run_dir: str | Path, req: dict | None = None, metrics: pd.DataFr
 def report_text(run_dir: str | Path) -> str:
     """The measured table and the effect verdicts as Markdown (for the CLI)."""
     summary = load_summary(run_dir)
-    paper, _ = paper_table()
+    paper, _ = run_paper_table(run_dir)
     text = _md_table(display_table(summary, paper))
     effects = run_effects(run_dir)
     if effects:
@@ -512,5 +522,5 @@ def report_text(run_dir: str | Path) -> str:
     return text
 
 
-__all__ = ["METRIC_FIELDS", "ReportPaths", "differences", "load_metrics", "load_summary", "paper_table",
+__all__ = ["METRIC_FIELDS", "ReportPaths", "differences", "load_metrics", "load_summary", "paper_table", "run_paper_table",
            "report_text", "write_report"]

@@ -294,7 +294,7 @@ CPU_RECIPE_HINT = ("quick", "paper")
 
 def _unused_parameters(cfg: hc.HRNetConfig) -> bool:
     # Without a fusion in the last module the lower branches feed nothing: no gradient reaches them.
-    return not cfg.stages[-1].fuse[-1]
+    return not cfg.fusion_schedule[-1][-1]
 
 
 def train_job(job: Job, data: KeypointData, ctx: DistContext, resume: bool = True,

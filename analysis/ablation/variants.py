@@ -33,7 +33,7 @@ def check_variant_name(name: object, where: str) -> str:
 
 def stage_modules(base: hc.HRNetConfig) -> tuple[int, ...]:
     """Modules per stage of ``base`` (stages 2 ... 4)."""
-    return tuple(st.modules for st in base.stages)
+    return tuple(base.stage_modules)
 
 
 def bits_schedule(bits: str, base: hc.HRNetConfig, where: str) -> tuple[tuple[bool, ...], ...]:

@@ -57,8 +57,7 @@ def _build_request(args, out: Path):
     import hrnet_core as hc
     from analysis.ablation.recipes import RecipeError, default_recipe, load_recipe
     from analysis.ablation.runner import AblationRequest, parse_variants, resolve_base
-    from hrnet_core.networks.model_config import hrnet_only
-
+    from analysis.ablation.variants import stage_modules
     if args.smoke and args.recipe not in (None, "smoke"):
         print(f"--smoke: the smoke recipe is used instead of {args.recipe}")
     recipe = load_recipe("smoke" if args.smoke else (args.recipe or default_recipe()))
@@ -70,7 +69,9 @@ def _build_request(args, out: Path):
     seeds = recipe.seeds if args.seeds is None else args.seeds
     check_count(seeds, "--seeds", 1000)
     base_path = args.base or str(settings.PROJECT_ROOT / DEFAULT_BASE)
-    base = resolve_base(hrnet_only(hc.load_config(base_path), "the fusion ablation"), recipe)
+    loaded = hc.load_config(base_path)
+    stage_modules(loaded)  # the ablation varies the fusion schedule: a network without one is refused first
+    base = resolve_base(loaded, recipe)
     variants = parse_variants(args.variants, base, args.schedule)
     data = args.data or recipe.data
     if data == "coco":

@@ -22,7 +22,7 @@ import hrnet_core as hc
 from analysis.cli.args import bounded_int, check_box, finite_float, output_dir, output_file
 from hrnet_core.budget import check_activations, check_depth
 from hrnet_core.errors import UserInputError
-from hrnet_core.networks.model_config import NetworkConfig, hrnet_only, network_label
+from hrnet_core.networks.model_config import network_label
 
 
 def register(sub) -> None:
@@ -83,8 +83,6 @@ def register(sub) -> None:
 
 def _config(args):
     cfg = hc.load_config(args.config)
-    if args.command == "diagram" and isinstance(cfg, NetworkConfig):
-        hrnet_only(cfg, "hrnet-explorer diagram")  # its network layouts are added in analysis.diagram.network
     if args.fusion:
         cfg = cfg.with_fusion(args.fusion)
     check_depth(cfg)  # the same whole-model bound for a diagram as for a built model
@@ -105,8 +103,15 @@ def run_diagram(args) -> int:
     exchange = e["fuse_up"] + e["fuse_down"]
     print(f"wrote {path} ({level} level: {n['branch'] + n['block']} branch/block nodes, exchange sums: {n['fuse']}, "
           f"exchange edges: {exchange} ({e['fuse_up']} up, {e['fuse_down']} down); "
-          f"fusion in {cfg.num_fusions} of {cfg.num_modules} modules)")
+          f"fusion in {_fused_modules(cfg)})")
     return 0
+
+
+def _fused_modules(cfg) -> str:
+    """``3 of 8 modules``: the modules whose exchange unit fuses, from the parts plan (any network)."""
+    graph = hc.architecture(cfg)
+    fused = {(p.stage, p.module) for p in graph.parts if p.kind == "fusion"}
+    return f"{len(fused)} of {len(graph.exchange_modules)} modules"
 
 
 def _features_source(args):

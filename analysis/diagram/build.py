@@ -45,6 +45,7 @@ from hrnet_core.config import BLOCK_EXPANSION
 from hrnet_core.errors import UserInputError, quote
 from hrnet_core.graph import STEM_PREFIXES, architecture
 from hrnet_core.heads import CLS_FEATURES, cls_head_channels
+from hrnet_core.networks.model_config import NetworkConfig
 from hrnet_core.shapes import branch_sizes
 
 LEVELS = ("stage", "module", "block")
@@ -66,7 +67,12 @@ class DiagramError(UserInputError):
 
 # ---- geometry from the config (no tracing) ---------------------------------------------------------
 def module_names(cfg: HRNetConfig) -> list[str]:
-    """Every module as ``stageS.moduleM`` (0-based M, as ``forward_intermediates`` names them)."""
+    """Every module as ``stageS.moduleM`` (0-based M, as ``forward_intermediates`` names them); for another
+    registered network (``NetworkConfig``), its parts plan's modules."""
+    if isinstance(cfg, NetworkConfig):
+        from analysis.diagram.network import network_module_names
+
+        return network_module_names(cfg)
     return [f"stage{s + 2}.module{m}" for s, st in enumerate(cfg.stages) for m in range(st.modules)]
 
 
@@ -551,7 +557,13 @@ def build_diagram(
     ``module`` (block level): ``stageS.moduleM`` (0-based M; default: the last stage's first module).
     ``annotate``: ``params`` or ``gflops`` (paper convention) per node. ``input_hw``: (H, W) for the
     sizes shown (default: the config's input size). Raises ``DiagramError`` for a bad level / module.
+    Another registered network (a ``NetworkConfig``: Lite-HRNet, HRFormer ...) is drawn from its parts plan by
+    ``analysis.diagram.network.build_network_diagram``.
     """
+    if isinstance(cfg, NetworkConfig):
+        from analysis.diagram.network import build_network_diagram  # imports this module's constants
+
+        return build_network_diagram(cfg, level, module, annotate, input_hw)
     if level not in LEVELS:
         raise DiagramError(f"level {quote(level)}: expected one of {', '.join(LEVELS)}")
     if module is not None and level != "block":

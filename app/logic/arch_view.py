@@ -18,6 +18,7 @@ import plotly.graph_objects as go
 
 from analysis.diagram.build import BLOCK_NAMES, DOT_TIMEOUT_S, DiagramError, dot_program
 from analysis.diagram.costs import CostTable
+from app.logic.networks import is_network
 from hrnet_core import HRNetConfig
 
 POINTS_PER_INCH = 72.0
@@ -51,7 +52,7 @@ class ArchNode:
 
     def hover(self) -> str:
         """The hover text (HTML line breaks), every figure with its unit."""
-        lines = [f"<b>{self.label.splitlines()[0]}</b>"]
+        lines = [f"<b>{(self.label.splitlines() or [self.id])[0]}</b>"]  # a label-less node (a junction): its id
         if self.params is not None:
             lines.append(f"params: {self.params:,}")
             lines.append(f"GFLOPs (paper, MACs/2^30): {self.gflops:.4g}")
@@ -181,7 +182,14 @@ def _edge_points(pos: str) -> list[tuple[float, float]]:
 
 
 def _stage_blocks(cfg: HRNetConfig) -> dict[str, str]:
-    """The breakdown's ``stage`` value -> the block type of that stage's residual units."""
+    """The breakdown's ``stage`` value -> the block type of that stage's residual units (another network's: the
+    ``block`` of its parts plan's per-branch parts, e.g. ``CCW``, ``HRFORMER``)."""
+    if is_network(cfg):
+        out: dict[str, str] = {}
+        for p in cfg.spec.parts(cfg.backbone):
+            if p.kind in ("layer1", "branch") and p.branch is not None and p.block:
+                out.setdefault(p.stage, BLOCK_NAMES.get(p.block, p.block))
+        return out
     out = {"stage1": BLOCK_NAMES[cfg.stage1.block]}
     out.update({f"stage{s + 2}": BLOCK_NAMES[st.block] for s, st in enumerate(cfg.stages)})
     return out
@@ -221,7 +229,8 @@ def build_layout(cfg: HRNetConfig, layout: dict, breakdown: pd.DataFrame) -> Arc
                 block = blocks.get(first["stage"], "")
             node = replace(node, prefixes=prefixes, group=prefixes[0].split(".")[0], params=costs.params(prefixes),
                            gflops=costs.gflops(prefixes),
-                           output_shape=tuple(int(v) for v in last["output_shape"]) if last is not None else None,
+                           output_shape=tuple(int(v) for v in last["output_shape"])
+                           if last is not None and last["output_shape"] is not None else None,  # networks: by part
                            resolution=str(last["resolution"]) if last is not None else "", block=block)
         ids[obj["_gvid"]] = node.id
         nodes.append(node)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from analysis.complexity import activation_memory_mib
+from app.logic.networks import module_counts
 from hrnet_core import HRNetConfig
 
 COMPARE_FUSIONS = ("final_only", "across_stage", "all", "none")
@@ -13,19 +14,23 @@ CHANGED = "background-color: rgba(255, 196, 0, 0.35); font-weight: 600"
 DELTA = "Δ"
 DELTA_PCT = "Δ %"
 ACTIVATIONS_ROW = "activations (MiB, float32, batch 1)"  # MiB, as everywhere else in the app
+ATTENTION_ROW = "attention GMACs (window attention's matrix products / 2^30)"
 
 
 def compare_totals(rep_a, rep_b, cfg_a: HRNetConfig, cfg_b: HRNetConfig, label_a: str, label_b: str) -> pd.DataFrame:
-    """One row per quantity: A, B, B - A and the relative change; rows that differ are what to highlight."""
+    """One row per quantity: A, B, B - A and the relative change; rows that differ are what to highlight. Either
+    config may be a classic HRNet or another network's (attention MACs then get their own row where non-zero)."""
     rows = [
         ("params", rep_a.params, rep_b.params),
         ("GFLOPs (paper, conv+linear MACs / 2^30)", rep_a.gflops_paper, rep_b.gflops_paper),
         ("fvcore GFLOPs (/1e9)", rep_a.fvcore_flops / 1e9, rep_b.fvcore_flops / 1e9),
         ("torch GFLOPs (/1e9)", rep_a.torch_flops / 1e9, rep_b.torch_flops / 1e9),
         (ACTIVATIONS_ROW, activation_memory_mib(rep_a), activation_memory_mib(rep_b)),
-        ("fusing modules", cfg_a.num_fusions, cfg_b.num_fusions),
-        ("modules", cfg_a.num_modules, cfg_b.num_modules),
+        ("fusing modules", module_counts(cfg_a)[0], module_counts(cfg_b)[0]),
+        ("modules", module_counts(cfg_a)[1], module_counts(cfg_b)[1]),
     ]
+    if rep_a.attention_macs or rep_b.attention_macs:  # HRFormer's window attention, outside the paper's GFLOPs
+        rows.insert(2, (ATTENTION_ROW, rep_a.attention_macs / 2**30, rep_b.attention_macs / 2**30))
     df = pd.DataFrame(rows, columns=["quantity", label_a, label_b]).set_index("quantity")
     df[DELTA] = df[label_b] - df[label_a]
     df[DELTA_PCT] = (100 * df[DELTA] / df[label_a].where(df[label_a] != 0)).round(2)

@@ -1,6 +1,9 @@
 """The logic behind the app's Build page, free of Streamlit so it can be tested and timed.
 
-- ``list_presets`` / ``list_saved``: the model zoo in ``configs/`` and the user's saved configs;
+- ``list_presets`` / ``list_network_presets`` / ``all_presets`` / ``list_saved``: the model zoo in ``configs/``
+  (classic HRNet), in ``configs/networks/`` (Lite-HRNet, HRFormer ...) and the user's saved configs;
+- ``parse_yaml``: YAML of any schema (project, official experiment, a network's ``arch:`` YAML) or an mmpose
+  ``.py`` config's text (read without executing it) as a config;
 - ``form_values`` / ``config_from_form``: an ``HRNetConfig`` as the flat values of the page's form
   controls and back (every error a ``ConfigError`` naming the field);
 - ``yaml_diff``: unified diff of two configs in the explicit concise schema;
@@ -23,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis.settings import PRESET_DIR, user_config_dir
+from app.logic import networks
 from hrnet_core import (
     MAX_PARAMS,
     ConfigError,
@@ -35,16 +39,33 @@ from hrnet_core import (
 )
 from hrnet_core.config import BLOCK_EXPANSION, HIGHER_FIELDS, HeadConfig
 from hrnet_core.heads import head_kinds
+from hrnet_core.mmpose_config import read_mmpose_text
+from hrnet_core.mmpose_model import config_from_mmpose
 from hrnet_core.model import check_buildable
-from hrnet_core.networks.model_config import hrnet_only
 
 DEFAULT_PRESET = "pose_hrnet_w32_256x192"
+NETWORK_PRESET_DIR = PRESET_DIR / "networks"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,99}$")  # "+": derived names (app.logic.identity)
 
 
 def list_presets(folder: Path = PRESET_DIR) -> dict[str, Path]:
-    """Preset name (file stem) -> path, sorted by name, for every ``*.yaml`` in ``folder``."""
+    """Preset name (file stem) -> path, sorted by name, for every ``*.yaml`` in ``folder`` (the classic HRNet's
+    zoo by default; ``list_network_presets`` has the other networks')."""
     return {p.stem: p for p in sorted(Path(folder).glob("*.yaml"))}
+
+
+def list_network_presets(folder: Path = NETWORK_PRESET_DIR) -> dict[str, Path]:
+    """Preset name -> path of the other registered networks' presets (``configs/networks/*.yaml``)."""
+    return list_presets(folder)
+
+
+def all_presets() -> dict[str, Path]:
+    """Every preset the picker lists: the classic HRNet's, then the other networks' (a network preset whose stem
+    an HRNet preset already has is listed as ``networks/STEM``)."""
+    out = dict(list_presets())
+    for name, path in list_network_presets().items():
+        out[name if name not in out else f"networks/{name}"] = path
+    return out
 
 
 def list_saved(folder: Path | None = None) -> dict[str, Path]:
@@ -53,8 +74,9 @@ def list_saved(folder: Path | None = None) -> dict[str, Path]:
     return {p.stem: p for p in sorted(folder.glob("*.yaml"))} if folder.is_dir() else {}
 
 
-def load_preset(name: str, folder: Path = PRESET_DIR) -> HRNetConfig:
-    presets = list_presets(folder)
+def load_preset(name: str, folder: Path | None = None) -> HRNetConfig:
+    """The preset ``name`` of ``folder`` (default: every preset, ``all_presets``). Raises ``ConfigError``."""
+    presets = all_presets() if folder is None else list_presets(folder)
     if name not in presets:
         raise ConfigError("preset", f"unknown preset {name!r}")
     return load_config(presets[name])
@@ -169,12 +191,37 @@ def out_channels_note(cfg: HRNetConfig) -> str:
 # ---- YAML ---------------------------------------------------------------------------------------
 
 
-def parse_yaml(text: str, source: str = "YAML", name: str = "hrnet") -> HRNetConfig:
-    """``text`` (project schema or official experiment YAML) as a config; ``ConfigError`` names the field.
+_PY_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*[ \t]*=(?!=)", re.MULTILINE)
+
+
+def is_mmpose_text(text: str) -> bool:
+    """Whether ``text`` reads as an mmpose ``.py`` config (a top-level ``NAME = ...`` line, which no YAML
+    mapping has) rather than YAML."""
+    return isinstance(text, str) and bool(_PY_ASSIGNMENT.search(text))
+
+
+def parse_mmpose_text(text: str, source: str = "mmpose config", name: str = "mmpose"):
+    """An mmpose ``.py`` config's text as a config (``HRNetConfig`` for mmpose's HRNet, ``NetworkConfig`` for
+    another network), read without executing anything (``hrnet_core.mmpose_config``); ``ConfigError`` names
+    ``source`` and the line or the mmpose field."""
+    data = read_mmpose_text(text, source)
+    try:
+        if "model" not in data:
+            raise ConfigError("", "has no top-level model = dict(...): not an mmpose model config")
+        return config_from_mmpose(data["model"], codec=data.get("codec"), data_cfg=data.get("data_cfg"), name=name)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err.field}" if err.field else source, err.message) from None
+
+
+def parse_yaml(text: str, source: str = "YAML", name: str = "hrnet", mmpose: bool | None = None):
+    """``text`` as a config: project schema, official experiment YAML, another network's ``arch:`` YAML, or an
+    mmpose ``.py`` config (``mmpose``: None tells it by ``is_mmpose_text``). ``ConfigError`` names the field.
 
     ``name`` is used when the text has none (official files never do).
     """
-    return hrnet_only(load_config_text(text, source=source, name=name), "the Build page")
+    if mmpose if mmpose is not None else is_mmpose_text(text):
+        return parse_mmpose_text(text, source=source, name=name)
+    return load_config_text(text, source=source, name=name)
 
 
 def yaml_diff(base: HRNetConfig, cfg: HRNetConfig, base_label: str = "preset", label: str = "current") -> str:
@@ -189,7 +236,11 @@ def yaml_diff(base: HRNetConfig, cfg: HRNetConfig, base_label: str = "preset", l
 
 @dataclass(frozen=True)
 class ModelView:
-    """The Build page's numbers for one config, all from the analytic count (no model is built)."""
+    """The Build page's numbers for one config, all from the analytic count (no model is built).
+
+    ``gflops_paper``: Conv2d + Linear multiply-adds / 2^30, batch 1; ``attention_macs``: the window-attention
+    matrix products (HRFormer), which are neither, so counted apart (0 for HRNet and Lite-HRNet); ``table``: the
+    stage / branch table (HRNet), or one row per stage with its params and GFLOPs (the other networks)."""
 
     params: int
     gflops_paper: float
@@ -198,6 +249,7 @@ class ModelView:
     fusion_schedule: str
     output_shapes: tuple[tuple[int, ...], ...]
     table: pd.DataFrame = field(compare=False, repr=False)
+    attention_macs: int = 0
 
 
 def head_output_shapes(report, cfg: HRNetConfig) -> tuple[tuple[int, ...], ...]:
@@ -214,7 +266,7 @@ def head_output_shapes(report, cfg: HRNetConfig) -> tuple[tuple[int, ...], ...]:
 
 
 def model_view(cfg: HRNetConfig, report=None) -> ModelView:
-    """Params, paper GFLOPs, fusions, output shapes and the stage/branch table of ``cfg``.
+    """Params, paper GFLOPs, fusions, output shapes and the stage/branch table of ``cfg`` (any network).
 
     ``report``: its ``analysis.complexity.analyze`` report when already at hand. Raises
     ``ConfigError`` (field ``model``) for a model above ``hrnet_core.MAX_PARAMS``, as the builder would.
@@ -225,6 +277,11 @@ def model_view(cfg: HRNetConfig, report=None) -> ModelView:
     report = analyze(cfg) if report is None else report
     if report.params > MAX_PARAMS:
         check_buildable(cfg)  # raises with the builder's own message
+    if networks.is_network(cfg):  # another registered network: its parts plan and the report's rows
+        fusions, modules = networks.module_counts(cfg)
+        return ModelView(params=report.params, gflops_paper=report.gflops_paper, fusions=fusions, modules=modules,
+                         fusion_schedule="custom", output_shapes=networks.output_shapes(cfg),
+                         table=networks.stage_table(report), attention_macs=report.attention_macs)
     return ModelView(
         params=report.params,
         gflops_paper=report.gflops_paper,
@@ -266,7 +323,7 @@ def save_config(text: str, name: str, folder: Path | None = None, overwrite: boo
     folder = (user_config_dir() if folder is None else Path(folder)).expanduser()
     if folder.resolve() == PRESET_DIR.resolve():
         raise SaveError(f"folder: {folder} holds the presets, which are never overwritten; pick another folder")
-    if name in list_presets():
+    if name in all_presets() or name in list_network_presets():
         raise SaveError(f"name: {name!r} is a preset name; pick another so the two cannot be confused")
     try:
         folder.mkdir(parents=True, exist_ok=True)

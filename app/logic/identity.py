@@ -14,6 +14,9 @@ import re
 from dataclasses import dataclass, replace
 from pathlib import PurePath
 
+from app.logic.config_edit import is_mmpose_text
+from app.logic.network_form import backbone_dict, knob_value
+from app.logic.networks import is_network
 from hrnet_core import HRNetConfig, named_fusion
 from hrnet_core.config import MAX_NAME_CHARS
 from hrnet_core.official_yaml import is_official
@@ -25,7 +28,8 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
 @dataclass(frozen=True)
 class TextIdentity:
     """What a YAML text says about the model's identity: ``name`` (``None``: the text names nothing),
-    ``official`` (an official experiment YAML) and ``origin`` (where it came from, for the page)."""
+    ``official`` (a file of another project: an official experiment YAML or an mmpose ``.py`` config, a new
+    origin) and ``origin`` (where it came from, for the page)."""
 
     name: str | None
     official: bool
@@ -47,7 +51,14 @@ def official_name(cfg: HRNetConfig, model_name: str) -> str:
 def text_identity(text: str, source: str, cfg: HRNetConfig, file_name: str | None = None) -> TextIdentity:
     """The identity of ``cfg``, parsed from ``text``: ``file_name`` (an upload's own name) wins; then an
     official file's content; then a project-schema ``name`` entry. ``name`` is ``None`` when the text
-    names nothing (the caller keeps or derives one)."""
+    names nothing (the caller keeps or derives one). An mmpose config's text is named after its network and
+    input size (``mmpose_litehrnet_256x192``)."""
+    if is_mmpose_text(text):
+        if file_name:
+            return TextIdentity(safe_name(PurePath(file_name).stem), True, f"uploaded file {file_name}")
+        h, w = cfg.input_hw
+        arch = cfg.arch if is_network(cfg) else f"hrnet_w{cfg.stages[0].channels[0]}"
+        return TextIdentity(safe_name(f"mmpose_{arch}_{h}x{w}"), True, "pasted mmpose config")
     data = load_yaml(text, source)  # already parsed once by the caller: cannot fail here
     official = isinstance(data, dict) and is_official(data)
     if file_name:
@@ -74,10 +85,37 @@ def _size_token(name: str, old: tuple[int, int], new: tuple[int, int]) -> tuple[
     return name, done
 
 
+def _network_tokens(origin, cfg) -> list[str]:
+    """What a form edit of a network model changed: each knob by the last part of its key (``num_channels``),
+    ``backbone`` for an entry no knob names, ``out{K}`` / ``headless`` for the head."""
+    a, b = backbone_dict(origin), backbone_dict(cfg)
+    extra = []
+    for knob in cfg.spec.knobs:
+        if knob_value(a, knob.key) != knob_value(b, knob.key):
+            extra.append(knob.key.rsplit(".", 1)[-1])
+    if not extra and a != b:
+        extra.append("backbone")
+    if origin.head != cfg.head:
+        extra.append("headless" if cfg.head is None else f"out{cfg.head.outputs}")
+    return list(dict.fromkeys(extra))
+
+
 def derived_name(origin: HRNetConfig, cfg: HRNetConfig) -> str:
-    """The name of ``cfg``, a form edit of ``origin`` (see the module docstring)."""
+    """The name of ``cfg``, a form edit of ``origin`` (see the module docstring); of another network's model
+    (``NetworkConfig``), the input size token rewritten and the changed knobs appended
+    (``litehrnet_18_256x192+num_channels``)."""
     if replace(cfg, name=origin.name) == origin:
         return origin.name
+    if is_network(origin) or is_network(cfg):
+        if not (is_network(origin) and is_network(cfg) and origin.arch == cfg.arch):
+            return cfg.name  # another network altogether: not an edit of the origin
+        name, extra = origin.name.split("+", 1)[0], _network_tokens(origin, cfg)
+        if origin.input_hw != cfg.input_hw:
+            name, done = _size_token(name, origin.input_hw, cfg.input_hw)
+            if not done:
+                extra.append("{}x{}".format(*cfg.input_hw))
+        full = "+".join([name, *(extra or ["edit"])]) if extra or name == origin.name else name
+        return full[:MAX_NAME_CHARS]
     name, extra = origin.name.split("+", 1)[0], []
     w0, w1 = origin.stages[0].channels[0], cfg.stages[0].channels[0]
     if w0 != w1:

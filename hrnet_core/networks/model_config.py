@@ -18,6 +18,7 @@ from ..config import (
     ConfigError,
     HeadConfig,
     check_text,
+    fusion_preset,
     one_of,
     positive_int,
 )
@@ -66,11 +67,49 @@ class NetworkConfig:
         """The registered ``NetworkSpec`` of ``arch``."""
         return network_spec(self.arch)
 
+    def _fusion_spec(self):
+        spec = self.spec
+        if spec.fusion_schedule is None or spec.with_fusion is None:
+            raise ConfigError("fusion", f"{spec.title} has no per-module fusion switch (its modules always fuse); "
+                              "fusion schedules and the fusion ablation take HRNet and Lite-HRNet")
+        return spec
+
+    @property
+    def fusion_schedule(self) -> tuple[tuple[bool, ...], ...]:
+        """Per stage, per module: whether it ends with the multi-resolution fusion. Raises ``ConfigError`` for a
+        network without a fusion switch."""
+        return tuple(tuple(row) for row in self._fusion_spec().fusion_schedule(self.backbone))
+
+    @property
+    def stage_modules(self) -> tuple[int, ...]:
+        """Modules per exchange stage (the shape of ``fusion_schedule``)."""
+        return tuple(map(len, self.fusion_schedule))
+
+    @property
+    def num_fusions(self) -> int:
+        return sum(sum(row) for row in self.fusion_schedule)
+
+    @property
+    def num_modules(self) -> int:
+        return sum(self.stage_modules)
+
     def with_fusion(self, schedule) -> NetworkConfig:
-        """Fusion schedules are HRNet presets (``all`` ... ``none``); a network's own fusion knobs live in its
-        section (Lite-HRNet: ``stages_spec.with_fuse``). Raises ``ConfigError``."""
-        raise ConfigError("fusion", f"the fusion presets are HRNet's; for arch {self.arch} set the fusion in its "
-                          "backbone section (Lite-HRNet: stages_spec.with_fuse)")
+        """A copy with another fusion schedule: a preset name (``all``, ``across_stage``, ``final_only``,
+        ``none``: paper section 4.4, as HRNet's) or one tuple of bools per stage. Raises ``ConfigError`` for a
+        network without a fusion switch (HRFormer) or a schedule of the wrong shape."""
+        spec = self._fusion_spec()
+        if isinstance(schedule, str):
+            schedule = fusion_preset(self.stage_modules, schedule)
+        return replace(self, backbone=spec.with_fusion(self.backbone, schedule))
+
+    def resized(self, overrides) -> NetworkConfig:
+        """A copy with an ablation recipe's size overrides (``NetworkSpec.resize``); unchanged without any.
+        Raises ``ConfigError`` when the network takes none or the result is invalid."""
+        if not overrides:
+            return self
+        if self.spec.resize is None:
+            raise ConfigError("model", f"{self.spec.title} takes no recipe size overrides")
+        return replace(self, backbone=self.spec.resize(self.backbone, overrides))
 
     def with_input(self, input_hw: tuple[int, int]) -> NetworkConfig:
         """A copy for input ``(H, W)`` pixels."""

@@ -91,7 +91,11 @@ class NetworkSpec:
     - ``infer(shapes)`` (optional): the mmpose backbone dict whose model has a state_dict of ``shapes`` (tensor
       name -> shape, no ``backbone.`` prefix), or None when the names are not this network's; a candidate that
       ``hrnet_core.infer_config`` parses, builds and checks key by key; ``not_in_weights``: the backbone fields
-      it cannot read from weights (defaults used).
+      it cannot read from weights (defaults used);
+    - ``fusion_schedule(section)`` / ``with_fusion(section, schedule)`` (optional): the per-stage, per-module
+      fusion flags (as HRNet's ``fusion_schedule``) and a copy with others, for the fusion ablation;
+    - ``resize(section, overrides)`` (optional): a copy with an ablation recipe's size overrides (``width``,
+      ``blocks``, ``stem``, ...; ``analysis.ablation.recipes.apply_model_overrides``).
     """
 
     name: str
@@ -108,6 +112,9 @@ class NetworkSpec:
     knobs: tuple[Knob, ...] = field(default=())
     infer: Callable[[Mapping[str, tuple]], dict | None] | None = None
     not_in_weights: tuple[str, ...] = ()
+    fusion_schedule: Callable[[Any], tuple[tuple[bool, ...], ...]] | None = None
+    with_fusion: Callable[[Any, Any], Any] | None = None
+    resize: Callable[[Any, Mapping], Any] | None = None
 
 
 def network_modules(plans) -> tuple[tuple[str, str, int], ...]:

@@ -20,6 +20,7 @@ from .config import (
     lite_hrnet_18,
     lite_hrnet_30,
     parse,
+    with_schedule,
     with_widths,
 )
 from .counts import check_input, counts, param_count, parts
@@ -37,6 +38,25 @@ def out_strides(section: LiteHRNetSection) -> tuple[int, ...]:
     return (4,)
 
 
+def resize(section: LiteHRNetSection, overrides) -> LiteHRNetSection:
+    """``section`` with an ablation recipe's size overrides (``analysis.ablation.recipes``): ``width`` -> branch
+    widths ``width * 2**k``, ``blocks`` -> every stage's ``num_blocks``, ``stem`` -> the stem's
+    ``stem_channels`` and ``out_channels``; ``stage1_blocks`` / ``stage1_planes`` (HRNet's bottleneck stage) have
+    no Lite-HRNet counterpart and are ignored. Modules, module types and the fusion are kept."""
+    from dataclasses import replace
+
+    sp = section.stages_spec
+    if "width" in overrides:
+        section = with_widths(section, [overrides["width"] * 2**k for k in range(max(sp.num_branches))])
+    if "blocks" in overrides:
+        section = replace(section, stages_spec=replace(section.stages_spec,
+                                                       num_blocks=(overrides["blocks"],) * section.num_stages))
+    if "stem" in overrides:
+        section = replace(section, stem=replace(section.stem, stem_channels=overrides["stem"],
+                                                out_channels=overrides["stem"]))
+    return parse(dump(section), "backbone")  # re-validated: widths even, wide enough for the weighting
+
+
 KNOBS = (
     Knob("extra.stages_spec.num_channels", "int_list",
          "branch widths, highest resolution first (Lite-HRNet-18/30: 40, 80, 160, 320); stage s takes the first "
@@ -47,7 +67,7 @@ KNOBS = (
     Knob("extra.stages_spec.module_type", "choice", "per stage: LITE (conditional channel weighting) or NAIVE "
                                                     "(ShuffleNet-v2 units per branch)"),
     Knob("extra.stages_spec.with_fuse", "bool", "per stage: whether each module ends with the multi-resolution "
-                                                "fusion"),
+                                                "fusion (or a list: one bool per module)"),
     Knob("extra.stages_spec.reduce_ratios", "int_list", "per stage: the cross-resolution weighting's channel "
                                                         "reduction (8 in the papers' models)"),
     Knob("extra.stem.stem_channels", "int", "stem width (even)"),
@@ -68,8 +88,11 @@ SPEC = register(NetworkSpec(
     parts=parts,
     knobs=KNOBS,
     infer=infer, not_in_weights=NOT_IN_WEIGHTS,
+    fusion_schedule=lambda section: section.stages_spec.schedule(),
+    with_fusion=with_schedule,
+    resize=resize,
 ))
 
 __all__ = ["KNOBS", "LiteHRNet", "LiteHRNetSection", "NormSpec", "SPEC", "StagesSpec", "StemSpec", "build",
            "check_input", "counts", "dump", "lite_hrnet_18", "lite_hrnet_30", "out_channels", "out_strides",
-           "param_count", "parse", "parts", "with_widths"]
+           "param_count", "parse", "parts", "resize", "with_schedule", "with_widths"]

@@ -61,15 +61,27 @@ class StemSpec:
 
 @dataclass(frozen=True)
 class StagesSpec:
-    """``extra.stages_spec``: one entry per stage in every tuple (``num_channels[s]``: one width per branch)."""
+    """``extra.stages_spec``: one entry per stage in every tuple (``num_channels[s]``: one width per branch).
+
+    ``with_fuse[s]``: mmpose's bool for every module of stage ``s``, or (this project's extension, for the
+    paper's per-module fusion ablation) a tuple of one bool per module; ``fuses(s, m)`` reads either."""
 
     num_modules: tuple[int, ...]
     num_branches: tuple[int, ...]
     num_blocks: tuple[int, ...]
     module_type: tuple[str, ...]
-    with_fuse: tuple[bool, ...]
+    with_fuse: tuple[bool | tuple[bool, ...], ...]
     reduce_ratios: tuple[int, ...]
     num_channels: tuple[tuple[int, ...], ...]
+
+    def fuses(self, s: int, m: int) -> bool:
+        """Whether module ``m`` of stage ``s`` ends with the multi-resolution fusion."""
+        flag = self.with_fuse[s]
+        return bool(flag[m]) if isinstance(flag, tuple) else bool(flag)
+
+    def schedule(self) -> tuple[tuple[bool, ...], ...]:
+        """Per stage, per module: ``fuses(s, m)`` (the fusion schedule, as HRNet's ``fusion_schedule``)."""
+        return tuple(tuple(self.fuses(s, m) for m in range(n)) for s, n in enumerate(self.num_modules))
 
 
 @dataclass(frozen=True)
@@ -178,7 +190,16 @@ def _check_stages(spec: StagesSpec, n: int) -> None:
         nb = positive_int(spec.num_branches[s], f"{p}.num_branches[{s}]", MAX_BRANCHES)
         positive_int(spec.num_blocks[s], f"{p}.num_blocks[{s}]", MAX_BLOCKS)
         mt = one_of(spec.module_type[s], MODULE_TYPES, f"{p}.module_type[{s}]", "module_type")
-        _check_bool(spec.with_fuse[s], f"{p}.with_fuse[{s}]")
+        fuse = spec.with_fuse[s]
+        if isinstance(fuse, tuple):
+            if len(fuse) != spec.num_modules[s]:
+                raise ConfigError(f"{p}.with_fuse[{s}]", f"has {len(fuse)} entries, num_modules[{s}] says "
+                                                         f"{spec.num_modules[s]} (a bool for the whole stage, or "
+                                                         "one per module)")
+            for m, flag in enumerate(fuse):
+                _check_bool(flag, f"{p}.with_fuse[{s}][{m}]")
+        else:
+            _check_bool(fuse, f"{p}.with_fuse[{s}]")
         ratio = positive_int(spec.reduce_ratios[s], f"{p}.reduce_ratios[{s}]", MAX_CHANNELS)
         chans = spec.num_channels[s]
         if not isinstance(chans, tuple):
@@ -269,10 +290,11 @@ def _parse(mapping: Mapping) -> LiteHRNetSection:
     for key in SPEC_KEYS:
         lists[key] = _seq(spec[key], f"extra.stages_spec.{key}")
     channels = tuple(_seq(c, f"extra.stages_spec.num_channels[{s}]") for s, c in enumerate(lists["num_channels"]))
+    fuse = tuple(tuple(f) if isinstance(f, list) else f for f in lists["with_fuse"])  # per module (extension)
     module_types = tuple(m.upper() if isinstance(m, str) and m.upper() in MODULE_TYPES else m
                          for m in lists["module_type"])  # mmpose compares module_type.upper()
     stages = StagesSpec(num_modules=lists["num_modules"], num_branches=lists["num_branches"],
-                        num_blocks=lists["num_blocks"], module_type=module_types, with_fuse=lists["with_fuse"],
+                        num_blocks=lists["num_blocks"], module_type=module_types, with_fuse=fuse,
                         reduce_ratios=lists["reduce_ratios"], num_channels=channels)
     norm_cfg = top.get("norm_cfg")
     if norm_cfg is None:
@@ -309,7 +331,8 @@ def dump(section: LiteHRNetSection) -> dict:
             "stages_spec": {
                 "num_modules": list(sp.num_modules), "num_branches": list(sp.num_branches),
                 "num_blocks": list(sp.num_blocks), "module_type": list(sp.module_type),
-                "with_fuse": list(sp.with_fuse), "reduce_ratios": list(sp.reduce_ratios),
+                "with_fuse": [list(f) if isinstance(f, tuple) else f for f in sp.with_fuse],
+                "reduce_ratios": list(sp.reduce_ratios),
                 "num_channels": [list(c) for c in sp.num_channels],
             },
             "with_head": section.with_head,
@@ -321,6 +344,18 @@ def dump(section: LiteHRNetSection) -> dict:
     if section.frozen_stages != -1:
         out["frozen_stages"] = section.frozen_stages
     return out
+
+
+def with_schedule(section: LiteHRNetSection, schedule) -> LiteHRNetSection:
+    """A copy with fusion ``schedule`` (per stage, one bool per module); a stage whose modules agree is written
+    as mmpose's single bool. Raises ``ConfigError`` for a schedule of the wrong shape."""
+    sp = section.stages_spec
+    schedule = tuple(tuple(bool(f) for f in row) for row in schedule)
+    if tuple(map(len, schedule)) != tuple(sp.num_modules):
+        raise ConfigError("fusion", f"a schedule of {list(map(len, schedule))} modules per stage; the network has "
+                                    f"{list(sp.num_modules)}")
+    flags = tuple(row[0] if len(set(row)) == 1 else row for row in schedule)
+    return replace(section, stages_spec=replace(sp, with_fuse=flags))
 
 
 def with_widths(section: LiteHRNetSection, widths) -> LiteHRNetSection:

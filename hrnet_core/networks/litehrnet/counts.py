@@ -126,7 +126,7 @@ def _liveness(sec) -> tuple[list[frozenset], dict, dict]:
         nb, lite = spec.num_branches[s], spec.module_type[s] == "LITE"
         for m in reversed(range(spec.num_modules[s])):
             module_out[(s, m)] = need
-            mid = (frozenset(range(nb)) if need else need) if spec.with_fuse[s] and nb > 1 else need
+            mid = (frozenset(range(nb)) if need else need) if spec.fuses(s, m) and nb > 1 else need
             module_mid[(s, m)] = mid
             need = (frozenset(range(nb)) if mid else mid) if lite else mid
         stage_in[s] = need
@@ -226,7 +226,7 @@ def _walk(sec, input_hw: tuple[int, int] | None) -> list[tuple[PartPlan, _Tally]
                         t.conv_bn(bf, bf, 1, 1, sizes[k])
                         t.conv_bn(bf, bf, 3, bf, sizes[k])
                         t.conv_bn(bf, bf, 1, 1, sizes[k])
-            if spec.with_fuse[s] and nb > 1:
+            if spec.fuses(s, m) and nb > 1:
                 for i in range(nb):
                     for j in range(nb):
                         if i == j:
@@ -264,7 +264,7 @@ def check_input(sec, input_hw: tuple[int, int]) -> tuple[int, int]:
     hw = (positive_int(input_hw[0], "input_size.H", MAX_INPUT_SIDE),
           positive_int(input_hw[1], "input_size.W", MAX_INPUT_SIDE))
     spec = sec.stages_spec
-    fused = [nb for nb, f in zip(spec.num_branches, spec.with_fuse) if f and nb > 1]
+    fused = [nb for s, nb in enumerate(spec.num_branches) if any(spec.schedule()[s]) and nb > 1]
     if fused:
         n = max(fused)
         sizes = _branch_sizes(hw, n)

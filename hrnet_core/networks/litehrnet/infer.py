@@ -68,7 +68,10 @@ def infer(shapes: Mapping[str, tuple]) -> dict | None:
         spec["num_branches"].append(len(branches))
         spec["num_blocks"].append(len(blocks))
         spec["module_type"].append("LITE" if lite else "NAIVE")
-        spec["with_fuse"].append(len(branches) == 1 or any(k.startswith(f"stage{s}.0.fuse_layers.") for k in shapes))
+        modules = spec["num_modules"][-1]
+        fused = {int(k.split(".")[1]) for k in shapes if k.startswith(f"stage{s}.") and ".fuse_layers." in k}
+        flags = [len(branches) == 1 or m in fused for m in range(modules)]
+        spec["with_fuse"].append(flags[0] if len(set(flags)) == 1 else flags)  # mmpose's bool when they agree
         spec["reduce_ratios"].append(reduce)
         spec["num_channels"].append(widths)
     return {"type": "LiteHRNet", "in_channels": in_ch,

@@ -349,8 +349,8 @@ class LiteHRNet(nn.Module):
             setattr(self, f"transition{s}", self._make_transition(prev, cur, norm))
             setattr(self, f"stage{s}", nn.Sequential(*(
                 LiteHRModule(spec.num_branches[s], spec.num_blocks[s], cur, spec.reduce_ratios[s],
-                             spec.module_type[s], spec.with_fuse[s], norm, section.with_cp)
-                for _ in range(spec.num_modules[s]))))
+                             spec.module_type[s], spec.fuses(s, m), norm, section.with_cp)
+                for m in range(spec.num_modules[s]))))
             prev = cur
         self.with_head = section.with_head
         if section.with_head:
