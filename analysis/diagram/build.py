@@ -34,11 +34,11 @@ import re
 import shutil
 import subprocess
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import graphviz
 
+from analysis.diagram.canvas import DOWN_COLOUR, ROW_FILL, UP_COLOUR, Canvas, Node, row_fill
 from analysis.diagram.costs import CostTable, cost_table, fmt_gflops, fmt_params
 from hrnet_core import HRNetConfig, named_fusion
 from hrnet_core.config import BLOCK_EXPANSION
@@ -53,11 +53,6 @@ ANNOTATIONS = ("params", "gflops")
 FORMATS = ("dot", "gv", "svg", "png")
 DOT_TIMEOUT_S = 120
 
-ROW_FILL = ("#fff2cc", "#d9ead3", "#cfe2f3", "#f4cccc", "#ead1dc", "#fce5cd", "#d0e0e3", "#e6e6e6")
-UP_COLOUR = "#1f77b4"
-DOWN_COLOUR = "#d62728"
-SAME_COLOUR = "#8c8c8c"
-FONT = "Helvetica"
 BLOCK_NAMES = {"BASIC": "BasicBlock", "BOTTLENECK": "Bottleneck"}
 
 
@@ -87,29 +82,9 @@ def _parse_module(cfg: HRNetConfig, name: str | None) -> tuple[int, int]:
     raise DiagramError(f"module {quote(name)}: no such module; expected one of {', '.join(module_names(cfg))}")
 
 
-def _esc(text: str, newline: str = "\\n") -> str:
-    """Label text for DOT: backslashes and quotes kept literal, line breaks as DOT escapes (one line
-    per statement in the source)."""
-    return text.replace("\\", "\\\\").replace("\n", newline)
-
-
-# ---- graph assembly -------------------------------------------------------------------------------
-@dataclass
-class _Node:
-    id: str
-    label: str
-    cls: str
-    attrs: dict = field(default_factory=dict)
-
-
-@dataclass
-class _Column:
-    nodes: list[_Node]
-    header: str | None = None
-
-
-class _Builder:
+class _Builder(Canvas):
     def __init__(self, cfg: HRNetConfig, input_hw, annotate: str | None):
+        super().__init__()
         if annotate not in (None, *ANNOTATIONS):
             raise DiagramError(f"annotate {quote(annotate)}: expected params or gflops")
         if input_hw is not None:
@@ -119,34 +94,18 @@ class _Builder:
         self.sizes = branch_sizes(cfg, self.input_hw)
         self.annotate = annotate
         self.cost: CostTable | None = cost_table(cfg, self.input_hw) if annotate else None
-        self.columns: list[_Column] = []
-        self.free: list[_Node] = []
-        self.edges: list[tuple[str, str, str, dict]] = []
-        self.n_headers = 0
 
     # nodes and edges
-    def make(self, nid: str, label: str, cls: str, prefixes=(), **attrs) -> _Node:
-        if prefixes:  # the state_dict prefixes a node stands for (kept by `dot -Tjson`, read by the app's view)
-            attrs.setdefault("prefixes", " ".join(prefixes))
+    def make(self, nid: str, label: str, cls: str, prefixes=(), **attrs) -> Node:
+        note = exact = None
         if self.cost is not None and prefixes:
             params, macs = self.cost.params(prefixes), self.cost.macs(prefixes)
-            label += "\n" + (fmt_params(params) if self.annotate == "params" else fmt_gflops(macs / 2**30))
+            note = fmt_params(params) if self.annotate == "params" else fmt_gflops(macs / 2**30)
             exact = f"params={params} macs={macs}"
-            attrs["tooltip"] = f"{attrs['tooltip']} ({exact})" if "tooltip" in attrs else exact
-            if attrs.get("shape") == "circle":  # an annotated sum would be a huge circle
-                attrs.update(shape="box", style="rounded,filled")
-                label = label.replace("Σ\n", "Σ ", 1)
-        return _Node(nid, label, cls, attrs)
-
-    def column(self, nodes: list[_Node], header: str | None = None) -> None:
-        if nodes:
-            self.columns.append(_Column(nodes, header))
-
-    def edge(self, a: str, b: str, cls: str, **attrs) -> None:
-        self.edges.append((a, b, cls, attrs))
+        return self.node(nid, label, cls, prefixes, note, exact, **attrs)
 
     def branch_attrs(self, b: int) -> dict:
-        return {"fillcolor": ROW_FILL[b % len(ROW_FILL)]}
+        return row_fill(b)
 
     def res(self, b: int) -> str:
         return f"1/{4 * 2**b}"
@@ -155,45 +114,19 @@ class _Builder:
         h, w = self.sizes[b]
         return f"{h}x{w}"
 
-    def fuse_edge(self, src: str, dst: str, j: int, i: int) -> None:
+    def hrnet_fuse_edge(self, src: str, dst: str, j: int, i: int) -> None:
         """Exchange edge from branch j to fused output i (the fusion unit is drawn on the edge)."""
         if j == i:
-            self.edge(src, dst, "fuse_identity", color=SAME_COLOUR, tooltip="same resolution: identity")
+            tip = "same resolution: identity"
         elif j > i:
-            self.edge(src, dst, "fuse_up", color=UP_COLOUR,
-                      tooltip=f"1x1 conv + BN, upsample x{2 ** (j - i)} ({self.cfg.upsample.mode}): branch {j} -> {i}")
+            tip = f"1x1 conv + BN, upsample x{2 ** (j - i)} ({self.cfg.upsample.mode}): branch {j} -> {i}"
         else:
-            self.edge(src, dst, "fuse_down", color=DOWN_COLOUR,
-                      tooltip=f"{i - j} strided 3x3 conv{'s' if i - j > 1 else ''} + BN: branch {j} -> {i}")
+            tip = f"{i - j} strided 3x3 conv{'s' if i - j > 1 else ''} + BN: branch {j} -> {i}"
+        self.fuse_edge(src, dst, j, i, tip)
 
     # emit
-    def graph(self, title: str) -> graphviz.Digraph:
-        g = graphviz.Digraph(name=re.sub(r"\W", "_", self.cfg.name) or "hrnet")
-        g.attr("graph", rankdir="LR", newrank="true", nodesep="0.18", ranksep="0.32", fontname=FONT, fontsize="12",
-               label=_esc(title, "\\l"), labelloc="b", labeljust="l", bgcolor="white", pad="0.2")
-        g.attr("node", shape="box", style="rounded,filled", fillcolor="white", fontname=FONT, fontsize="10",
-               margin="0.08,0.04", penwidth="0.8")
-        g.attr("edge", arrowsize="0.6", penwidth="0.9", color="#555555", fontname=FONT, fontsize="9")
-        for col in self.columns:
-            with g.subgraph() as sub:
-                sub.attr(rank="same")
-                ids = []
-                if col.header is not None:
-                    hid = f"header{self.n_headers}"
-                    self.n_headers += 1
-                    sub.node(hid, _esc(col.header), shape="plaintext", style="", fontsize="10", fontcolor="#444444",
-                             **{"class": "header"})
-                    ids.append(hid)
-                for n in col.nodes:
-                    sub.node(n.id, _esc(n.label), **{"class": n.cls}, **n.attrs)
-                    ids.append(n.id)
-                for a, b in zip(ids, ids[1:]):
-                    sub.edge(a, b, style="invis", **{"class": "layout"})
-        for n in self.free:
-            g.node(n.id, _esc(n.label), **{"class": n.cls}, **n.attrs)
-        for a, b, cls, attrs in self.edges:
-            g.edge(a, b, **{"class": cls}, **attrs)
-        return g
+    def hrnet_graph(self, title: str) -> graphviz.Digraph:
+        return self.graph(self.cfg.name or "hrnet", title)
 
     # shared parts
     def stem_and_stage1(self) -> str:
@@ -456,7 +389,7 @@ def _network(bd: _Builder, per_stage: bool) -> None:
                            for i in range(outs)])
                 for i in range(outs):
                     for j in range(st.branches):
-                        bd.fuse_edge(ids[j], fids[i], j, i)
+                        bd.hrnet_fuse_edge(ids[j], fids[i], j, i)
                 prev = fids + ids[outs:]
             else:
                 prev = ids
@@ -495,13 +428,13 @@ def _block_level(bd: _Builder, module: str | None) -> str:
     if outs:
         # Every fusion unit is a chain of nodes ending at the sum of its target branch; chains are
         # right-aligned in columns before the sums and ordered by (target, source) within a column.
-        chains: list[list[_Node]] = []
+        chains: list[list[Node]] = []
         for i in range(outs):
             sid = f"sum{i}"
             for j in range(n):
                 unit = f"{pfx}.fuse_layers.{i}.{j}"
                 if j == i:
-                    bd.fuse_edge(last_ids[j], sid, j, i)
+                    bd.hrnet_fuse_edge(last_ids[j], sid, j, i)
                     continue
                 if j > i:
                     chain = [
@@ -521,7 +454,7 @@ def _block_level(bd: _Builder, module: str | None) -> str:
                                              f"{bd.hw(j + k + 1)}", "fuse_unit", (f"{unit}.{k}",), color=DOWN_COLOUR,
                                              **bd.branch_attrs(j + k + 1)))
                     colour = DOWN_COLOUR
-                bd.fuse_edge(last_ids[j], chain[0].id, j, i)
+                bd.hrnet_fuse_edge(last_ids[j], chain[0].id, j, i)
                 for x, y in zip(chain, chain[1:]):
                     bd.edge(x.id, y.id, "fuse_chain", color=colour)
                 bd.edge(chain[-1].id, sid, "fuse_chain", color=colour)
@@ -574,7 +507,7 @@ def build_diagram(
     else:
         _network(bd, per_stage=level == "stage")
         extra = ""
-    return bd.graph(bd.title(level, extra))
+    return bd.hrnet_graph(bd.title(level, extra))
 
 
 # ---- counting (for tests and the UI) --------------------------------------------------------------

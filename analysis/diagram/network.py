@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
 import graphviz
@@ -45,16 +45,8 @@ import torch
 from torch import nn
 
 from analysis.complexity.network_counts import plans_and_counts
-from analysis.diagram.build import (
-    ANNOTATIONS,
-    DOWN_COLOUR,
-    FONT,
-    LEVELS,
-    ROW_FILL,
-    SAME_COLOUR,
-    UP_COLOUR,
-    DiagramError,
-)
+from analysis.diagram.build import ANNOTATIONS, LEVELS, DiagramError
+from analysis.diagram.canvas import DOWN_COLOUR, SAME_COLOUR, UP_COLOUR, Canvas, Node, row_fill
 from analysis.diagram.costs import fmt_gflops, fmt_params
 from hrnet_core import architecture, build_on_meta
 from hrnet_core.errors import quote
@@ -242,90 +234,32 @@ def _block_label(block: str) -> str:
 
 
 # ---- graph assembly ----------------------------------------------------------------------------------
-@dataclass
-class _Node:
-    id: str
-    label: str
-    cls: str
-    attrs: dict = field(default_factory=dict)
-
-
-def _dot_text(text: str, newline: str = "\\n") -> str:
-    """Label text for DOT: backslashes kept literal, line breaks as DOT escapes (one line per statement)."""
-    return text.replace("\\", "\\\\").replace("\n", newline)
-
-
-class _Canvas:
-    """Columns (one rank each, ordered top to bottom), edges and the annotation, emitted as one Digraph."""
+class _Canvas(Canvas):
+    """The shared canvas with the annotation of the closed-form counts (``cost``: ``(params, MACs)``)."""
 
     def __init__(self, annotate: str | None):
+        super().__init__()
         self.annotate = annotate
-        self.columns: list[tuple[list[_Node], str | None]] = []
-        self.edges: list[tuple[str, str, str, dict]] = []
 
     def make(self, nid: str, label: str, cls: str, prefixes=(), cost: tuple[int, int] | None = None,
-             **attrs) -> _Node:
-        if prefixes:  # the state_dict prefixes a node stands for (kept by `dot -Tjson`, read by the app's view)
-            attrs.setdefault("prefixes", " ".join(prefixes))
+             **attrs) -> Node:
+        note = exact = None
         if self.annotate and cost is not None:
             params, macs = cost
-            label += "\n" + (fmt_params(params) if self.annotate == "params" else _fmt_flops(macs))
+            note = fmt_params(params) if self.annotate == "params" else _fmt_flops(macs)
             exact = f"params={params} macs={macs}"
-            attrs["tooltip"] = f"{attrs['tooltip']} ({exact})" if "tooltip" in attrs else exact
-            if attrs.get("shape") == "circle":  # an annotated sum would be a huge circle
-                attrs.update(shape="box", style="rounded,filled")
-                label = label.replace("Σ\n", "Σ ", 1)
-        return _Node(nid, label, cls, attrs)
-
-    def column(self, nodes: list[_Node], header: str | None = None) -> None:
-        if nodes:
-            self.columns.append((nodes, header))
-
-    def edge(self, a: str, b: str, cls: str, **attrs) -> None:
-        self.edges.append((a, b, cls, attrs))
+        return self.node(nid, label, cls, prefixes, note, exact, **attrs)
 
     def fuse_edge(self, src: str, dst: str, j: int, i: int, tooltip: str = "") -> None:
-        """Exchange edge from branch ``j`` into fused output ``i``: grey same branch, blue from a lower
-        resolution, red from a higher one."""
-        if j == i:
-            self.edge(src, dst, "fuse_identity", color=SAME_COLOUR, tooltip=f"branch {i}: its own term")
-        else:
-            cls, colour = ("fuse_up", UP_COLOUR) if j > i else ("fuse_down", DOWN_COLOUR)
-            self.edge(src, dst, cls, color=colour, tooltip=f"branch {j} -> {i}" + (f": {tooltip}" if tooltip else ""))
-
-    def graph(self, name: str, title: str) -> graphviz.Digraph:
-        g = graphviz.Digraph(name=re.sub(r"\W", "_", name) or "network")
-        g.attr("graph", rankdir="LR", newrank="true", nodesep="0.18", ranksep="0.32", fontname=FONT, fontsize="12",
-               label=_dot_text(title, "\\l"), labelloc="b", labeljust="l", bgcolor="white", pad="0.2")
-        g.attr("node", shape="box", style="rounded,filled", fillcolor="white", fontname=FONT, fontsize="10",
-               margin="0.08,0.04", penwidth="0.8")
-        g.attr("edge", arrowsize="0.6", penwidth="0.9", color="#555555", fontname=FONT, fontsize="9")
-        for c, (nodes, header) in enumerate(self.columns):
-            with g.subgraph() as sub:
-                sub.attr(rank="same")
-                ids = []
-                if header is not None:
-                    sub.node(f"header{c}", _dot_text(header), shape="plaintext", style="", fontsize="10",
-                             fontcolor="#444444", **{"class": "header"})
-                    ids.append(f"header{c}")
-                for n in nodes:
-                    sub.node(n.id, _dot_text(n.label), **{"class": n.cls}, **n.attrs)
-                    ids.append(n.id)
-                for a, b in zip(ids, ids[1:]):  # keeps the column's top-to-bottom order (branch 0 on top)
-                    sub.edge(a, b, style="invis", **{"class": "layout"})
-        for a, b, cls, attrs in self.edges:
-            g.edge(a, b, **{"class": cls}, **attrs)
-        return g
+        """The shared exchange edge, its tooltip naming the branches (and ``tooltip``: the fusion unit)."""
+        tip = f"branch {i}: its own term" if j == i else f"branch {j} -> {i}" + (f": {tooltip}" if tooltip else "")
+        super().fuse_edge(src, dst, j, i, tip)
 
 
 def _fmt_flops(macs: int) -> str:
     """Paper-convention GFLOPs (MACs / 2**30); below 0.01 as MFLOPs (MACs / 2**20: Lite-HRNet's own unit), which
     would read ``0.000 GFLOPs`` for most of a light network's layers."""
     return fmt_gflops(macs / 2**30) if macs >= 0.01 * 2**30 else f"{macs / 2**20:.2f} MFLOPs"
-
-
-def _row(b: int) -> dict:
-    return {"fillcolor": ROW_FILL[b % len(ROW_FILL)]}
 
 
 def _res(resolution: int | None) -> str:
@@ -363,7 +297,7 @@ def _stem(cv: _Canvas, net: _Net) -> dict[int, str]:
         nid = f"layer1_{i}" if i else "layer1"
         blocks = len(_part_blocks(net, p))
         label = f"{p.stage} · {_res(p.resolution)}\n{_join(_ch(shape), _hw_of(shape))}\n{blocks}x {_block_label(p.block)}"
-        cv.column([cv.make(nid, label, "branch", p.prefixes, net.cost([p]), **_row(p.branch or 0))], header=p.stage)
+        cv.column([cv.make(nid, label, "branch", p.prefixes, net.cost([p]), **row_fill(p.branch or 0))], header=p.stage)
         cv.edge(last, nid, "stem")
         last = nid
     return {0: last}
@@ -439,7 +373,7 @@ def _branch_label(net: _Net, part_list: list[PartPlan], b: int, shape, note: str
     return label + (f"\n{note}" if note else "")
 
 
-def _mixer_node(cv: _Canvas, net: _Net, nid: str, parts: list[PartPlan], rows: int) -> _Node:
+def _mixer_node(cv: _Canvas, net: _Net, nid: str, parts: list[PartPlan], rows: int) -> Node:
     """A part reading every branch (Lite-HRNet's cross-resolution weighting) as one node as tall as the rows."""
     prefixes = tuple(q for p in parts for q in p.prefixes)
     what = _block_label(parts[0].block)
@@ -458,7 +392,7 @@ def _exchange(cv: _Canvas, net: _Net, uid: str, fusions: list[PartPlan], ids: di
         into = [f for f in fusions if f.branch == i]
         nodes.append(cv.make(f"{uid}f{i}", "Σ", "fuse", tuple(q for f in into for q in f.prefixes), net.cost(into),
                              shape="circle", style="filled", margin="0.02", tooltip=f"sum into branch {i}",
-                             **_row(i)))
+                             **row_fill(i)))
     cv.column(nodes)
     for i in targets:
         cv.fuse_edge(ids[i], f"{uid}f{i}", i, i)
@@ -512,7 +446,7 @@ def _unit(cv: _Canvas, net: _Net, stage: str, uid: str, unit_mods: list[int], ti
         folded = bparts + [p for p in parts if p.kind == "fusion" and p.branch == b
                            and p.module in unit_mods and p.module != last_m]
         nodes.append(cv.make(ids[b], _branch_label(net, bparts, b, net.shape(stage, last_m, b), note), "branch",
-                             tuple(q for p in folded for q in p.prefixes), net.cost(folded), **_row(b)))
+                             tuple(q for p in folded for q in p.prefixes), net.cost(folded), **row_fill(b)))
     cv.column(nodes, header=None if mixers else title)
     fusions = [p for p in parts if p.kind == "fusion" and p.module == last_m]
     return _exchange(cv, net, uid, fusions, ids) if fusions else dict(ids)
@@ -727,7 +661,7 @@ def _block_level(cv: _Canvas, net: _Net, module: str | None) -> str:
 
     inputs = _module_inputs(net, stage, m)
     cv.column([cv.make(f"in{b}", f"in b{b} · {_res(res[b])}\n{_join(_ch(inputs.get(b)), net.hw(res[b]))}", "io",
-                       **_row(b)) for b in branches], header=f"{name} input")
+                       **row_fill(b)) for b in branches], header=f"{name} input")
     last = {b: (f"in{b}", 0) for b in branches}
     for k, step in enumerate(steps):
         step.id = f"st{k}"
@@ -743,7 +677,7 @@ def _block_level(cv: _Canvas, net: _Net, module: str | None) -> str:
         nodes = []
         for s in col:
             shape = net.shape(stage, m, s.branch) if s.branch is not None else None
-            attrs = _row(s.branch) if s.branch is not None else {
+            attrs = row_fill(s.branch) if s.branch is not None else {
                 "fillcolor": MIXER_FILL, "height": f"{ROW_HEIGHT * len(branches):.2f}"}
             label = _step_label(net, s, shape, run.channels.get(s.prefixes[-1]))
             nodes.append(cv.make(s.id, label, "block", s.prefixes, cost(s.prefixes), **attrs))
@@ -752,7 +686,7 @@ def _block_level(cv: _Canvas, net: _Net, module: str | None) -> str:
         shown = block
     outs = _block_exchange(cv, net, fusions, {b: last[b][0] for b in branches}, cost)
     cv.column([cv.make(f"out{b}", f"out b{b} · {_res(res[b])}\n{_join(_ch(net.shape(stage, m, b)), net.hw(res[b]))}",
-                       "io", **_row(b)) for b in sorted(outs)], header=f"{name} output")
+                       "io", **row_fill(b)) for b in sorted(outs)], header=f"{name} output")
     for b in sorted(outs):
         cv.edge(outs[b], f"out{b}", "flow", weight="8")
     targets = sorted({f.branch for f in fusions})
@@ -791,12 +725,12 @@ def _block_exchange(cv: _Canvas, net: _Net, fusions: list[PartPlan], last: dict[
         summary = _summary(net.modules, f.prefixes)
         label = f"{j}→{i}: {summary}\n{_join(_ch(s.out_shape), _hw_of(s.out_shape))}"
         colour = UP_COLOUR if j > i else DOWN_COLOUR if j < i else SAME_COLOUR
-        units.append(cv.make(uid, label, "fuse_unit", f.prefixes, cost(f.prefixes), color=colour, **_row(i)))
+        units.append(cv.make(uid, label, "fuse_unit", f.prefixes, cost(f.prefixes), color=colour, **row_fill(i)))
         cv.fuse_edge(last[j], uid, j, i, summary)
         cv.edge(uid, f"sum{i}", "fuse_chain", color=colour)
     cv.column(units, header="fusion units")
     cv.column([cv.make(f"sum{i}", "Σ", "fuse", shape="circle", style="filled", margin="0.02",
-                       tooltip=f"sum into branch {i}", **_row(i)) for i in targets], header="exchange")
+                       tooltip=f"sum into branch {i}", **row_fill(i)) for i in targets], header="exchange")
     return {i: f"sum{i}" for i in targets}
 
 
