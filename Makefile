@@ -23,7 +23,7 @@ sysdeps:
 	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends graphviz chromium fonts-dejavu-core)
 
 run: install
-	$(VENV)/bin/streamlit run streamlit_app.py --server.address 127.0.0.1 --server.headless true --browser.gatherUsageStats false
+	$(VENV)/bin/streamlit run streamlit_app.py $(ARGS)  # settings: .streamlit/config.toml
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hrnet_core analysis app tests bench streamlit_app.py
