@@ -1,9 +1,16 @@
 """hrnet-explorer in the browser: `make run` (pose W32 256x192 and the astronaut photo by default)."""
 
-import streamlit as st
+import os
 
-from app.common import SHOWN_KEY, guard, init_state, model_caption, shown_model, sync_url
-from app.logic.heap import freeze_once
+# Before torch loads (through app.common): Streamlit runs the pages in threads of their own, each with its own
+# OpenMP team, and libgomp's default wait policy lets an idle team spin on the cores the next one computes on
+# (the profile of W32 measured 5x slower in a second thread than from the CLI). PASSIVE makes idle teams sleep.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import streamlit as st  # noqa: E402
+
+from app.common import SHOWN_KEY, guard, init_state, model_caption, shown_model, sync_url  # noqa: E402
+from app.logic.heap import freeze_once  # noqa: E402
 
 st.set_page_config(page_title="hrnet-explorer", page_icon=":material/hub:", layout="wide")
 

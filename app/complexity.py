@@ -14,6 +14,7 @@ from app import common
 from app.logic import networks
 from app.logic.compare import COMPARE_FUSIONS, compare_groups, compare_totals, group_labels, highlight_changes
 from app.logic.run_progress import throttled
+from app.logic.system_info import cpu_load
 from hrnet_core.device import device_label, resolve_device
 
 ss = st.session_state
@@ -121,7 +122,11 @@ def _profile(cfg, hw) -> None:
         st.caption("On demand: times the stem, layer1, each transition, stage and the head (or each branch's "
                    "blocks and each fusion) on the chosen device; CUDA events on a GPU, perf_counter on the CPU.")
         return
-    df = result[1]
+    df, load = result[1], ss.get("c_prof_load")
+    if load is not None and load[0] == key:  # the threads and load the figures were measured with
+        st.caption(f"Measured with {load[1].describe()}.")
+        if load[1].warning():
+            st.warning(load[1].warning())
     total = df[df["part"] == "total"]
     parts = df[df["part"] != "total"]
     cols = st.columns(len(total) + 1)
@@ -159,6 +164,7 @@ def _measure(cfg, hw, device, mode, batches, fast, key) -> None:
 
     try:
         model, _ = common.model(cfg, device)
+        load = cpu_load()  # before the run: the load the measurement starts into, not the one it makes
         df = profile(cfg, device=device, batch_sizes=tuple(batches), mode=mode, input_hw=hw, model=model, fast=fast,
                      progress=throttled(report))
         bar.progress(1.0, text=f"Counting the bytes each part moves, batch {batches[0]}…")
@@ -169,6 +175,7 @@ def _measure(cfg, hw, device, mode, batches, fast, key) -> None:
         slot.empty()
         raise
     ss.c_profile = (key, df)
+    ss.c_prof_load = (key, load)
     ss.c_roofline = (key, roofline(df[df["batch"] == batches[0]], traffic, peak))
     slot.empty()
 

@@ -12,7 +12,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from app.logic.system_info import library_versions, machine
+from app.logic.system_info import cpu_load, library_versions, machine
 from hrnet_core.device import device_label, resolve_device
 
 
@@ -51,10 +51,16 @@ st.dataframe(pd.DataFrame(rows, columns=["item", "value"]), hide_index=True, wid
 
 st.subheader("Machine")
 m = machine()
-c1, c2, c3 = st.columns(3)
+load = cpu_load()
+c1, c2, c3, c4, c5 = st.columns(5)
 c1.metric("RAM total", f"{m.ram_total_mib:,.0f} MiB" if m.ram_total_mib else "unknown")
 c2.metric("RAM available", f"{m.ram_available_mib:,.0f} MiB" if m.ram_available_mib else "unknown")
 c3.metric("CPU cores", f"{m.cores}")
+c4.metric("Torch threads", f"{load.threads}", help=f"OpenMP wait policy: {load.omp_wait_policy}")
+c5.metric("Load average (1 min)", "unknown" if load.load1 is None else f"{load.load1:.2f}",
+          help=load.describe())
+if load.warning():
+    st.warning(load.warning())
 st.markdown(f"**CPU:** {m.cpu_model}")
 st.dataframe(pd.DataFrame([{"feature": k, "present": v} for k, v in m.flags.items()]), hide_index=True,
              column_config={"present": st.column_config.CheckboxColumn("present")})

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from importlib import metadata
 from pathlib import Path
 
+import torch
 from streamlit.testing.v1 import AppTest
 
-from app.logic.system_info import LIBRARIES, library_versions, machine
+from app.logic.system_info import LIBRARIES, CpuLoad, cpu_load, library_versions, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,8 +40,22 @@ def test_system_page_shows_ram_cpu_flags_and_versions():
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["RAM total"].endswith(" MiB") and metrics["RAM total"] != "unknown"
     assert any(m.value.startswith("**CPU:**") for m in at.markdown)
+    assert metrics["Torch threads"] == str(torch.get_num_threads())
+    assert metrics["Load average (1 min)"] != "unknown"  # Linux has one
+
     frames = [d.value for d in at.dataframe]
     flags = next(f for f in frames if "feature" in f.columns)
     assert "AMX BF16" in set(flags["feature"]) and "AVX-512 BF16" in set(flags["feature"])
     libs = next(f for f in frames if "library" in f.columns)
     assert libs.set_index("library").loc["pycocotools", "version"] == metadata.version("pycocotools")
+
+
+def test_cpu_load_says_threads_load_and_when_it_is_busy():
+    now = cpu_load()
+    assert now.cores == os.cpu_count() and now.threads == torch.get_num_threads() and now.load1 is not None
+    quiet = CpuLoad(0.5, 0.7, 0.9, 2, 2, "PASSIVE")
+    assert not quiet.busy and quiet.warning() is None
+    assert quiet.describe() == "2 torch threads on 2 cores, load average 0.5 / 0.7 / 0.9 (1 / 5 / 15 min)"
+    busy = CpuLoad(3.2, 2.0, 1.0, 2, 1, "default")
+    assert busy.busy and "3.2 on 2 cores" in busy.warning() and busy.describe().startswith("1 torch thread on")
+    assert not CpuLoad(None, None, None, 2, 2, "default").busy

@@ -23,6 +23,7 @@ COMMANDS = (
     "analysis.cli.ablate",
     "analysis.cli.visual",
     "analysis.cli.export",
+    "analysis.cli.space",
 )
 
 

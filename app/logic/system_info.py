@@ -67,6 +67,50 @@ def machine(proc: Path = Path("/proc")) -> Machine:
                    {label: flag in flags for flag, label in CPU_FLAGS.items()})
 
 
+@dataclass(frozen=True)
+class CpuLoad:
+    """The 1-, 5- and 15-minute load averages (``None`` where the platform has none), the cores, torch's intra-op
+    threads and the OpenMP wait policy (``OMP_WAIT_POLICY``; ``default`` when unset): what a CPU latency figure
+    needs beside it."""
+
+    load1: float | None
+    load5: float | None
+    load15: float | None
+    cores: int
+    threads: int
+    omp_wait_policy: str
+
+    @property
+    def busy(self) -> bool:
+        """Whether more runnable work than cores waited over the last minute: timings read slow then."""
+        return self.load1 is not None and self.load1 > self.cores
+
+    def describe(self) -> str:
+        """``2 torch threads on 2 cores, load average 0.8 / 1.2 / 1.5 (1 / 5 / 15 min)``."""
+        load = ("load average unknown" if self.load1 is None
+                else f"load average {self.load1:.1f} / {self.load5:.1f} / {self.load15:.1f} (1 / 5 / 15 min)")
+        return f"{self.threads} torch thread{'s' if self.threads != 1 else ''} on {self.cores} cores, {load}"
+
+    def warning(self) -> str | None:
+        """One line when the machine is busier than its cores (``busy``), else None."""
+        if not self.busy:
+            return None
+        return (f"Load average {self.load1:.1f} on {self.cores} cores: other processes compete for the CPU, so "
+                "these times read slower than on a quiet machine; measure again when it is idle.")
+
+
+def cpu_load() -> CpuLoad:
+    """This process's ``CpuLoad`` now (``os.getloadavg``, ``torch.get_num_threads``)."""
+    import torch
+
+    try:
+        l1, l5, l15 = os.getloadavg()
+    except OSError:
+        l1 = l5 = l15 = None
+    return CpuLoad(l1, l5, l15, os.cpu_count() or 1, torch.get_num_threads(),
+                   os.environ.get("OMP_WAIT_POLICY", "default"))
+
+
 def library_versions() -> pd.DataFrame:
     """``library``, ``version`` (``not installed`` when absent) for every one of ``LIBRARIES``."""
     rows = []
