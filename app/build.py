@@ -23,6 +23,7 @@ from app.logic import form_extra, identity, networks
 from app.logic import network_form as nf
 from hrnet_core import ConfigError, dump_config
 from hrnet_core.config import FUSION_PRESETS
+from hrnet_core.errors import UserInputError
 from hrnet_core.heads import head_kinds
 
 ss = st.session_state
@@ -144,13 +145,23 @@ def _named(cfg):
     return replace(cfg, name=identity.derived_name(base, cfg)) if base is not None else cfg
 
 
-def _on_form() -> None:
+# Label of every HRNet form field as last drawn: the error of an edit names the field and the value typed.
+FIELD_LABELS: dict[str, str] = {}
+
+
+def _on_form(widget: str | None = None) -> None:
     try:
         values = _read_form(ss.cfg)
         cfg = _named(form_extra.apply_extra(ce.config_from_form(ss.cfg, values), values))
         common.view(cfg)  # refuses e.g. a model above the builder's size bound
     except Exception as err:  # noqa: BLE001
-        _fail("form", err)
+        if widget is None:
+            _fail("form", err)
+        elif isinstance(err, UserInputError):  # beside the field, with what was typed there (nothing clamps it)
+            _fail("field", UserInputError(f"{FIELD_LABELS.get(widget, widget)} = {ss.get(widget)!r}: "
+                                          f"{common.error_line(err)}"), widget)
+        else:  # a bug, not the input: said as such, beside the field
+            _fail("field", err, widget)
         return
     ss.cfg = cfg
     _push(cfg)
@@ -269,10 +280,10 @@ def _network_form(cfg) -> None:
                "do).")
     cols = st.columns(3)
     for col, (label, widget) in zip(cols, (("Input height", nf.INPUT_H), ("Input width", nf.INPUT_W))):
-        col.number_input(label, min_value=0, step=32, key=widget, on_change=_on_network_field, args=(widget,))
+        col.number_input(label, step=32, key=widget, on_change=_on_network_field, args=(widget,))  # no clamp
         _field_error(widget, col)
     if cfg.head is not None:
-        cols[2].number_input("Head outputs (joints)", min_value=0, key=nf.HEAD_OUTPUTS, on_change=_on_network_field,
+        cols[2].number_input("Head outputs (joints)", step=1, key=nf.HEAD_OUTPUTS, on_change=_on_network_field,
                              args=(nf.HEAD_OUTPUTS,), help="The heatmap head's final convolution on the last map.")
         _field_error(nf.HEAD_OUTPUTS, cols[2])
     else:
@@ -284,16 +295,24 @@ def _network_form(cfg) -> None:
             _knob_widget(field)
 
 
+def _number(target, label: str, key: str, name: str | None = None, **kwargs) -> None:
+    """An HRNet form field (no ``min_value``: a typed -5 stays -5 and is refused as such) and its error line right
+    under it; ``name``: how the error names the field (default: its label)."""
+    FIELD_LABELS[key] = name or label
+    kwargs.setdefault("step", 1)  # an integer field (Streamlit would infer a float one without min_value)
+    target.number_input(label, key=key, on_change=_on_form, args=(key,), **kwargs)
+    _field_error(key, target)
+
+
 def _form(cfg) -> None:
     if networks.is_network(cfg):
         _network_form(cfg)
         return
     st.subheader("Form")
     c1, c2, c3 = st.columns(3)
-    c1.number_input("Width (branch 1 channels)", min_value=0, step=2, key="b_width", on_change=_on_form,
-                    help="Sets every branch's channels to width x 2^k.")
-    c2.number_input("Input height", min_value=0, step=32, key="b_in_h", on_change=_on_form)
-    c3.number_input("Input width", min_value=0, step=32, key="b_in_w", on_change=_on_form)
+    _number(c1, "Width (branch 1 channels)", "b_width", step=2, help="Sets every branch's channels to width x 2^k.")
+    _number(c2, "Input height", "b_in_h", step=32)
+    _number(c3, "Input width", "b_in_w", step=32)
     c1, c2, _ = st.columns(3)
     kinds = ["cls"] if cfg.family == "cls" else [k for k in head_kinds() if k != "cls"]  # every registered kind
     if ss.get("b_head_kind") not in kinds:
@@ -301,18 +320,16 @@ def _form(cfg) -> None:
     c1.selectbox("Head", kinds, key="b_head_kind", on_change=_on_form,
                  help="v1: heatmaps from the 1/4 branch; v2: all branches concatenated; v2p: feature pyramid")
     if form_extra.head_uses_outputs(cfg):
-        c2.number_input("Head outputs (joints, classes, landmarks)", min_value=0, key="b_head_out", on_change=_on_form)
+        _number(c2, "Head outputs (joints, classes, landmarks)", "b_head_out")
     else:
         c2.caption(f"Head {cfg.head.kind}: a feature pyramid of {cfg.head.levels} levels x {cfg.head.channels} "
                    "channels, no class or joint outputs to set.")
     with st.expander("Stem, stage 1 and upsampling"):
         c1, c2, c3, c4 = st.columns(4)
-        c1.number_input("Stem channels", min_value=0, key="b_stem", on_change=_on_form,
-                        help="Output channels of the two stride-2 3x3 convolutions (official: 64).")
+        _number(c1, "Stem channels", "b_stem", help="Output channels of the two stride-2 3x3 convolutions (official: 64).")
         c2.selectbox("Stage 1 block", form_extra.BLOCKS, key="b_s1_block", on_change=_on_form)
-        c3.number_input("Stage 1 blocks", min_value=0, key="b_s1_blocks", on_change=_on_form)
-        c4.number_input("Stage 1 planes", min_value=0, key="b_s1_planes", on_change=_on_form,
-                        help="Bottleneck outputs are 4x the planes.")
+        _number(c3, "Stage 1 blocks", "b_s1_blocks")
+        _number(c4, "Stage 1 planes", "b_s1_planes", help="Bottleneck outputs are 4x the planes.")
         c1, c2, _ = st.columns([1, 1, 2])
         c1.selectbox("Upsampling", form_extra.UPSAMPLE_MODES, key="b_up_mode", on_change=_on_form,
                      help="nearest: input sides must be multiples of 32; bilinear: resized to the target size.")
@@ -322,12 +339,12 @@ def _form(cfg) -> None:
     st.markdown("**Stages** — modules, and residual units and channels per branch (resolution)")
     for s, stage in enumerate(cfg.stages):
         cols = st.columns([1.2] + [1] * stage.branches + [max(0.01, 4 - stage.branches)])
-        cols[0].number_input(f"Stage {s + 2} modules", min_value=0, key=f"b_mod_{s}", on_change=_on_form)
+        _number(cols[0], f"Stage {s + 2} modules", f"b_mod_{s}")
         cols[0].selectbox(f"Stage {s + 2} block", form_extra.BLOCKS, key=f"b_unit_{s}", on_change=_on_form)
         for b in range(stage.branches):
             with cols[b + 1]:
-                st.number_input(f"1/{4 * 2**b} blocks", min_value=0, key=f"b_blk_{s}_{b}", on_change=_on_form)
-                st.number_input(f"1/{4 * 2**b} channels", min_value=0, key=f"b_ch_{s}_{b}", on_change=_on_form)
+                _number(st, f"1/{4 * 2**b} blocks", f"b_blk_{s}_{b}", f"Stage {s + 2} 1/{4 * 2**b} blocks")
+                _number(st, f"1/{4 * 2**b} channels", f"b_ch_{s}_{b}", f"Stage {s + 2} 1/{4 * 2**b} channels")
     note = ce.out_channels_note(cfg)
     if note:
         st.caption(note)

@@ -75,9 +75,11 @@ def test_v2p_head_hides_outputs_and_errors_do_not_go_stale():
     assert any("feature pyramid" in c.value for c in at.caption)
     at.number_input(key="b_width").set_value(8000).run()
     first = [e.value for e in at.error]
-    assert first and first[0].startswith("Invalid form input")
+    assert first and first[0].startswith("Width (branch 1 channels) = 8000: ")
     at.number_input(key="b_width").set_value(0).run()
     now = [e.value for e in at.error]
     assert len(now) == 1 and "width: must be a positive integer, got 0" in now[0] and now != first
+    at.number_input(key="b_width").set_value(-5).run()  # what was typed, not a clamped 0
+    assert [e.value for e in at.error] == ["Width (branch 1 channels) = -5: width: must be a positive integer, got -5"]
     at.number_input(key="b_width").set_value(32).run()
     assert not at.error  # a valid value clears it
