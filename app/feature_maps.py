@@ -22,10 +22,10 @@ from analysis.features.weights import checkpoint_meta, describe_checkpoint
 from analysis.imaging.images import BUNDLED, load_image
 from analysis.settings import runs_root
 from app import common, paths_policy
-from app.logic import networks
+from app.logic import checkpoint_help, networks
 from app.logic.messages import name_upload
 from app.logic.run_progress import forward_progress
-from hrnet_core import CheckpointError, UserInputError
+from hrnet_core import CheckpointError, UserInputError, dump_config
 from hrnet_core.device import device_label, resolve_device
 
 ss = st.session_state
@@ -96,8 +96,10 @@ def _run(key: str, run_cfg, image, box, dev, ck_key: str, checkpoint: str | None
         bar.progress(fraction, text=f"Forward pass of {run_cfg.name} on {device_label(dev)}: {100 * fraction:.0f} % "
                                     "of the layers" + (" (then reducing the maps)" if fraction >= 1 else ""))
 
-    out = _capture(key, run_cfg, image, box, str(dev), ck_key, checkpoint, report)
-    slot.empty()
+    try:
+        out = _capture(key, run_cfg, image, box, str(dev), ck_key, checkpoint, report)
+    finally:  # a refused checkpoint leaves no bar behind
+        slot.empty()
     return out
 
 
@@ -205,7 +207,7 @@ def _inputs(cfg):
 
 
 def _header(header, cfg, checkpoint: str | None, ck_label: str, where) -> None:
-    with header:
+    with header.container():
         if checkpoint:
             meta = _meta(checkpoint, os.path.getmtime(checkpoint))
             about = describe_checkpoint(meta)
@@ -213,12 +215,34 @@ def _header(header, cfg, checkpoint: str | None, ck_label: str, where) -> None:
             st.markdown(f"{source} — model: " + common.model_caption(cfg))
             if where is not None:
                 st.caption(f"Using the run's own config ({where}) so its checkpoint fits.")
+            note = checkpoint_help.quality_note(meta)
+            if note:
+                st.warning(note)
             common.show_model(cfg, f"Model of checkpoint {ck_label}")
         else:
             st.markdown(common.model_caption(cfg))
             st.warning("**Untrained network** (PyTorch's default initialisation, seed 0): the maps show what the "
                        "architecture does to the image, not learned features, and any prediction is random. Choose "
                        "a run's checkpoint under Weights to see a trained one.")
+
+
+def _use_inferred(cfg, ck_label: str) -> None:
+    ss.cfg = cfg
+    common.set_origin(cfg, cfg.name, dump_config(cfg), f"inferred from checkpoint {ck_label}")
+
+
+def _refused(header, cfg, checkpoint: str, ck_label: str, err: CheckpointError) -> None:
+    """A checkpoint that did not load: the header back to the current model (it is not the checkpoint's), the one
+    error line, and the config its weights describe when that is another one."""
+    ss.pop(common.SHOWN_KEY, None)  # the sidebar, too, describes the current model again
+    with header.container():
+        st.markdown(common.model_caption(cfg))
+    st.error(common.error_line(err))
+    offer = checkpoint_help.inferred_offer(checkpoint, cfg)
+    if offer is not None:
+        st.info(offer.line)
+        st.button(f"Use {offer.cfg.name} (the config of these weights)", key="f_use_inferred",
+                  on_click=_use_inferred, args=(offer.cfg, ck_label))
 
 
 def _ground_truth_vs_prediction(cap, person, cfg) -> None:
@@ -313,7 +337,7 @@ def _named_uploads():
 
 cfg = common.current_config()
 st.title("Feature maps")
-header = st.container()
+header = st.empty()
 ss.f_stand_ins = {}  # temporary names of this run's uploads -> their own names, for error messages
 if networks.unavailable(cfg, "feature maps"):  # another network whose maps are not captured yet: one line
     header.markdown(common.model_caption(cfg))
@@ -325,7 +349,11 @@ else:
         if image is not None:
             dev = resolve_device(device)
             ck_key = f"{checkpoint}:{Path(checkpoint).stat().st_mtime}" if checkpoint else ""
-            result = _run(f"{common.key_of(run_cfg)}|{image_key}", run_cfg, image, box, dev, ck_key, checkpoint)
+            try:
+                result = _run(f"{common.key_of(run_cfg)}|{image_key}", run_cfg, image, box, dev, ck_key, checkpoint)
+            except CheckpointError as err:
+                _refused(header, run_cfg, checkpoint, ck_label, err)
+                result = None
             if result is not None:  # None: cancelled (the sidebar below is still drawn)
                 cap, status = result
                 t = cap.timings

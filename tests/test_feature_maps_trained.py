@@ -195,7 +195,7 @@ def test_cli_features_run_checkpoint_with_val_person(run_dir, tmp_path, capsys):
     text = capsys.readouterr().out
     cfg = _job_cfg(run_dir)
     h, w = cfg.input_hw
-    assert f"(W{cfg.stages[0].channels[0]}, {hc.count_params(cfg) / 1e6:.3f}M params, input {h}x{w})" in text
+    assert f"(HRNet-W{cfg.stages[0].channels[0]}, {hc.count_params(cfg) / 1e6:.3f}M params, input {h}x{w})" in text
     assert f"{run_dir / 'all' / 'seed0' / 'best.pth'} (strict)" in text
     assert "checkpoint: epoch " in text and "validation person 1 (" in text
     joints = pd.read_csv(out / "joints.csv")

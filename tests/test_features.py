@@ -20,6 +20,7 @@ from PIL import Image
 import hrnet_core as hc
 from analysis.cli import main
 from analysis.features import capture, write_feature_maps
+from analysis.features.render import TITLE_STRIP, display_image, overlay
 from analysis.imaging import images
 from hrnet_core import UserInputError
 from hrnet_core.shapes import intermediate_shapes, output_shapes
@@ -102,7 +103,10 @@ def test_write_feature_maps(pose_capture, tmp_path):
         with Image.open(p) as im:
             im.verify()
     with Image.open(tmp_path / "overlays" / f"{keys[-1]}.png") as im:
-        assert im.size == (192, 256)
+        assert im.size == (192, 256 + TITLE_STRIP)  # the title in a strip above the picture
+        below = np.asarray(im.convert("RGB"))[TITLE_STRIP:]
+    drawn = overlay(display_image(cap)[0], cap.branches[keys[-1]].energy)
+    assert np.array_equal(below, drawn)  # nothing written over the picture
     with open(tmp_path / "stats.csv") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["key"] for r in rows] == keys

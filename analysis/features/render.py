@@ -137,11 +137,22 @@ def render_panel(b: BranchMaps, display_hw: tuple[int, int]) -> Image.Image:
     return _text(Image.fromarray(canvas), labels)
 
 
+TITLE_STRIP = LABEL_H + 2  # px above an image for its title: nothing is written over the picture itself
+
+
+def titled(img: np.ndarray, title: str) -> Image.Image:
+    """``img`` ``(H, W, 3)`` uint8 under a ``TITLE_STRIP``-high strip holding ``title`` (cut with "…" to the
+    width): the picture stays as computed, its title is never burned into it or clipped by its edge."""
+    h, w = img.shape[:2]
+    canvas = _canvas(h + TITLE_STRIP, w)
+    _paste(canvas, img, TITLE_STRIP, 0)
+    return _text(Image.fromarray(canvas), [((2, 1), _fit(title, w - 4, FONT), FG, FONT)])
+
+
 def render_overlay(capture: FeatureCapture, key: str) -> Image.Image:
-    """The branch's L2 energy map over the input image, with its name."""
+    """The branch's L2 energy map over the input image, its name above it (``titled``)."""
     b = capture.branches[key]
-    img = Image.fromarray(overlay(display_image(capture)[0], b.energy))
-    return _text(img, [((3, 2), f"{b.key} {b.resolution}", (255, 255, 255), FONT)])
+    return titled(overlay(display_image(capture)[0], b.energy), f"{b.key} {b.resolution}")
 
 
 def render_module(capture: FeatureCapture, module: str, display_hw: tuple[int, int] | None = None) -> Image.Image:
@@ -181,8 +192,7 @@ def render_joint(capture: FeatureCapture, j: int) -> Image.Image:
     d = ImageDraw.Draw(img)
     x, y = head.points[j]
     _mark(d, (x + 0.5) * s - 0.5, (y + 0.5) * s - 0.5)
-    d.text((3, 2), f"{j}: {head.names[j]}  max {head.scores[j]:.3g}", fill=(255, 255, 255), font=FONT)
-    return img
+    return titled(np.asarray(img), f"{j}: {head.names[j]}  max {head.scores[j]:.3g}")
 
 
 MIN_HEATMAP_TILE_W = 80  # px: a joint's name ("6 right_shoulder" is cut to fit) stays readable under small inputs
@@ -236,8 +246,7 @@ def render_keypoints(capture: FeatureCapture) -> Image.Image:
         d.line((float(pts[a][0]), float(pts[a][1]), float(pts[b][0]), float(pts[b][1])), fill=(0, 255, 255), width=2)
     for x, y in pts:
         d.ellipse((x - 3, y - 3, x + 3, y + 3), fill=(255, 60, 60), outline=(255, 255, 255))
-    d.text((3, 2), "argmax of each heatmap" + (" + skeleton" if head.skeleton else ""), fill=(255, 255, 255), font=FONT)
-    return img
+    return titled(np.asarray(img), "argmax of each heatmap" + (" + skeleton" if head.skeleton else ""))
 
 
 def render_class_map(capture: FeatureCapture, blend: bool) -> Image.Image:
@@ -388,6 +397,8 @@ def write_all(
 
 
 __all__ = [
+    "TITLE_STRIP",
+    "titled",
     "write_feature_maps",
     "cell_hw",
     "display_image",
