@@ -20,6 +20,7 @@ PAGES = [
     st.Page("app/complexity.py", title="Complexity", icon=":material/analytics:", url_path="complexity"),
     st.Page("app/feature_maps.py", title="Feature maps", icon=":material/image:", url_path="feature-maps"),
     st.Page("app/ablation.py", title="Ablation", icon=":material/science:", url_path="ablation"),
+    st.Page("app/design_space.py", title="Design space", icon=":material/scatter_plot:", url_path="design-space"),
     st.Page("app/system.py", title="System", icon=":material/memory:", url_path="system"),
 ]
 

@@ -490,3 +490,61 @@ def test_feature_map_run_can_be_cancelled(server, page):
     assert "seg_hrnetv2_w48" in page.locator('[data-testid="stSidebar"]').inner_text()  # the page still ends well
     _no_error(page)
     _shot(page, "4_feature_maps_cancelled")
+
+
+# ---- issue 23: the Design space page ---------------------------------------------------------------------------
+_POINTS = '[data-testid="stMain"] .js-plotly-plot .scatterlayer g.trace.scatter path.point'
+
+
+def _loneliest_point(page) -> dict:
+    """The scatter's point farthest from every other (a click on it hits no neighbour): its id and page pixel, from
+    plotly's own axes and the trace's customdata."""
+    return page.evaluate("""() => {
+        const gd = document.querySelector('[data-testid="stMain"] .js-plotly-plot');
+        const t = gd.data[0], L = gd._fullLayout, r = gd.getBoundingClientRect();
+        const at = (ax, v) => ax.l2p(ax.d2l(v));  // data -> pixel, linear or log axes
+        const px = t.x.map((x, i) => [r.left + L._size.l + at(L.xaxis, x), r.top + L._size.t + at(L.yaxis, t.y[i])]);
+        let best = 0, gap = -1;
+        px.forEach((p, i) => {
+            const d = Math.min(...px.filter((_, j) => j !== i).map(q => Math.hypot(p[0] - q[0], p[1] - q[1])));
+            if (d > gap) { gap = d; best = i; }
+        });
+        return {id: t.customdata[best][0], x: px[best][0], y: px[best][1], n: t.x.length};
+    }""")
+
+
+def test_design_space_samples_a_scatter_and_a_click_opens_the_build_page(server, page):
+    """Sample the example space: one SVG point per sample; clicking a point opens that sample on the Build page
+    with its own params (computed here by the library from the sample's config)."""
+    import hrnet_core as hc
+    from analysis.space import sample_space
+    from app.logic.design_space import DEFAULT_SPACE, read_space_text
+
+    samples = {s["id"]: s for s in sample_space(read_space_text(DEFAULT_SPACE)).samples}
+    _open(page, f"{server}/design-space")
+    before = _runs(page)
+    page.get_by_role("button", name="Sample", exact=True).click()
+    _settle(page, after=before)
+    page.locator(_POINTS).first.wait_for(state="visible", timeout=TIMEOUT_MS)
+    assert page.locator(_POINTS).count() == len(samples) == 24
+    _no_error(page)
+    _shot(page, "7_design_space")
+
+    chart = page.locator('[data-testid="stMain"] .js-plotly-plot').first
+    chart.scroll_into_view_if_needed()
+    point = _loneliest_point(page)
+    assert point["n"] == len(samples) and point["id"] in samples
+    cfg = hc.load_config(samples[point["id"]]["config"])
+    before = _runs(page)
+    page.mouse.click(point["x"], point["y"])
+    page.wait_for_function("() => document.querySelector('[data-testid=\"stMainBlockContainer\"] h1')"
+                           "?.innerText === 'Build'", timeout=TIMEOUT_MS)
+    _settle(page, after=before)
+    params = page.locator('[data-testid="stMetric"]').filter(has_text="Params").locator(
+        '[data-testid="stMetricValue"]')
+    assert params.inner_text() == f"{hc.count_params(cfg) / 1e6:.2f}M"
+    width = samples[point["id"]]["knobs"]["width"]
+    page.wait_for_function("(w) => document.querySelector('input[aria-label=\"Width (branch 1 channels)\"]')"
+                           "?.value === String(w)", arg=width)
+    assert "design-space" not in page.url and "origin=" in page.url  # the sample's model is in the link
+    _no_error(page)
