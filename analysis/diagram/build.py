@@ -38,26 +38,30 @@ from pathlib import Path
 
 import graphviz
 
-from analysis.diagram.canvas import DOWN_COLOUR, ROW_FILL, UP_COLOUR, Canvas, Node, row_fill
+from analysis.diagram.canvas import (
+    ANNOTATIONS,
+    DOWN_COLOUR,
+    LEVELS,
+    ROW_FILL,
+    UP_COLOUR,
+    Canvas,
+    DiagramError,
+    Node,
+    row_fill,
+)
 from analysis.diagram.costs import CostTable, cost_table, fmt_gflops, fmt_params
 from hrnet_core import HRNetConfig, named_fusion
 from hrnet_core.config import BLOCK_EXPANSION
-from hrnet_core.errors import UserInputError, quote
+from hrnet_core.errors import quote
 from hrnet_core.graph import STEM_PREFIXES, architecture
 from hrnet_core.heads import CLS_FEATURES, cls_head_channels
 from hrnet_core.networks.model_config import NetworkConfig
 from hrnet_core.shapes import branch_sizes
 
-LEVELS = ("stage", "module", "block")
-ANNOTATIONS = ("params", "gflops")
 FORMATS = ("dot", "gv", "svg", "png")
 DOT_TIMEOUT_S = 120
 
 BLOCK_NAMES = {"BASIC": "BasicBlock", "BOTTLENECK": "Bottleneck"}
-
-
-class DiagramError(UserInputError):
-    """A diagram that cannot be made as asked: unknown level / module / format, or Graphviz missing."""
 
 
 # ---- geometry from the config (no tracing) ---------------------------------------------------------

@@ -10,11 +10,19 @@ from dataclasses import dataclass, field
 
 import graphviz
 
+from hrnet_core.errors import UserInputError
+
+LEVELS = ("stage", "module", "block")
+ANNOTATIONS = ("params", "gflops")
 ROW_FILL = ("#fff2cc", "#d9ead3", "#cfe2f3", "#f4cccc", "#ead1dc", "#fce5cd", "#d0e0e3", "#e6e6e6")
 UP_COLOUR = "#1f77b4"
 DOWN_COLOUR = "#d62728"
 SAME_COLOUR = "#8c8c8c"
 FONT = "Helvetica"
+
+
+class DiagramError(UserInputError):
+    """A diagram that cannot be made as asked: unknown level / module / format, or Graphviz missing."""
 
 
 def dot_text(text: str, newline: str = "\\n") -> str:
@@ -114,5 +122,5 @@ class Canvas:
         return g
 
 
-__all__ = ["DOWN_COLOUR", "FONT", "ROW_FILL", "SAME_COLOUR", "UP_COLOUR", "Canvas", "Column", "Node", "dot_text",
+__all__ = ["ANNOTATIONS", "DOWN_COLOUR", "FONT", "LEVELS", "DiagramError", "ROW_FILL", "SAME_COLOUR", "UP_COLOUR", "Canvas", "Column", "Node", "dot_text",
            "row_fill"]

@@ -45,8 +45,17 @@ import torch
 from torch import nn
 
 from analysis.complexity.network_counts import plans_and_counts
-from analysis.diagram.build import ANNOTATIONS, LEVELS, DiagramError
-from analysis.diagram.canvas import DOWN_COLOUR, SAME_COLOUR, UP_COLOUR, Canvas, Node, row_fill
+from analysis.diagram.canvas import (
+    ANNOTATIONS,
+    DOWN_COLOUR,
+    LEVELS,
+    SAME_COLOUR,
+    UP_COLOUR,
+    Canvas,
+    DiagramError,
+    Node,
+    row_fill,
+)
 from analysis.diagram.costs import fmt_gflops, fmt_params
 from hrnet_core import architecture, build_on_meta
 from hrnet_core.errors import quote
