@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -73,6 +74,7 @@ class Recipe:
     bf16: bool = True  # autocast on CUDA
     channels_last: bool = True  # on CUDA
     model: dict = field(default_factory=dict)  # overrides: width, blocks, stem, stage1_blocks, stage1_planes
+    cluster: dict = field(default_factory=dict)  # SLURM options for --executor slurm (CLUSTER_KEYS)
 
     def lr_at(self, epoch: int, frac: float = 0.0) -> float:
         """Learning rate at ``frac`` (0..1) of 1-based ``epoch``.
@@ -171,6 +173,45 @@ def _scene(d, where: str) -> Scene:
     return scene
 
 
+# SLURM options of a recipe's ``cluster:`` section and of ``ablate --slurm KEY=VALUE``: key -> kind.
+CLUSTER_KEYS = {"partition": "name", "account": "name", "qos": "name", "constraint": "name",
+                "time": "minutes", "cpus_per_task": "count", "gpus_per_task": "count", "mem": "memory",
+                "array_parallelism": "count"}
+_CLUSTER_NAME_RE = re.compile(r"^[A-Za-z0-9_.,:+@=-]{1,120}$")
+_CLUSTER_MEM_RE = re.compile(r"^[0-9]{1,9}[KMGT]?$", re.I)
+
+
+def parse_cluster(d, where: str) -> dict:
+    """The SLURM options of ``d`` checked: ``partition``, ``account``, ``qos``, ``constraint`` (names),
+    ``time`` (minutes), ``cpus_per_task``, ``gpus_per_task``, ``array_parallelism`` (positive counts),
+    ``mem`` (sbatch's ``--mem``: a number with an optional K/M/G/T suffix, e.g. ``16G``). Keys may be
+    written with ``-`` for ``_``. Raises ``RecipeError`` naming ``where`` and the key (unknown keys too)."""
+    if d is None:
+        return {}
+    _check(isinstance(d, dict), where, f"must be a mapping, got {type(d).__name__}")
+    d = {str(k).replace("-", "_"): v for k, v in d.items()}
+    _keys(d, CLUSTER_KEYS, where)
+    sep = "." if ": " in where else " "
+    out: dict = {}
+    for key, value in d.items():
+        at = f"{where}{sep}{key}"
+        kind = CLUSTER_KEYS[key]
+        if kind in ("minutes", "count"):
+            if isinstance(value, str) and value.strip().isdigit():
+                value = int(value.strip())
+            out[key] = _pos_int(value, at)
+        elif kind == "memory":
+            text = str(value).strip()
+            _check(not isinstance(value, bool) and bool(_CLUSTER_MEM_RE.match(text)), at,
+                   f"must be a size such as 16G, got {value!r}")
+            out[key] = text.upper()
+        else:
+            _check(isinstance(value, str) and bool(_CLUSTER_NAME_RE.match(value)), at,
+                   f"must be a name (letters, digits, _ . , : + @ = -), got {value!r}")
+            out[key] = value
+    return out
+
+
 def parse_recipe(data: dict, source: str = "<recipe>") -> Recipe:
     """A ``Recipe`` from a mapping; ``RecipeError`` names ``source`` and the key."""
     names = {f.name for f in fields(Recipe)}
@@ -235,6 +276,8 @@ def parse_recipe(data: dict, source: str = "<recipe>") -> Recipe:
     if d.get("model"):
         m = _keys(d["model"], MODEL_OVERRIDES, f"{w}: model")
         kw["model"] = {k: _pos_int(v, f"{w}: model.{k}") for k, v in m.items()}
+    if d.get("cluster"):
+        kw["cluster"] = parse_cluster(d["cluster"], f"{w}: cluster")
     recipe = Recipe(**kw)
     _check(all(s <= recipe.epochs for s in recipe.lr_steps), f"{w}: lr_steps", f"must lie within the {recipe.epochs} epochs")
     _check(recipe.warmup_epochs < recipe.epochs, f"{w}: warmup_epochs", f"must be below the {recipe.epochs} epochs")

@@ -23,18 +23,14 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import gc
-import multiprocessing
 import os
 import platform
-import signal
 import socket
 import subprocess
 import sys
 import time
-import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -49,9 +45,14 @@ from analysis.ablation.coco_data import (
     coco_paths,
     load_keypoint_data,
 )
-from analysis.ablation.files import LOCK_NAME, read_json, write_json_atomic, write_text_atomic
+from analysis.ablation.executors import (
+    ExecutorSpec,
+    error_line,
+    make_executor,
+    mark_job,
+)
+from analysis.ablation.files import LOCK_NAME, read_json, write_json_atomic
 from analysis.ablation.precision import Precision, choose_precision
-from analysis.ablation.procs import set_parent_death_signal
 from analysis.ablation.progress import RUN_CONFIG_NAME
 from analysis.ablation.recipes import Recipe, apply_model_overrides, recipe_from_dict
 from analysis.ablation.run_folder import (
@@ -63,7 +64,7 @@ from analysis.ablation.run_folder import (
     stored_precision,
 )
 from analysis.ablation.synth import builtin_dataset
-from analysis.ablation.train import DistContext, Job, init_by_name, make_context, probe_batch, train_job
+from analysis.ablation.train import DistContext, Job, init_by_name, make_context, probe_batch
 from analysis.ablation.variants import VariantError, bits_schedule, check_variant_name, stage_modules
 from analysis.settings import PROJECT_ROOT
 from hrnet_core.concise_yaml import to_concise_dict
@@ -302,7 +303,7 @@ def job_folder(out: Path, variant: str, seed: int) -> Path:
     return out / variant / f"seed{seed}"
 
 
-def _job_done(folder: Path, epochs: int) -> bool:
+def job_done(folder: Path, epochs: int) -> bool:
     """Whether the job in ``folder`` finished: its status says done and its metrics reach ``epochs``.
     Raises ``RunFolderError`` for a metrics file that cannot be trusted (``read_metrics``)."""
     if read_job_status(folder)[0].get("state") != "done":
@@ -323,15 +324,6 @@ def check_jobs(req: AblationRequest, log=print) -> None:
             _fields, problem = read_job_status(folder)
             if problem:
                 log(f"  warning: {problem}; the job is trained again where it is not complete")
-
-
-def error_line(err: BaseException) -> str:
-    first = (str(err).strip().splitlines() or [""])[0]
-    if isinstance(err, UserInputError) and first:
-        return first[:400]
-    kind = "CUDA out of memory" if isinstance(err, torch.cuda.OutOfMemoryError) else err.__class__.__name__
-    text = f"{kind}: {first}" if first and not first.startswith(kind) else (first or kind)
-    return text[:400]
 
 
 # ---- the run -------------------------------------------------------------------------------
@@ -374,7 +366,8 @@ def lock_holder(out: Path) -> str | None:
         os.close(fd)
 
 
-def _locked_error(out: Path, holder: str) -> RunLockedError:
+def locked_error(out: Path, holder: str) -> RunLockedError:
+    """The one-line refusal of a run folder ``out`` that ``holder`` ("pid N on HOST") is writing."""
     return RunLockedError(f"{out}: in use by another ablation ({holder}); wait for it to finish or stop it, "
                           "then --resume")
 
@@ -391,7 +384,7 @@ def run_lock(out: Path):
         raise RunLockedError(f"{out / LOCK_NAME}: cannot be opened ({err.strerror or err.__class__.__name__})") from None
     try:
         if not _try_lock(fd):
-            raise _locked_error(out, _holder(fd) or "another process")
+            raise locked_error(out, _holder(fd) or "another process")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
         yield
@@ -429,7 +422,8 @@ def parallel_jobs(req: AblationRequest, ctx: DistContext) -> int:
 
 
 def run_ablation(req: AblationRequest, resume: bool = False, log=print,
-                 on_epoch_end: Callable[[Job, int], None] | None = None) -> dict:
+                 on_epoch_end: Callable[[Job, int], None] | None = None,
+                 executor: ExecutorSpec | None = None) -> dict:
     """Run every variant and seed of ``req`` into ``req.out``; write the report. Returns the run status.
 
     Raises ``UserInputError`` for a bad request, a folder that is not a run of this tool
@@ -439,7 +433,12 @@ def run_ablation(req: AblationRequest, resume: bool = False, log=print,
     ``BaseException`` (a kill, Ctrl-C) through after marking the current jobs failed, and records any other
     exception in the job's ``status.json``. With the recipe's ``parallel_jobs`` > 1 on a CPU, that many
     jobs train at once, each in its own process (``cpu_threads`` threads each).
+
+    ``executor`` (``analysis.ablation.executors``; default ``local``) runs the jobs: ``local`` (this
+    process, or the pool above), ``submitit-local`` (one submitit process per job) or ``slurm`` (one
+    array job); the run's first log line names it. ``on_epoch_end`` needs ``local``.
     """
+    executor = executor or ExecutorSpec()  # submitit ones: analysis.ablation.slurm.executor_spec
     out = req.out
     if out.exists() and not out.is_dir():
         raise UserInputError(f"{out}: exists and is not a folder; choose another --out")
@@ -448,25 +447,30 @@ def run_ablation(req: AblationRequest, resume: bool = False, log=print,
     check_data_arg(req.data)
     ctx = make_context(req.device)
     if not ctx.main:  # rank 0 checks and writes the folder; the others only train
-        return _run_locked(req, ctx, log, on_epoch_end)
+        return _run_locked(req, ctx, log, on_epoch_end, executor)
     holder = lock_holder(out)
     if holder:  # said first: a folder another ablation is writing is a run folder, just a busy one
-        raise _locked_error(out, holder)
+        raise locked_error(out, holder)
     with claimed_run_folder(out):
         check_jobs(req, log)
         with run_lock(out):
-            return _run_locked(req, ctx, log, on_epoch_end)
+            return _run_locked(req, ctx, log, on_epoch_end, executor)
 
 
-def _run_locked(req: AblationRequest, ctx: DistContext, log, on_epoch_end) -> dict:
+def _run_locked(req: AblationRequest, ctx: DistContext, log, on_epoch_end, spec: ExecutorSpec) -> dict:
     out = req.out
+    spec = replace(spec, cluster={**req.recipe.cluster, **spec.cluster})  # --slurm over the recipe's cluster:
+    n_jobs = len(req.variants) * len(req.seeds)
+    n_parallel = parallel_jobs(req, ctx)
+    runner = make_executor(spec, out, None, ctx, n_parallel, n_jobs, on_epoch_end, log)  # refused before any work
+    if ctx.main:
+        log(f"ablation {req.name}: jobs run on executor {runner.describe()}")
     data = prepare_data(req, ctx, log)
     env = environment(ctx)
     precision = ctx.broadcast(run_precision(req, ctx, data) if ctx.main else None)
     env["precision"] = precision.to_dict()
     run_status_path = out / "status.json"
     jobs = [(v, s) for s in req.seeds for v in req.variants]
-    n_parallel = parallel_jobs(req, ctx)
     if ctx.main:
         if not (out / "ablation.json").is_file():
             write_json_atomic(out / "ablation.json", {**req.to_dict(data.describe(), env["device"], ctx.world),
@@ -477,8 +481,8 @@ def _run_locked(req: AblationRequest, ctx: DistContext, log, on_epoch_end) -> di
         for v, s in jobs:
             folder = job_folder(out, v.name, s)
             folder.mkdir(parents=True, exist_ok=True)
-            if not _job_done(folder, req.recipe.epochs):
-                _mark(folder, state="queued", variant=v.name, seed=s, fusions=v.fusions, epochs=req.recipe.epochs,
+            if not job_done(folder, req.recipe.epochs):
+                mark_job(folder, state="queued", variant=v.name, seed=s, fusions=v.fusions, epochs=req.recipe.epochs,
                       error=None, epoch=read_job_status(folder)[0].get("epoch", 0))
         log(f"ablation {req.name}: {len(req.variants)} variants x {len(req.seeds)} seeds on {env['device']}"
             f" (world {ctx.world}, {n_parallel} job(s) at a time); data {data.kind} {data.root} "
@@ -489,11 +493,11 @@ def _run_locked(req: AblationRequest, ctx: DistContext, log, on_epoch_end) -> di
     done = failed = 0
     for v, s in jobs:
         folder = job_folder(out, v.name, s)
-        if ctx.broadcast(_job_done(folder, req.recipe.epochs) if ctx.main else None):  # rank 0 decides
+        if ctx.broadcast(job_done(folder, req.recipe.epochs) if ctx.main else None):  # rank 0 decides
             done += 1
             continue
-        cfg = req.base.with_fusion(v.schedule)
-        job = Job(folder, v.name, s, cfg, req.recipe, fusions=v.fusions, precision=precision, run_jobs=len(jobs))
+        job = build_job(req, v, s, precision)
+        cfg = job.cfg
         if ctx.main:
             model_yaml = hc.dump_config(cfg)
             (folder / RUN_CONFIG_NAME).write_text(model_yaml)
@@ -505,10 +509,8 @@ def _run_locked(req: AblationRequest, ctx: DistContext, log, on_epoch_end) -> di
             (folder / "error.txt").unlink(missing_ok=True)
         todo.append((v, job))
 
-    if n_parallel > 1:
-        ok, bad = _run_parallel(todo, data, n_parallel, run_status_path, log)
-    else:
-        ok, bad = _run_serial(todo, data, ctx, run_status_path, log, on_epoch_end)
+    runner = make_executor(spec, out, data, ctx, n_parallel, len(todo), on_epoch_end, log)
+    ok, bad = runner.run_all(todo, run_status_path, log) if todo else (0, 0)
     done += ok
     failed += bad
 
@@ -527,126 +529,11 @@ def _run_locked(req: AblationRequest, ctx: DistContext, log, on_epoch_end) -> di
     return result
 
 
-def _record_failure(job: Job, err: BaseException, log) -> None:
-    """``status.json`` state "failed" with the one-line reason, and the traceback in ``error.txt``; each
-    written on its own, best effort: on a full disk the small status file may still fit (the failed
-    checkpoint's temporary file is gone by now) when the traceback does not."""
-    line = error_line(err)
-    try:
-        _mark(job.folder, state="failed", error=line)
-    except OSError as write_err:
-        log(f"  {job.variant} seed {job.seed}: could not record the failure in status.json ({write_err})")
-    try:
-        write_text_atomic(job.folder / "error.txt", "".join(traceback.format_exception(err)))
-    except OSError:
-        pass  # status.json (or the log line below) already holds the reason
-    log(f"  {job.variant} seed {job.seed} failed: {line}")
+def build_job(req: AblationRequest, v: Variant, seed: int, precision: Precision | None) -> Job:
+    """The ``Job`` of variant ``v`` and ``seed`` of ``req`` (its folder, config with ``v``'s schedule, recipe)."""
+    return Job(job_folder(req.out, v.name, seed), v.name, seed, req.base.with_fusion(v.schedule), req.recipe,
+               fusions=v.fusions, precision=precision, run_jobs=len(req.variants) * len(req.seeds))
 
 
-def _record_stop(folders: list[Path], run_status_path: Path, err: BaseException) -> None:
-    reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"stopped ({err.__class__.__name__})"
-    for folder in folders:
-        if read_json(folder / "status.json").get("state") != "done":
-            _mark(folder, state="failed", error=f"{reason}; continue with --resume")
-    write_json_atomic(run_status_path, {**read_json(run_status_path), "state": "failed",
-                                        "error": reason, "finished_at": time.time()})
-
-
-def _run_serial(todo, data: KeypointData, ctx: DistContext, run_status_path: Path, log, on_epoch_end):
-    done = failed = 0
-    for v, job in todo:
-        if ctx.main:
-            log(f"{v.name} (fusions {v.fusions}, {v.bits}) seed {job.seed}:")
-        try:
-            train_job(job, data, ctx, resume=True, on_epoch_end=on_epoch_end, log=log)
-            done += 1
-        except Exception as err:  # any failure of one job is recorded, the others go on
-            failed += 1
-            if ctx.main:
-                _record_failure(job, err, log)
-            if ctx.world > 1:
-                raise  # the other ranks cannot go on alone
-        except BaseException as err:
-            if ctx.main:
-                _record_stop([job.folder], run_status_path, err)
-            raise
-        finally:
-            gc.collect()
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-    return done, failed
-
-
-def _job_process(job: Job, data: KeypointData) -> None:
-    """A job in its own process (``parallel_jobs``): dies with the runner, records its own failure."""
-    set_parent_death_signal()
-    signal.signal(signal.SIGTERM, _raise_interrupt)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the runner, which stops the jobs
-    ctx = DistContext(torch.device("cpu"))
-    log = _prefixed_print
-    try:
-        train_job(job, data, ctx, resume=True, log=log)
-    except Exception as err:
-        _record_failure(job, err, log)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        _mark(job.folder, state="failed", error="stopped; continue with --resume")
-        sys.exit(1)
-
-
-def _prefixed_print(text: str) -> None:
-    print(text, flush=True)
-
-
-def _raise_interrupt(_signum, _frame):
-    raise KeyboardInterrupt
-
-
-def _run_parallel(todo, data: KeypointData, n: int, run_status_path: Path, log):
-    """Train ``todo`` with up to ``n`` job processes at once (spawned: no state shared with the runner)."""
-    mp = multiprocessing.get_context("spawn")
-    # Longest first within each seed (more fusions cost more): the slots then run out of work together.
-    queue = sorted(todo, key=lambda t: (t[1].seed, -t[0].fusions))
-    running: list[tuple[multiprocessing.Process, Job]] = []
-    done = failed = 0
-    try:
-        while queue or running:
-            while queue and len(running) < n:
-                v, job = queue.pop(0)
-                log(f"{v.name} (fusions {v.fusions}, {v.bits}) seed {job.seed}: started")
-                proc = mp.Process(target=_job_process, args=(job, data), name=f"{v.name}-seed{job.seed}")
-                proc.start()
-                running.append((proc, job))
-            time.sleep(0.2)
-            for proc, job in list(running):
-                if proc.is_alive():
-                    continue
-                proc.join()
-                running.remove((proc, job))
-                state = read_json(job.folder / "status.json").get("state")
-                if proc.exitcode == 0 and state == "done":
-                    done += 1
-                else:
-                    failed += 1
-                    if state != "failed":
-                        _mark(job.folder, state="failed", error=f"job process ended with exit code {proc.exitcode}")
-    except BaseException as err:
-        for proc, _job in running:
-            proc.terminate()
-        for proc, _job in running:
-            proc.join(timeout=30)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
-        _record_stop([job.folder for _p, job in running], run_status_path, err)
-        raise
-    return done, failed
-
-
-def _mark(folder: Path, **kw) -> None:
-    path = folder / "status.json"
-    write_json_atomic(path, {**read_json(path), **kw, "updated_at": time.time()})
-
-
-__all__ = ["AblationRequest", "DatasetError", "Variant", "VariantError", "load_request", "parse_variants",
+__all__ = ["AblationRequest", "DatasetError", "build_job", "error_line", "job_done", "locked_error", "Variant", "VariantError", "load_request", "parse_variants",
            "resolve_base", "run_ablation"]

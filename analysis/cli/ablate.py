@@ -42,6 +42,17 @@ def register(sub) -> None:
     p.add_argument("--smoke", action="store_true",
                    help="recipe smoke: a tiny model on 48 built-in images (or the first 48 of --data PATH), "
                         "all variants end to end on CPU in seconds; overrides --recipe")
+    p.add_argument("--executor", default="local", metavar="local|submitit-local|slurm",
+                   help="who runs the jobs: local (default: this process, or a pool of job processes with the "
+                        "recipe's parallel_jobs), submitit-local (one submitit process per job), slurm (one "
+                        "SLURM array job for all jobs)")
+    p.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                   help="a SLURM option for --executor slurm (repeatable; over the recipe's cluster: section): "
+                        "partition, account, qos, constraint, time (minutes), cpus_per_task, gpus_per_task, "
+                        "mem (e.g. 16G), array_parallelism")
+    p.add_argument("--dry-run", action="store_true",
+                   help="with --executor slurm: write the sbatch script into RUN/submitit/, print its path, "
+                        "submit nothing")
     p.set_defaults(func=run_ablate)
 
     r = sub.add_parser("report", help="write report.md, report.html, summary.csv and summary.json of an ablation run")
@@ -81,8 +92,30 @@ def _build_request(args, out: Path):
                            args.smoke, ["hrnet-explorer", *sys.argv[1:]] if sys.argv else [])
 
 
+def _executor_spec(args):
+    """``--executor``, ``--slurm`` and ``--dry-run`` checked together; one line naming the flag."""
+    from analysis.ablation.executors import check_executor_name
+    from analysis.ablation.slurm import executor_spec
+
+    name = check_executor_name(args.executor)
+    if args.slurm and name != "slurm":
+        raise UserInputError(f"--slurm: SLURM options need --executor slurm (not {name})")
+    if args.dry_run and name != "slurm":
+        raise UserInputError(f"--dry-run: only with --executor slurm (not {name})")
+    options = {}
+    for item in args.slurm:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise UserInputError(f"--slurm {item}: must be KEY=VALUE, e.g. partition=gpu")
+        options[key.strip()] = value.strip()
+    return executor_spec(name, options)
+
+
 def run_ablate(args) -> int:
     from analysis.ablation.runner import load_request, run_ablation
+    from analysis.ablation.slurm import slurm_dry_run
+
+    spec = _executor_spec(args)
 
     try:
         from hrnet_core.device import resolve_device
@@ -99,10 +132,14 @@ def run_ablate(args) -> int:
               f"{', '.join(v.name for v in req.variants)}; recipe {req.recipe.name}; seeds {req.seeds}")
     else:
         req = _build_request(args, out)
+    if args.dry_run:
+        path = slurm_dry_run(req, spec, resume=args.resume, log=print)
+        print(f"dry run: the sbatch script of the array job is {path}; nothing was submitted")
+        return 0
     previous = signal.signal(signal.SIGTERM, _sigterm)
     t0 = time.perf_counter()
     try:
-        result = run_ablation(req, resume=args.resume, log=lambda s: print(s, flush=True))
+        result = run_ablation(req, resume=args.resume, log=lambda s: print(s, flush=True), executor=spec)
     finally:
         signal.signal(signal.SIGTERM, previous)
     wall = time.perf_counter() - t0
