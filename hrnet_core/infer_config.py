@@ -291,10 +291,13 @@ def infer_config(state: Mapping[str, torch.Tensor], name: str = "inferred") -> H
     if not state:
         raise NotAnHRNetError("no tensors")
     if len(state) > MAX_KEYS:
-        raise NotAnHRNetError(f"{len(state)} tensors exceed the bound of {MAX_KEYS}")
-    network = _network_config(state, name)
-    if network is not None:
-        return network
+        raise NotAnHRNetError(f"{len(state):,} tensors; an HRNet within this project's bounds has at most "
+                              f"{MAX_KEYS:,}")
+    state = {key: state[key] for key in state}  # the one pass over the names; everything below reads this copy
+    if all(isinstance(k, str) for k in state) and all(isinstance(v, torch.Tensor) for v in state.values()):
+        network = _network_config(state, name)  # each network's reader bounds its own scans (NetworkSpec.infer)
+        if network is not None:
+            return network
     idx = KeyIndex(state)  # refuses names beyond the bounds, before any work
     stem = idx.shape("conv1.weight")
     if len(stem) != 4 or stem[1] != 3:

@@ -1,6 +1,7 @@
 """``hrnet-explorer space sample SPACE.yaml --out DIR`` (distinct configs of a design space, with their closed-form
 complexity and optionally their latency) and ``hrnet-explorer space report D1 [D2 ...] --out R`` (EDFs, KS test,
-Pareto fronts and knob effects of trained spaces). Training the samples is a later step."""
+Pareto fronts and knob effects of trained spaces); ``hrnet-explorer space train DIR --recipe R [--epochs E]`` trains
+every sample with an ablation recipe (``analysis.space.train``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from analysis.space.space_file import MAX_SAMPLES, MAX_SEED
 
 
 def register(sub) -> None:
-    """Add ``space`` with its steps ``sample`` and ``report`` to the CLI's sub-commands."""
+    """Add ``space`` with its steps ``sample``, ``train`` and ``report`` to the CLI's sub-commands."""
     p = sub.add_parser("space", help="design spaces: sample configs of a space file, report trained spaces",
                        description="Design-space exploration (Radosavovic et al. 2019): sample distinct configs of "
                                    "any network from a space file, then compare trained spaces.")
@@ -31,6 +32,15 @@ def register(sub) -> None:
     s.add_argument("--latency", action="store_true", help="measure each sample's batch-1 latency (fast path)")
     s.add_argument("--device", default="auto", help="latency device: auto, cpu or cuda (default auto)")
     s.set_defaults(func=run_sample)
+    t = commands.add_parser("train", help="train every sample of DIR with an ablation recipe; appends DIR/results.jsonl",
+                            description="One job per sample through the job engine (same recipe, data, seed and "
+                                        "precision policy as an ablation); resumable; a failed sample is recorded.")
+    t.add_argument("folder", metavar="DIR", help="a space folder made by space sample")
+    t.add_argument("--recipe", default="smoke", help="an ablation recipe: smoke (default), cpu, quick, paper or a file")
+    t.add_argument("--epochs", type=bounded_int(1, 100_000), help="override the recipe's epochs")
+    t.add_argument("--data", default=None, help="builtin (the recipe's default) or a COCO 2017 keypoints folder")
+    t.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    t.set_defaults(func=run_train)
     r = commands.add_parser("report", help="write R/summary.json, R/report.html, R/report.md and R/figures",
                             description="Compare trained spaces: error EDFs (plain and complexity-normalized), "
                                         "the KS test of the first two, Pareto fronts and knob effects.")
@@ -86,6 +96,30 @@ def run_sample(args) -> int:
           + (f", latency {min(r['latency_ms'] for r in run.samples):.1f} .. "
              f"{max(r['latency_ms'] for r in run.samples):.1f} ms" if args.latency else ""))
     print(f"wrote {paths[SAMPLES_FILE]} and {paths[SPACE_FILE]}")
+    return 0
+
+
+def run_train(args) -> int:
+    from dataclasses import replace
+
+    from analysis.ablation.recipes import RecipeError, load_recipe
+    from analysis.space.train import train_space
+    from hrnet_core.device import resolve_device
+    from hrnet_core.errors import UserInputError
+
+    recipe = load_recipe(args.recipe)
+    if args.epochs is not None:
+        recipe = replace(recipe, epochs=args.epochs, lr_steps=tuple(s for s in recipe.lr_steps if s <= args.epochs))
+    data = args.data or recipe.data
+    if data == "coco":
+        raise RecipeError(f"recipe {recipe.name} trains on COCO: give --data PATH (a COCO 2017 keypoints folder)")
+    try:
+        resolve_device(args.device)
+    except ValueError as err:
+        raise UserInputError(f"--device: {err}") from None
+    counts = train_space(args.folder, recipe, data=data, device=args.device, log=lambda s: print(s, flush=True))
+    print(f"space train: {counts['done']} done, {counts['failed']} failed, {counts['skipped']} already had a result, "
+          f"in {counts['seconds']:.1f} s; results in {args.folder}/results.jsonl")
     return 0
 
 
