@@ -14,7 +14,7 @@ from analysis.space.space_file import MAX_SAMPLES, MAX_SEED
 
 
 def register(sub) -> None:
-    """Add ``space`` with its steps ``sample``, ``train`` and ``report`` to the CLI's sub-commands."""
+    """Add ``space`` with its steps ``sample``, ``train``, ``search`` and ``report`` to the CLI's sub-commands."""
     p = sub.add_parser("space", help="design spaces: sample configs of a space file, report trained spaces",
                        description="Design-space exploration (Radosavovic et al. 2019): sample distinct configs of "
                                    "any network from a space file, then compare trained spaces.")
@@ -41,6 +41,22 @@ def register(sub) -> None:
     t.add_argument("--data", default=None, help="builtin (the recipe's default) or a COCO 2017 keypoints folder")
     t.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     t.set_defaults(func=run_train)
+    q = commands.add_parser("search", help="directed search with Optuna; trials in DIR (study.db, samples, results)",
+                            description="Optuna (TPE, or NSGA-II for several objectives) over the space file's "
+                                        "knobs; every trial trained like a space train sample; resumable, several "
+                                        "workers may run on one study.")
+    q.add_argument("space_file", metavar="SPACE.yaml", help="the space file")
+    q.add_argument("--trials", type=bounded_int(1, 100_000), required=True, help="trials to run (more on resume)")
+    q.add_argument("--objectives", default="ap", help="comma-separated: ap (max), latency_ms, params, gflops, "
+                                                      "activations (min); default ap")
+    q.add_argument("--out", required=True, metavar="DIR", help="search folder: new, empty, or this study's")
+    q.add_argument("--sampler", choices=("tpe", "nsga2"), help="default: tpe for one objective, nsga2 for several")
+    q.add_argument("--seed", type=bounded_int(0, MAX_SEED), help="the sampler's seed (default: the file's seed)")
+    q.add_argument("--recipe", default="smoke", help="an ablation recipe (default smoke)")
+    q.add_argument("--epochs", type=bounded_int(1, 100_000), help="override the recipe's epochs")
+    q.add_argument("--data", default=None, help="builtin (the recipe's default) or a COCO 2017 keypoints folder")
+    q.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    q.set_defaults(func=run_search)
     r = commands.add_parser("report", help="write R/summary.json, R/report.html, R/report.md and R/figures",
                             description="Compare trained spaces: error EDFs (plain and complexity-normalized), "
                                         "the KS test of the first two, Pareto fronts and knob effects.")
@@ -99,11 +115,11 @@ def run_sample(args) -> int:
     return 0
 
 
-def run_train(args) -> int:
+def _recipe_data_device(args):
+    """The recipe (``--epochs`` applied), the data argument and the checked device of ``train`` / ``search``."""
     from dataclasses import replace
 
     from analysis.ablation.recipes import RecipeError, load_recipe
-    from analysis.space.train import train_space
     from hrnet_core.device import resolve_device
     from hrnet_core.errors import UserInputError
 
@@ -117,6 +133,27 @@ def run_train(args) -> int:
         resolve_device(args.device)
     except ValueError as err:
         raise UserInputError(f"--device: {err}") from None
+    return recipe, data
+
+
+def run_search(args) -> int:
+    from analysis.space.search import parse_objectives, search_space
+    from analysis.space.space_file import read_space
+
+    space = read_space(args.space_file)
+    objectives = parse_objectives(args.objectives)
+    recipe, data = _recipe_data_device(args)
+    counts = search_space(space, args.out, args.trials, objectives, recipe, data=data, device=args.device,
+                          sampler=args.sampler, seed=args.seed, log=lambda s: print(s, flush=True))
+    print(f"space search: {counts['complete']} complete, {counts['pruned']} pruned, {counts['failed']} failed of "
+          f"{counts['trials']} trials; samples and results in {args.out} (space report reads it)")
+    return 0
+
+
+def run_train(args) -> int:
+    from analysis.space.train import train_space
+
+    recipe, data = _recipe_data_device(args)
     counts = train_space(args.folder, recipe, data=data, device=args.device, log=lambda s: print(s, flush=True))
     print(f"space train: {counts['done']} done, {counts['failed']} failed, {counts['skipped']} already had a result, "
           f"in {counts['seconds']:.1f} s; results in {args.folder}/results.jsonl")

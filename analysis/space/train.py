@@ -122,6 +122,31 @@ def _data(recipe: Recipe, data_arg: str, input_hw, cache: dict, log):
     return cache[key]
 
 
+def run_sample_job(sample: dict, job_folder: Path, recipe: Recipe, data: str, ctx, cache: dict, log,
+                   on_epoch_ap=None) -> None:
+    """Train one sample (a ``samples.jsonl`` row) in ``job_folder`` through the job engine's local executor: its
+    config (``sample_config``) written beside the checkpoints as ``model.yaml``. ``on_epoch_ap(epoch, ap)`` is
+    called after every epoch that evaluated (Optuna's pruning; an exception it raises ends the job, recorded as
+    failed). Raises ``UserInputError`` for a sample the recipe cannot build; a training failure is recorded in the
+    job's ``status.json`` (``result_row`` reads it)."""
+    cfg = sample_config(sample, recipe)
+    job_folder.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(job_folder / "model.yaml", hc.dump_config(cfg))  # the checkpoint's own config
+    fusions, bits = _fusion_bits(cfg)
+    job = Job(job_folder, sample["id"], 0, cfg, recipe, fusions=fusions)
+
+    def epoch_end(job: Job, epoch: int) -> None:
+        rows = [json.loads(x) for x in (job.folder / "metrics.jsonl").read_text(encoding="utf-8").splitlines()
+                if x.strip()]
+        ap = rows[-1].get("AP") if rows and rows[-1].get("epoch") == epoch else None
+        if isinstance(ap, (int, float)):
+            on_epoch_ap(epoch, float(ap))
+
+    executor = SerialExecutor(_data(recipe, data, cfg.input_hw, cache, log), ctx,
+                              on_epoch_end=epoch_end if on_epoch_ap else None, log=log)
+    executor.run_all([(SampleVariant(sample["id"], fusions, bits), job)], job_folder / "run_status.json", log)
+
+
 def train_space(folder: str | Path, recipe: Recipe, data: str = "builtin", device: str = "cpu", log=print) -> dict:
     """Train every sample of space folder ``folder`` that has no result yet (module docstring); returns
     ``{"done", "failed", "skipped", "seconds"}`` counts of this call. Raises ``SpaceFolderError`` for a folder that
@@ -148,14 +173,7 @@ def train_space(folder: str | Path, recipe: Recipe, data: str = "builtin", devic
         job_folder = folder / JOBS_DIR / sample["id"] / "seed0"
         t0 = time.monotonic()
         try:
-            cfg = sample_config(sample, recipe)
-            job_folder.mkdir(parents=True, exist_ok=True)
-            # the checkpoint's own config, as an ablation job keeps it (features and the app read it)
-            write_text_atomic(job_folder / "model.yaml", hc.dump_config(cfg))
-            fusions, bits = _fusion_bits(cfg)
-            job = Job(job_folder, sample["id"], 0, cfg, recipe, fusions=fusions, run_jobs=len(todo))
-            SerialExecutor(_data(recipe, data, cfg.input_hw, cache, log), ctx, log=log).run_all(
-                [(SampleVariant(sample["id"], fusions, bits), job)], folder / "study_status.json", log)
+            run_sample_job(sample, job_folder, recipe, data, ctx, cache, log)
             row = result_row(sample["id"], job_folder, recipe.epochs, time.monotonic() - t0)
         except hc.UserInputError as err:  # a sample the recipe cannot train: recorded, the study goes on
             row = {"id": sample["id"], "status": "failed", "error": " ".join(str(err).split()),
@@ -172,5 +190,5 @@ def train_space(folder: str | Path, recipe: Recipe, data: str = "builtin", devic
     return counts
 
 
-__all__ = ["JOBS_DIR", "OVERRIDDEN_BY", "SampleVariant", "recipe_overrides", "result_row", "sample_config",
-           "train_space"]
+__all__ = ["JOBS_DIR", "OVERRIDDEN_BY", "SampleVariant", "recipe_overrides", "result_row", "run_sample_job",
+           "sample_config", "train_space"]
