@@ -29,7 +29,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check hrnet_core analysis app tests bench streamlit_app.py
 
 test: install lint
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 -q --durations=15
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -412,6 +412,12 @@ def test_interactive_view_zooms_and_hover_shows_a_nodes_params(server, page):
         page.mouse.wheel(0, -300)
     # plotly applies the wheel zoom on its own schedule: wait for the range itself to shrink
     page.wait_for_function(f"() => ({span})() < {before * 0.8}", timeout=TIMEOUT_MS)
+    # ... and until it stops moving (the three wheel steps land one after the other on a loaded machine): a node's
+    # pixel read while the view still zooms is somewhere else by the time the mouse gets there
+    page.wait_for_function("""() => { const r = JSON.stringify(document.querySelector(
+        '[data-testid="stMain"] .js-plotly-plot')._fullLayout.xaxis.range);
+        const same = window.__zoomRange === r; window.__zoomRange = r; return same; }""",
+                           polling=300, timeout=TIMEOUT_MS)
     x, y = _node_pixel(page, "layer1")
     page.mouse.move(x, y)
     page.wait_for_function("() => document.querySelector('.hoverlayer .hovertext') !== null")
