@@ -241,6 +241,17 @@ def load_request(out: str | Path, device: str | None = None) -> AblationRequest:
                            bool(d.get("smoke")), list(d.get("command", [])))
 
 
+def check_run_out(req: AblationRequest, resume: bool) -> None:
+    """What every way of starting a run checks before it writes anything: ``req.out`` a folder (or absent), not
+    holding an ablation unless ``resume``, and the data argument. Raises ``UserInputError`` (one line)."""
+    out = req.out
+    if out.exists() and not out.is_dir():
+        raise UserInputError(f"{out}: exists and is not a folder; choose another --out")
+    if (out / "ablation.json").is_file() and not resume:
+        raise UserInputError(f"{out}: already holds an ablation; continue it with --resume or choose another --out")
+    check_data_arg(req.data)
+
+
 def check_data_arg(data: str) -> None:
     """Fail early (before any folder is written) on a COCO path that lacks a split."""
     if data != "builtin":
@@ -440,11 +451,7 @@ def run_ablation(req: AblationRequest, resume: bool = False, log=print,
     """
     executor = executor or ExecutorSpec()  # submitit ones: analysis.ablation.slurm.executor_spec
     out = req.out
-    if out.exists() and not out.is_dir():
-        raise UserInputError(f"{out}: exists and is not a folder; choose another --out")
-    if (out / "ablation.json").is_file() and not resume:
-        raise UserInputError(f"{out}: already holds an ablation; continue it with --resume or choose another --out")
-    check_data_arg(req.data)
+    check_run_out(req, resume)
     ctx = make_context(req.device)
     if not ctx.main:  # rank 0 checks and writes the folder; the others only train
         return _run_locked(req, ctx, log, on_epoch_end, executor)
@@ -535,5 +542,5 @@ def build_job(req: AblationRequest, v: Variant, seed: int, precision: Precision 
                fusions=v.fusions, precision=precision, run_jobs=len(req.variants) * len(req.seeds))
 
 
-__all__ = ["AblationRequest", "DatasetError", "build_job", "error_line", "job_done", "locked_error", "Variant", "VariantError", "load_request", "parse_variants",
+__all__ = ["AblationRequest", "DatasetError", "build_job", "check_run_out", "error_line", "job_done", "locked_error", "Variant", "VariantError", "load_request", "parse_variants",
            "resolve_base", "run_ablation"]

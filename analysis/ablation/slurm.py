@@ -31,8 +31,8 @@ from analysis.ablation.run_folder import claimed_run_folder, stored_precision
 from analysis.ablation.runner import (
     AblationRequest,
     build_job,
-    check_data_arg,
     check_jobs,
+    check_run_out,
     job_done,
     job_folder,
     load_request,
@@ -172,11 +172,7 @@ def slurm_dry_run(req: AblationRequest, spec: ExecutorSpec, resume: bool = False
     ``run_ablation`` does before it writes anything (a folder that is not a run, one holding an
     ablation without ``resume``, a busy folder, bad data), and when every job is already done."""
     out = req.out
-    if out.exists() and not out.is_dir():
-        raise UserInputError(f"{out}: exists and is not a folder; choose another --out")
-    if (out / "ablation.json").is_file() and not resume:
-        raise UserInputError(f"{out}: already holds an ablation; continue it with --resume or choose another --out")
-    check_data_arg(req.data)
+    check_run_out(req, resume)
     holder = lock_holder(out)
     if holder:
         raise locked_error(out, holder)
