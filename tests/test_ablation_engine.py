@@ -186,18 +186,18 @@ def test_parallel_jobs_train_every_variant_in_their_own_processes(tmp_path):
     recipe = _smoke_recipe(tmp_path, parallel_jobs=2)
     out = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "analysis.cli", "ablate", "--recipe", str(recipe), "--variants", "1,8",
-                           "--seeds", "2", "--device", "cpu", "--out", str(out)],
+                           "--seeds", "1", "--device", "cpu", "--out", str(out)],
                           cwd=ROOT, env=_env(tmp_path), capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "2 job(s) at a time" in proc.stdout
     pids = set()
     for v in ("final_only", "all"):
-        for s in (0, 1):
+        for s in (0,):
             st = json.loads((out / v / f"seed{s}" / "status.json").read_text())
             assert st["state"] == "done"
             pids.add(st["pid"])
             assert (out / v / f"seed{s}" / "best.pth").is_file() and (out / v / f"seed{s}" / "last.pth").is_file()
-    assert len(pids) == 4, "each job trains in a process of its own"
+    assert len(pids) == 2, "each job trains in a process of its own"
     summary = json.loads((out / "summary.json").read_text())
     assert {e["label"] for e in summary["effects"]} == {"8 vs 1"}
     assert summary["precision"] == "float32 on cpu"

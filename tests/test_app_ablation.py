@@ -139,7 +139,11 @@ def test_failed_run_records_its_reason(runs, tmp_path):
 
 
 def test_stop_then_resume_finishes_the_run(runs):
-    info = al.launch(al.AblationRequest(name="sr", base=BASE, smoke=True, recipe="smoke", device="cpu"))
+    # The smoke recipe with 4 epochs a job: a run long enough that the stop lands while it trains, even when a
+    # loaded machine notices the first running job late (with 2 epochs it could finish before the stop).
+    recipe = runs.parent / "smoke4.yaml"
+    recipe.write_text(json.dumps({**load_recipe("smoke").to_dict(), "name": "smoke4", "epochs": 4}))
+    info = al.launch(al.AblationRequest(name="sr", base=BASE, recipe=str(recipe), device="cpu"))
     run_dir = Path(info.run_dir)
     _wait(lambda: (p := read_progress(run_dir)).shape[0] and (p["state"] == "running").any(), 90, 0.2)
     assert al.stop(run_dir)
