@@ -139,10 +139,10 @@ def test_failed_run_records_its_reason(runs, tmp_path):
 
 
 def test_stop_then_resume_finishes_the_run(runs):
-    # The smoke recipe with 4 epochs a job: a run long enough that the stop lands while it trains, even when a
-    # loaded machine notices the first running job late (with 2 epochs it could finish before the stop).
-    recipe = runs.parent / "smoke4.yaml"
-    recipe.write_text(json.dumps({**load_recipe("smoke").to_dict(), "name": "smoke4", "epochs": 4}))
+    # The smoke recipe with 10 epochs a job: a run long enough that the stop lands while it trains, even when a
+    # loaded machine notices the running job late (the 2-epoch run trains in 8 s: in CI it finished first).
+    recipe = runs.parent / "smoke10.yaml"
+    recipe.write_text(json.dumps({**load_recipe("smoke").to_dict(), "name": "smoke10", "epochs": 10}))
     info = al.launch(al.AblationRequest(name="sr", base=BASE, recipe=str(recipe), device="cpu"))
     run_dir = Path(info.run_dir)
     _wait(lambda: (p := read_progress(run_dir)).shape[0] and (p["state"] == "running").any(), 90, 0.2)
