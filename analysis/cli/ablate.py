@@ -137,11 +137,16 @@ def run_ablate(args) -> int:
         print(f"dry run: the sbatch script of the array job is {path}; nothing was submitted")
         return 0
     previous = signal.signal(signal.SIGTERM, _sigterm)
+    # A stop is a SIGINT (the app's Stop, Ctrl-C): it must raise KeyboardInterrupt even when this process was
+    # started with SIGINT ignored (a child of a pytest-xdist worker inherits SIG_IGN, and Python then installs no
+    # handler of its own), or the run would train on to the end.
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     t0 = time.perf_counter()
     try:
         result = run_ablation(req, resume=args.resume, log=lambda s: print(s, flush=True), executor=spec)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     wall = time.perf_counter() - t0
     if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
         return 0 if not result["failed"] else 1
