@@ -36,10 +36,7 @@ def register(sub) -> None:
                             description="One job per sample through the job engine (same recipe, data, seed and "
                                         "precision policy as an ablation); resumable; a failed sample is recorded.")
     t.add_argument("folder", metavar="DIR", help="a space folder made by space sample")
-    t.add_argument("--recipe", default="smoke", help="an ablation recipe: smoke (default), cpu, quick, paper or a file")
-    t.add_argument("--epochs", type=bounded_int(1, 100_000), help="override the recipe's epochs")
-    t.add_argument("--data", default=None, help="builtin (the recipe's default) or a COCO 2017 keypoints folder")
-    t.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    _training_args(t)
     t.set_defaults(func=run_train)
     q = commands.add_parser("search", help="directed search with Optuna; trials in DIR (study.db, samples, results)",
                             description="Optuna (TPE, or NSGA-II for several objectives) over the space file's "
@@ -52,10 +49,7 @@ def register(sub) -> None:
     q.add_argument("--out", required=True, metavar="DIR", help="search folder: new, empty, or this study's")
     q.add_argument("--sampler", choices=("tpe", "nsga2"), help="default: tpe for one objective, nsga2 for several")
     q.add_argument("--seed", type=bounded_int(0, MAX_SEED), help="the sampler's seed (default: the file's seed)")
-    q.add_argument("--recipe", default="smoke", help="an ablation recipe (default smoke)")
-    q.add_argument("--epochs", type=bounded_int(1, 100_000), help="override the recipe's epochs")
-    q.add_argument("--data", default=None, help="builtin (the recipe's default) or a COCO 2017 keypoints folder")
-    q.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    _training_args(q)
     q.set_defaults(func=run_search)
     r = commands.add_parser("report", help="write R/summary.json, R/report.html, R/report.md and R/figures",
                             description="Compare trained spaces: error EDFs (plain and complexity-normalized), "
@@ -63,6 +57,14 @@ def register(sub) -> None:
     r.add_argument("folders", nargs="+", metavar="DIR", help="space folders (samples.jsonl, results.jsonl)")
     r.add_argument("--out", required=True, metavar="R", help="report folder: new, empty, or one made by space report")
     r.set_defaults(func=run_report)
+
+
+def _training_args(p) -> None:
+    """The training options ``train`` and ``search`` share (read back by ``_recipe_data_device``)."""
+    p.add_argument("--recipe", default="smoke", help="an ablation recipe: smoke (default), cpu, quick, paper or a file")
+    p.add_argument("--epochs", type=bounded_int(1, 100_000), help="override the recipe's epochs")
+    p.add_argument("--data", default=None, help="builtin (the recipe's default) or a COCO 2017 keypoints folder")
+    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
 
 
 def _progress(total: int):
