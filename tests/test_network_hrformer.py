@@ -381,6 +381,10 @@ BAD = [
     (_bad("extra.with_rpe", 1), "backbone.extra.with_rpe"),
     (_bad("extra.stage2", [1, 2]), "backbone.extra.stage2"),
     (_bad("type", "HRNet"), "backbone.type"),
+    (_bad("extra.stage3.with_fuse", [True, False]), "backbone.extra.stage3.with_fuse"),  # 4 modules
+    (_bad("extra.stage3.with_fuse", [True, 1, True, True]), "backbone.extra.stage3.with_fuse[1]"),
+    (_bad("extra.stage4.with_fuse", "yes"), "backbone.extra.stage4.with_fuse"),
+    (_bad("extra.stage1.with_fuse", False), "backbone.extra.stage1.with_fuse"),  # layer1 has no fusion
 ]
 
 
@@ -402,6 +406,84 @@ def test_defaults_and_quirks_of_parse():
     assert parse(_bad("frozen_stages", -1)) == parse(META["backbone"])
     with pytest.raises(ConfigError):
         parse([1, 2], "backbone")
+
+
+# ----------------------------------------------------------------------------------------------- fusion switch
+
+# Per-module fusion schedules (stages 2..4) on the small configs: fusion off in a whole stage, mixed, and the
+# last module of stage 4 unfused without multiscale output (branches 1..3 then reach no output: dead for fvcore).
+SCHEDULES = [("small_pad_mixed", SMALL_PAD, (64, 48), ((False,), (True, False), (False,))),
+             ("small_mask_last_off", SMALL_MASK, (64, 64), ((False,), (False,), (True, False))),
+             ("small_mask_none", SMALL_MASK, (64, 64), ((False,), (False,), (False, False)))]
+
+
+@pytest.mark.parametrize(("name", "backbone", "hw", "schedule"), SCHEDULES, ids=[c[0] for c in SCHEDULES])
+def test_counts_follow_the_fusion_flag(name, backbone, hw, schedule):
+    """Per part: params (built modules), fvcore flops / activations (its trace drops what reaches no output) and,
+    over the model, Conv2d + Linear + attention MACs of the eager forward (``FlopCounterMode``: 2 per MAC)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    sec = hrformer.with_schedule(parse(backbone), schedule)
+    assert hrformer.fusion_schedule(sec) == schedule and parse(dump(sec)) == sec
+    torch.manual_seed(0)
+    model = build(sec).eval()
+    plan, cs = parts(sec), counts(sec, hw)
+    assert [p.key for p in plan] == [c.key for c in cs]
+    for si, row in enumerate(schedule):
+        for m, fused in enumerate(row):
+            has = any(k.startswith(f"stage{si + 2}.{m}.fuse_layers.") for k in model.state_dict())
+            assert has == (fused and sec.stages[si].num_branches > 1)
+            assert any(p.key.startswith(f"stage{si + 2}.module{m}.fuse") for p in plan) == has
+    x = torch.randn(1, sec.in_channels, *hw)
+    by_module = _fvcore(model, x)
+    t = total(sec, hw)
+    assert (t.fvcore_flops, t.activations) == (by_module[""]["flops"], by_module[""]["acts"])
+    owner = _owner_params(model, plan)
+    numel = {n: p.numel() for n, p in model.named_parameters()}
+    for p, c in zip(plan, cs):
+        got = sum((by_module.get(pre, Counter()) for pre in p.prefixes), Counter())
+        assert (c.fvcore_flops, c.activations) == (got["flops"], got["acts"]), p.key
+        assert c.params == sum(numel[n] for n, k in owner.items() if k == p.key), p.key
+    with FlopCounterMode(display=False) as eager, torch.no_grad():
+        model(x)
+    assert 2 * (t.conv_linear_macs + t.attention_macs) == eager.get_total_flops()
+
+
+def test_an_unfused_module_passes_its_branches_through():
+    sec = hrformer.with_schedule(parse(SMALL_PAD), ((True,), (True, False), (True,)))
+    model = build(sec).eval()
+    module = model.stage3[1]
+    assert len(module.fuse_layers) == 0
+    xs = [torch.randn(1, c, 16 // 2**b, 12 // 2**b) for b, c in enumerate(sec.stage3.num_channels)]
+    with torch.no_grad():
+        assert all(torch.equal(y, branch(x)) for y, branch, x in zip(module(xs), module.branches, xs))
+    off = hrformer.with_schedule(parse(META["backbone"]), ((True,), (True,) * 4, (True, False)))
+    with torch.no_grad():  # stage 4's last module without multiscale output: branch 0's map alone, unfused
+        ys = build(off).eval()(torch.randn(1, 3, 64, 32))
+    assert [tuple(y.shape) for y in ys] == [(1, 32, 16, 8)]
+
+
+def test_fusion_schedule_spec_infer_and_resize():
+    spec = network_spec("hrformer")
+    s = parse(META["backbone"])
+    assert spec.fusion_schedule(s) == ((True,), (True,) * 4, (True,) * 2)
+    assert spec.with_fusion(s, spec.fusion_schedule(s)) == s and "with_fuse" not in dump(s)["extra"]["stage3"]
+    mixed = spec.with_fusion(s, ((False,), (True, False, False, True), (False, True)))
+    assert dump(mixed)["extra"]["stage2"]["with_fuse"] is False
+    assert dump(mixed)["extra"]["stage3"]["with_fuse"] == [True, False, False, True]
+    shapes = {k: tuple(v.shape) for k, v in build(mixed).state_dict().items()}
+    assert parse(hrformer.infer(shapes)).stages[1:] == mixed.stages[1:]  # stage 2 has one module, flag read too
+    with pytest.raises(ConfigError) as err:
+        spec.with_fusion(s, ((True,), (True,) * 3, (True,) * 2))
+    assert err.value.field == "fusion" and "\n" not in str(err.value)
+    small = spec.resize(mixed, {"width": 8, "blocks": 1, "stem": 16, "stage1_blocks": 1, "stage1_planes": 8})
+    assert small.stage4.num_channels == (8, 16, 32, 64) and small.stage4.num_heads == (1, 2, 4, 8)
+    assert small.stage3.num_blocks == (1, 1, 1) and small.stage1.num_blocks == (1,)
+    assert small.stage1.num_channels == (8,) and spec.fusion_schedule(small) == spec.fusion_schedule(mixed)
+    assert spec.resize(s, {"width": 6}).stage4.num_heads == (1, 2, 4, 8)  # 6, 12, 24, 48 divide
+    assert spec.resize(s, {"width": 3}).stage4.num_heads == (1, 2, 4, 8)
+    assert spec.resize(s, {"width": 5}).stage3.num_heads == (1, 2, 4)
+    assert spec.resize(s, {"width": 9}).stage2.num_heads == (1, 2)
 
 
 # ----------------------------------------------------------------------------------------------- drop-path

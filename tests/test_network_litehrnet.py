@@ -206,6 +206,62 @@ def test_counts_match_fvcore_and_the_model(name, one_trace):
         assert sum(p.conv_linear_macs for p in c) == flops.by_operator()["conv"]
 
 
+# Lite-HRNet's published FLOPs (HRNet/Lite-HRNet README: torchstat "Flops", 2**20 units; COCO: 17 joints, MPII:
+# 16), for (preset, input H x W, joints).
+PUBLISHED_TORCHSTAT_M = {("litehrnet_18", (256, 192), 17): 205.2, ("litehrnet_18", (384, 288), 17): 461.6,
+                         ("litehrnet_30", (256, 192), 17): 319.2, ("litehrnet_30", (384, 288), 17): 717.8,
+                         ("litehrnet_18", (256, 256), 16): 273.4, ("litehrnet_30", (256, 256), 16): 425.3}
+
+
+@pytest.mark.parametrize(("preset", "hw", "joints"), list(PUBLISHED_TORCHSTAT_M),
+                         ids=[f"{p}_{h}x{w}_{k}" for p, (h, w), k in PUBLISHED_TORCHSTAT_M])
+def test_torchstat_convention_gives_the_published_flops(preset, hw, joints):
+    """The ``torchstat`` convention (backbone + heatmap head, batch 1) to the published one decimal of 2**20."""
+    from dataclasses import replace
+
+    from conftest import ROOT
+
+    import hrnet_core as hc
+    from analysis.complexity import OPTIONAL_CONVENTIONS, analyze
+
+    cfg = hc.load_config(ROOT / "configs" / "networks" / f"{preset}_256x192.yaml").with_input(hw)
+    report = analyze(replace(cfg, head=replace(cfg.head, outputs=joints)))
+    assert round(report.torchstat_flops / 2**20, 1) == PUBLISHED_TORCHSTAT_M[(preset, hw, joints)]
+    assert OPTIONAL_CONVENTIONS["torchstat"].value(report) == report.torchstat_flops / 2**30
+    assert "torchstat" in {c["name"] for c in report.conventions()}
+
+
+def test_torchstat_figure_at_256x192_exactly():
+    section = lite.lite_hrnet_18()
+    backbone = sum(p.torchstat_flops for p in lite.counts(section, (256, 192)))
+    head = 40 * 17 * 64 * 48 + 17 * 64 * 48  # the 1x1 conv 40 -> 17 with its bias adds
+    assert backbone + head == 215_202_112  # / 2**20 = 205.23 (the README's 205.2M); / 1e6 would be 215.2
+    assert sum(p.torchstat_flops for p in lite.counts(lite.lite_hrnet_30(), (256, 192))) + head == 334_703_864
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_torchstat_closed_form_equals_its_rules_on_the_model(name):
+    """Per part, the closed form = torchstat's rules applied by hooks on the built model (each leaf once, at its
+    last call); a module's shared fusion ReLU (``stageS.M.relu``, in no part's prefixes) is charged to the part
+    of its last fusion term."""
+    from analysis.complexity.torchstat_count import torchstat_by_module
+
+    section = CONFIGS[name]()
+    hw = (32, 32)
+    model = lite.build(section)
+    measured = torchstat_by_module(model, torch.randn(1, section.in_channels, *hw))
+    plans, c = lite.parts(section), lite.counts(section, hw)
+    got = dict.fromkeys((p.key for p in plans), 0)
+    for leaf, value in measured.items():
+        owners = _owners(plans, leaf)
+        if not owners:  # the shared ReLU of module stageS.M
+            stage, m, _ = leaf.split(".")
+            owners = [[p.key for p in plans if p.kind == "fusion" and p.stage == stage and p.module == int(m)][-1]]
+        assert len(owners) == 1, leaf
+        got[owners[0]] += value
+    assert {p.key: p.torchstat_flops for p in c} == got
+
+
 # --- parts -------------------------------------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ from analysis.complexity import (
     BACKENDS,
     BY_KEYS,
     CONVENTIONS,
+    OPTIONAL_CONVENTIONS,
     AnalysisError,
     ComplexityReport,
     analyze,
@@ -96,6 +97,11 @@ def format_report(report: ComplexityReport, key: str) -> str:
     }
     for name, conv in CONVENTIONS.items():
         lines.append(f"  {name:<7} {conv.value(report):10.3f} G   ({raw[name]})")
+        lines.append(f"          {conv.description}")
+    if report.torchstat_flops is not None:
+        conv = OPTIONAL_CONVENTIONS["torchstat"]
+        lines.append(f"  torchstat {conv.value(report):8.3f} G   ({report.torchstat_flops:,} flops / 2**30 = "
+                     f"{report.torchstat_flops / 2**20:.1f} M in 2**20 units, Lite-HRNet's published figure)")
         lines.append(f"          {conv.description}")
     if report.unsupported_ops:
         skipped = ", ".join(

@@ -8,7 +8,9 @@ part, not per operator call); ``macs`` = Conv2d + Linear multiply-accumulates, b
 neither Conv2d nor Linear and so stay out of ``macs`` and ``gflops_paper``; ``flops`` = fvcore's default
 handles (conv, linear, matmul, batch_norm, layer_norm, upsampling, adaptive pooling); ``torch_flops`` =
 2 x (``macs`` + ``attention_macs``); ``activations`` = elements written by Conv2d, Linear and matmul outputs
-(fvcore's ``ActivationCountAnalysis`` convention; the HRNet counter counts every written tensor instead).
+(fvcore's ``ActivationCountAnalysis`` convention; the HRNet counter counts every written tensor instead);
+``torchstat_flops`` (report total only) = the torchstat "Flops" behind Lite-HRNet's published FLOPs (backbone +
+head; ``analysis.complexity.torchstat_count``), None for a network torchstat cannot count (HRFormer).
 
 Backends: ``analytic`` reads ``NetworkSpec.counts`` (closed form, no model built); ``fvcore`` builds the model and
 measures it with ``fvcore.nn.FlopCountAnalysis`` / ``ActivationCountAnalysis`` per part (the two are equal:
@@ -38,10 +40,17 @@ def _head_count(cfg: NetworkConfig) -> tuple[PartPlan, PartCount] | None:
     macs = cin * k_out * k * k * h * w
     plan = PartPlan("head.final_layer", "head", ("final_layer",), "head", resolution=stride, block="conv")
     return plan, PartCount("head.final_layer", params=cin * k_out * k * k + k_out, conv_linear_macs=macs,
-                           fvcore_flops=macs, activations=k_out * h * w)
+                           fvcore_flops=macs, activations=k_out * h * w,
+                           torchstat_flops=macs + k_out * h * w)  # torchstat: the bias adds too
 
 
-def _report(cfg: NetworkConfig, backend: str, batch: int, plans: list[PartPlan], counts: dict[str, PartCount]):
+def _torchstat_total(plans: list[PartPlan], counts: dict[str, PartCount]) -> int | None:
+    values = [counts[p.key].torchstat_flops for p in plans]
+    return None if any(v is None for v in values) else sum(values)
+
+
+def _report(cfg: NetworkConfig, backend: str, batch: int, plans: list[PartPlan], counts: dict[str, PartCount],
+            torchstat: int | None = None):
     rows = []
     for p in plans:
         c = counts[p.key]
@@ -60,7 +69,8 @@ def _report(cfg: NetworkConfig, backend: str, batch: int, plans: list[PartPlan],
         torch_flops=2 * (total["conv_linear_macs"] + total["attention_macs"]) * batch,
         activations=total["activations"] * batch, unsupported_ops={}, uncounted_elements={}, untraced_flops=0,
         breakdown=breakdown_frame(rows), description=cfg.description, arch=cfg.arch,
-        attention_macs=total["attention_macs"] * batch)
+        attention_macs=total["attention_macs"] * batch,
+        torchstat_flops=None if torchstat is None else torchstat * batch)
 
 
 def plans_and_counts(cfg: NetworkConfig) -> tuple[list[PartPlan], dict[str, PartCount]]:
@@ -78,11 +88,27 @@ def plans_and_counts(cfg: NetworkConfig) -> tuple[list[PartPlan], dict[str, Part
 def analyze_network(cfg: NetworkConfig, backend: str = "analytic", batch: int = 1) -> ComplexityReport:
     """The complexity report of ``cfg`` at its input size and ``batch`` (see the module docstring)."""
     plans, counts = plans_and_counts(cfg)
+    torchstat = _torchstat_total(plans, counts)
     if backend == "fvcore":
         counts = measured_counts(cfg, plans)
+        torchstat = measured_torchstat(cfg)
         if UNATTRIBUTED.key in counts:
             plans = [*plans, UNATTRIBUTED]
-    return _report(cfg, backend, batch, plans, counts)
+    return _report(cfg, backend, batch, plans, counts, torchstat)
+
+
+def measured_torchstat(cfg: NetworkConfig) -> int | None:
+    """torchstat's total for ``cfg``'s model (batch 1, eval, float32 CPU) by its own rules on the built model
+    (``analysis.complexity.torchstat_count``); None where torchstat cannot count the network."""
+    from analysis.complexity.torchstat_count import TorchstatError, torchstat_by_module
+    from hrnet_core.model import build_model
+
+    model = build_model(cfg)
+    first = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d))
+    try:
+        return sum(torchstat_by_module(model, torch.zeros(1, first.in_channels, *cfg.input_hw)).values())
+    except TorchstatError:
+        return None
 
 
 def _owner(name: str, plans: list[PartPlan]) -> str | None:
@@ -150,4 +176,4 @@ def measured_counts(cfg: NetworkConfig, plans: list[PartPlan]) -> dict[str, Part
 UNATTRIBUTED = PartPlan("unattributed", "other", (), "other")
 
 
-__all__ = ["analyze_network", "measured_counts", "plans_and_counts"]
+__all__ = ["analyze_network", "measured_counts", "measured_torchstat", "plans_and_counts"]

@@ -58,6 +58,16 @@ CONVENTIONS: OrderedDict[str, Convention] = OrderedDict(
         lambda r: r.torch_flops / 1e9,
     ),
 )
+# Conventions only some reports carry (their value is None elsewhere): ``ComplexityReport.conventions`` lists them
+# where they have a value. ``torchstat``: Lite-HRNet's published FLOPs (``analysis.complexity.torchstat_count``).
+OPTIONAL_CONVENTIONS: OrderedDict[str, Convention] = OrderedDict(
+    torchstat=Convention(
+        "torchstat Flops as Lite-HRNet publishes them (its summary_network.py, batch 1, backbone and head), divided "
+        "by 2**30: conv multiply-adds plus bias adds, BatchNorm (2 per element), ReLU, pooling and nn.Upsample "
+        "(1 per output pixel), each leaf module once at its last call; the published M figures are this times 1024.",
+        lambda r: None if r.torchstat_flops is None else r.torchstat_flops / 2**30,
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -92,6 +102,7 @@ class ComplexityReport:
     description: str = ""
     arch: str = "hrnet"  # the network (hrnet_core.networks): hrnet, litehrnet, hrformer
     attention_macs: int = 0  # window-attention matrix products (HRFormer): neither Conv2d nor Linear
+    torchstat_flops: int | None = None  # Lite-HRNet's published convention; None where not counted
 
     @classmethod
     def of(cls, cfg: HRNetConfig, backend: str, batch: int, *, params: int, conv_linear_macs: int,
@@ -121,8 +132,11 @@ class ComplexityReport:
         return activation_memory_mib(self, batch if batch is not None else self.batch, dtype)
 
     def conventions(self) -> list[dict]:
-        """``[{name, description, value}]`` in ``CONVENTIONS`` order (values in giga-units)."""
-        return [{"name": k, "description": c.description, "value": c.value(self)} for k, c in CONVENTIONS.items()]
+        """``[{name, description, value}]`` in ``CONVENTIONS`` order (values in giga-units), then the
+        ``OPTIONAL_CONVENTIONS`` this report has a value for (``torchstat`` for Lite-HRNet)."""
+        out = [{"name": k, "description": c.description, "value": c.value(self)} for k, c in CONVENTIONS.items()]
+        return out + [{"name": k, "description": c.description, "value": c.value(self)}
+                      for k, c in OPTIONAL_CONVENTIONS.items() if c.value(self) is not None]
 
     def to_json_dict(self, views: tuple[str, ...] = BY_KEYS) -> dict:
         """The ``analyze --json`` object: totals, conventions, ``breakdown`` rows and the ``by`` views."""
@@ -142,6 +156,7 @@ class ComplexityReport:
             "fvcore_flops": self.fvcore_flops,
             "torch_flops": self.torch_flops,
             "activations": self.activations,
+            "torchstat_flops": self.torchstat_flops,
             "activation_mib_float32": self.activation_mib(dtype="float32"),
             "unsupported_ops": dict(self.unsupported_ops),
             "uncounted_elements": dict(self.uncounted_elements),

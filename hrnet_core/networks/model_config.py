@@ -71,7 +71,8 @@ class NetworkConfig:
         spec = self.spec
         if spec.fusion_schedule is None or spec.with_fusion is None:
             raise ConfigError("fusion", f"{spec.title} has no per-module fusion switch (its modules always fuse); "
-                              "fusion schedules and the fusion ablation take HRNet and Lite-HRNet")
+                              "fusion schedules and the fusion ablation take the networks that have one "
+                              "(HRNet, Lite-HRNet, HRFormer)")
         return spec
 
     @property
@@ -96,7 +97,7 @@ class NetworkConfig:
     def with_fusion(self, schedule) -> NetworkConfig:
         """A copy with another fusion schedule: a preset name (``all``, ``across_stage``, ``final_only``,
         ``none``: paper section 4.4, as HRNet's) or one tuple of bools per stage. Raises ``ConfigError`` for a
-        network without a fusion switch (HRFormer) or a schedule of the wrong shape."""
+        network without a fusion switch (``NetworkSpec.with_fusion`` None) or a schedule of the wrong shape."""
         spec = self._fusion_spec()
         if isinstance(schedule, str):
             schedule = fusion_preset(self.stage_modules, schedule)

@@ -51,7 +51,10 @@ class PartCount:
     ``fvcore_flops``: what ``fvcore.nn.FlopCountAnalysis`` charges this part with its default op handles (conv,
     linear, matmul/bmm/einsum, batch_norm, layer_norm, upsample_nearest2d/bilinear2d, adaptive_avg_pool2d);
     ``activations``: elements written by the part's Conv2d, Linear and matmul outputs (fvcore's
-    ``ActivationCountAnalysis`` convention).
+    ``ActivationCountAnalysis`` convention); ``torchstat_flops``: the torchstat "Flops" column behind Lite-HRNet's
+    published FLOPs (Conv2d with bias, BatchNorm, ReLU, pooling, ``nn.Upsample``; each leaf module once, at its
+    last call: ``hrnet_core.networks.litehrnet.counts``), or None for a network that torchstat cannot count
+    (HRFormer: torchstat's Linear rule takes 2-D inputs only, and its Linears run on token tensors).
     """
 
     key: str
@@ -60,6 +63,7 @@ class PartCount:
     attention_macs: int = 0
     fvcore_flops: int = 0
     activations: int = 0
+    torchstat_flops: int | None = None
 
 
 @dataclass(frozen=True)

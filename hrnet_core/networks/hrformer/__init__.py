@@ -13,7 +13,7 @@ Knob keys are dotted paths into ``dump(section)`` (the mmpose backbone dict), e.
 from __future__ import annotations
 
 from ..registry import Knob, NetworkSpec, register
-from .config import HRFormerSection, dump, parse
+from .config import HRFormerSection, dump, fusion_schedule, parse, with_schedule
 from .counts import counts, parts
 from .infer import NOT_IN_WEIGHTS, infer
 from .modules import HRFormer, build
@@ -27,6 +27,34 @@ def out_channels(section: HRFormerSection) -> tuple[int, ...]:
 def out_strides(section: HRFormerSection) -> tuple[int, ...]:
     """Reduction of each returned map: 4, 8, 16, 32."""
     return tuple(4 * 2 ** b for b in range(section.out_branches))
+
+
+def resize(section: HRFormerSection, overrides) -> HRFormerSection:
+    """``section`` with an ablation recipe's size overrides (``analysis.ablation.recipes``): ``width`` -> stage
+    ``s``'s branch widths ``width * 2**b``, each branch's ``num_heads`` cut to ``gcd(heads, width)`` where the
+    new width no longer divides by it; ``blocks`` -> every branch's ``num_blocks`` in stages 2..4;
+    ``stage1_blocks`` / ``stage1_planes`` -> layer1's Bottlenecks and planes; ``stem`` is ignored (mmpose's stem
+    is hard-coded to 64 channels). Modules, windows, MLP ratios and the fusion flags are kept. Raises
+    ``ConfigError`` when the result is not a valid section (it is parsed again)."""
+    import math
+    from dataclasses import replace
+
+    stages = {}
+    for s, st in enumerate(section.stages, start=2):
+        nb = st.num_branches
+        if "width" in overrides:
+            widths = tuple(overrides["width"] * 2**b for b in range(nb))
+            st = replace(st, num_channels=widths,
+                         num_heads=tuple(h if w % h == 0 else math.gcd(h, w) for h, w in zip(st.num_heads, widths)))
+        if "blocks" in overrides:
+            st = replace(st, num_blocks=(overrides["blocks"],) * nb)
+        stages[f"stage{s}"] = st
+    s1 = section.stage1
+    if "stage1_blocks" in overrides:
+        s1 = replace(s1, num_blocks=(overrides["stage1_blocks"],))
+    if "stage1_planes" in overrides:
+        s1 = replace(s1, num_channels=(overrides["stage1_planes"],))
+    return parse(dump(replace(section, stage1=s1, **stages)), "backbone")
 
 
 def _stage_knobs(s: int) -> tuple[Knob, ...]:
@@ -50,7 +78,8 @@ KNOBS = (Knob("extra.stage1.num_blocks", "int_list", "Bottlenecks in layer1 (one
 SPEC = register(NetworkSpec(
     name="hrformer", title="HRFormer", mmpose_type="HRFormer", section_type=HRFormerSection,
     parse=parse, dump=dump, build=build, out_channels=out_channels, out_strides=out_strides,
-    counts=counts, parts=parts, knobs=KNOBS, infer=infer, not_in_weights=NOT_IN_WEIGHTS))
+    counts=counts, parts=parts, knobs=KNOBS, infer=infer, not_in_weights=NOT_IN_WEIGHTS,
+    fusion_schedule=fusion_schedule, with_fusion=with_schedule, resize=resize))
 
-__all__ = ["KNOBS", "SPEC", "HRFormer", "HRFormerSection", "build", "counts", "dump", "out_channels",
-           "out_strides", "parse", "parts"]
+__all__ = ["KNOBS", "SPEC", "HRFormer", "HRFormerSection", "build", "counts", "dump", "fusion_schedule",
+           "out_channels", "out_strides", "parse", "parts", "resize", "with_schedule"]

@@ -32,7 +32,14 @@ What mmpose reads (and so what is accepted here):
   ``HRFomerModule`` passes attention arguments that a Bottleneck refuses), ``num_blocks``, ``num_channels``,
   ``num_heads``, ``mlp_ratios``, ``window_sizes`` (all required); ``multiscale_output`` is read for stage 4
   only (default False: one output map); stages 2 and 3 always return every branch, so there only ``true`` is
-  accepted. ``drop_path_rates`` (which mmpose writes into the dict itself) is ignored.
+  accepted. ``drop_path_rates`` (which mmpose writes into the dict itself) is ignored;
+- ``with_fuse`` in ``stage2`` .. ``stage4`` (this project's extension for the fusion ablation, named after
+  Lite-HRNet's ``stages_spec.with_fuse``; no mmpose config has it, mmpose's ``HRFomerModule`` always fuses): a
+  bool for every module of the stage or a list of one bool per module, default true. A module without fusion
+  builds no ``fuse_layers`` and passes each branch's map on unexchanged (no ReLU), as Lite-HRNet's
+  ``LiteHRModule`` with ``with_fuse=False`` and the classic HRNet's ``fuse=False``; the last module of stage 4
+  without ``multiscale_output`` then returns branch 0's map alone (the official Lite-HRNet code's
+  ``out = [out[0]]``). ``dump`` writes the key only where a module does not fuse.
 
 Quirks kept: the stochastic-depth rates are ``linspace(0, drop_path_rate, sum of num_blocks[0] * num_modules
 over stages 2..4)`` and every branch of a module takes branch 0's rates block by block, so a branch cannot
@@ -204,9 +211,18 @@ class StageConfig:
     window_sizes: tuple[int, ...]
     block: str = "HRFORMERBLOCK"
     multiscale_output: bool = True
+    with_fuse: bool | tuple[bool, ...] = True
 
     def __post_init__(self) -> None:
         positive_int(self.num_modules, "num_modules", MAX_MODULES)
+        if isinstance(self.with_fuse, tuple):
+            if len(self.with_fuse) != self.num_modules:
+                raise ConfigError("with_fuse", f"has {len(self.with_fuse)} entries but num_modules is "
+                                  f"{self.num_modules} (a bool for the whole stage, or one per module)")
+            for m, flag in enumerate(self.with_fuse):
+                _bool(flag, f"with_fuse[{m}]")
+        else:
+            _bool(self.with_fuse, "with_fuse")
         positive_int(self.num_branches, "num_branches", MAX_BRANCHES)
         one_of(self.block, STAGE_BLOCKS, "block", "block")
         n = self.num_branches
@@ -234,12 +250,26 @@ class StageConfig:
                                   "branch 0's blocks (it fails with an IndexError)")
         _bool(self.multiscale_output, "multiscale_output")
 
-    def fused_rows(self, m: int) -> int:
-        """How many branches module ``m`` fuses into: none with one branch; branch 0 alone for the last module
-        without ``multiscale_output`` (stages 2 and 3 always have it: ``HRFormerSection`` checks); else all."""
-        if self.num_branches == 1:
-            return 0
+    def fuses(self, m: int) -> bool:
+        """Whether module ``m`` (0-based) ends with the multi-resolution fusion (``with_fuse``)."""
+        flag = self.with_fuse
+        return bool(flag[m]) if isinstance(flag, tuple) else bool(flag)
+
+    def schedule(self) -> tuple[bool, ...]:
+        """``fuses(m)`` for every module of the stage."""
+        return tuple(self.fuses(m) for m in range(self.num_modules))
+
+    def out_rows(self, m: int) -> int:
+        """How many maps module ``m`` returns: branch 0's alone for the last module without
+        ``multiscale_output`` (stages 2 and 3 always have it: ``HRFormerSection`` checks); else every branch's."""
         return 1 if (m == self.num_modules - 1 and not self.multiscale_output) else self.num_branches
+
+    def fused_rows(self, m: int) -> int:
+        """How many branches module ``m`` fuses into: none with one branch or without fusion (``fuses(m)``
+        False: no ``fuse_layers``); else ``out_rows(m)``."""
+        if self.num_branches == 1 or not self.fuses(m):
+            return 0
+        return self.out_rows(m)
 
     def hidden(self, b: int) -> int:
         """FFN hidden channels of branch ``b``: ``int(num_channels[b] * mlp_ratios[b])`` as mmpose."""
@@ -365,12 +395,15 @@ _STAGE_LISTS = ("num_blocks", "num_channels", "num_heads", "mlp_ratios", "window
 def _parse_stage(value: object, field: str, s: int) -> StageConfig:
     m = _mapping(value, field)
     _no_unknown(m, ("num_modules", "num_branches", "block") + _STAGE_LISTS + ("multiscale_output",
-                                                                             "drop_path_rates"), field)
+                                                                             "drop_path_rates", "with_fuse"), field)
     try:
         lists = {k: _list(_required(m, k, ""), k) for k in _STAGE_LISTS}
+        fuse = m.get("with_fuse", True)
+        if isinstance(fuse, (list, tuple)):  # one bool per module (this project's extension)
+            fuse = _list(fuse, "with_fuse")
         return StageConfig(num_modules=_required(m, "num_modules", ""), num_branches=_required(m, "num_branches", ""),
                            block=_required(m, "block", ""), multiscale_output=m.get("multiscale_output", s < 4),
-                           **lists)
+                           with_fuse=fuse, **lists)
     except ConfigError as err:
         raise _relabel(err, field) from None
 
@@ -430,6 +463,8 @@ def dump(section: HRFormerSection) -> dict:
              **{k: list(getattr(st, k)) for k in _STAGE_LISTS}}
         if s == 4:
             d["multiscale_output"] = st.multiscale_output
+        if st.with_fuse is not True:
+            d["with_fuse"] = list(st.with_fuse) if isinstance(st.with_fuse, tuple) else st.with_fuse
         extra[f"stage{s}"] = d
     out = {"type": "HRFormer", "in_channels": section.in_channels,
            "norm_cfg": {"type": section.norm_cfg.type, "requires_grad": section.norm_cfg.requires_grad}}
@@ -439,5 +474,26 @@ def dump(section: HRFormerSection) -> dict:
     return out
 
 
+def fusion_schedule(section: HRFormerSection) -> tuple[tuple[bool, ...], ...]:
+    """Per stage 2..4, per module: whether it fuses (``StageConfig.fuses``), as HRNet's ``fusion_schedule``."""
+    return tuple(st.schedule() for st in section.stages)
+
+
+def with_schedule(section: HRFormerSection, schedule) -> HRFormerSection:
+    """A copy with fusion ``schedule`` (per stage 2..4, one bool per module); a stage whose modules agree is
+    written as one bool (``True``: mmpose's own module). Raises ``ConfigError`` (field ``fusion``) for a schedule
+    of the wrong shape."""
+    from dataclasses import replace
+
+    rows = tuple(tuple(bool(f) for f in row) for row in schedule)
+    modules = tuple(st.num_modules for st in section.stages)
+    if tuple(map(len, rows)) != modules:
+        raise ConfigError("fusion", f"a schedule of {list(map(len, rows))} modules per stage; the network has "
+                                    f"{list(modules)}")
+    flags = [row[0] if len(set(row)) == 1 else row for row in rows]
+    return replace(section, **{f"stage{s}": replace(st, with_fuse=f)
+                               for s, st, f in zip((2, 3, 4), section.stages, flags)})
+
+
 __all__ = ["MAX_BRANCHES", "MAX_MLP_RATIO", "MAX_WINDOW", "HRFormerSection", "NormConfig", "Stage1Config",
-           "StageConfig", "UpsampleConfig", "dump", "parse"]
+           "StageConfig", "UpsampleConfig", "dump", "fusion_schedule", "parse", "with_schedule"]

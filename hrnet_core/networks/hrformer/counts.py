@@ -23,6 +23,13 @@ key                                    kind          state_dict prefix (mmpose n
   the bias gather count 0;
 - ``activations``: output elements of every conv, linear and matmul (fvcore ``ActivationCountAnalysis``).
 
+fvcore traces the model with ``torch.jit``, whose dead-code elimination drops the ops whose results never reach
+the backbone's returned maps; with every module fusing (mmpose's HRFormer) there are none, but a module without
+fusion (``with_fuse``) passes its branches on unexchanged, so e.g. with no fusion in stage 4 and no
+``multiscale_output`` only branch 0 reaches the output. Those dead parts keep their ``params``,
+``conv_linear_macs`` and ``attention_macs`` (the eager forward runs them) and get no ``fvcore_flops`` or
+``activations`` (what fvcore's trace keeps).
+
 Sizes: the stem's stride-2 3x3 convs give ``ceil(ceil(H/2)/2)``; each lower branch halves with ``ceil``. The
 fusion's ``nn.Upsample(scale_factor=2**(j-i))`` gives ``2**(j-i) * H_j``, which must equal ``H_i``; an input whose
 maps do not line up is refused with ``ConfigError("input_size", ...)``, as mmpose fails to add them.
@@ -65,7 +72,7 @@ def check_input(section: HRFormerSection, input_hw: tuple[int, int]) -> tuple[tu
     for s, st in enumerate(section.stages, start=2):
         if st.num_branches == 1:
             continue
-        rows = st.num_branches if (st.multiscale_output or s < 4 or st.num_modules > 1) else 1
+        rows = max(st.fused_rows(m) for m in range(st.num_modules))  # 0 where no module fuses
         for i in range(rows):
             for j in range(i + 1, st.num_branches):
                 f = 2 ** (j - i)
@@ -78,41 +85,49 @@ def check_input(section: HRFormerSection, input_hw: tuple[int, int]) -> tuple[tu
 
 
 class _Tally:
-    """Running totals of one part."""
+    """Running totals of one part; ``live``: whether its ops reach the backbone's output (fvcore's trace keeps
+    them), else they add no ``flops`` / ``acts`` (params and MACs count everything built and run)."""
 
-    def __init__(self, upsample_mode: str):
+    def __init__(self, upsample_mode: str, live: bool = True):
         self.params = self.macs = self.attn = self.flops = self.acts = 0
         self.up = UPSAMPLE_FLOPS[upsample_mode]
+        self.live = live
 
     def conv(self, cin: int, cout: int, k: int, hw: tuple[int, int], groups: int = 1, bias: bool = False) -> None:
         per = cout * (cin // groups) * k * k
         self.params += per + (cout if bias else 0)
         n = hw[0] * hw[1]
         self.macs += per * n
-        self.flops += per * n
-        self.acts += cout * n
+        if self.live:
+            self.flops += per * n
+            self.acts += cout * n
 
     def bn(self, c: int, hw: tuple[int, int]) -> None:
         self.params += 2 * c
-        self.flops += 2 * c * hw[0] * hw[1]
+        if self.live:
+            self.flops += 2 * c * hw[0] * hw[1]
 
     def ln(self, c: int, tokens: int) -> None:
         self.params += 2 * c
-        self.flops += 5 * c * tokens
+        if self.live:
+            self.flops += 5 * c * tokens
 
     def linear(self, cin: int, cout: int, tokens: int) -> None:
         self.params += cin * cout + cout
         self.macs += tokens * cin * cout
-        self.flops += tokens * cin * cout
-        self.acts += tokens * cout
+        if self.live:
+            self.flops += tokens * cin * cout
+            self.acts += tokens * cout
 
     def matmul(self, macs: int, out_elements: int) -> None:
         self.attn += macs
-        self.flops += macs
-        self.acts += out_elements
+        if self.live:
+            self.flops += macs
+            self.acts += out_elements
 
     def upsample(self, c: int, hw: tuple[int, int]) -> None:
-        self.flops += self.up * c * hw[0] * hw[1]
+        if self.live:
+            self.flops += self.up * c * hw[0] * hw[1]
 
     def count(self, key: str) -> PartCount:
         return PartCount(key, self.params, self.macs, self.attn, self.flops, self.acts)
@@ -137,6 +152,33 @@ def _hrformer_block(t: _Tally, c: int, heads: int, window: int, hidden: int, hw:
     t.bn(hidden, hw)
     t.conv(hidden, c, 1, hw, bias=True)
     t.bn(c, hw)
+
+
+def liveness(section: HRFormerSection) -> tuple[tuple[frozenset, ...], dict, dict]:
+    """Which branch maps reach the backbone's returned maps (what fvcore's trace keeps), walking back from them.
+
+    Returns ``(stage_in, module_out, module_mid)``: per stage 2..4 (index 0..2) the live inputs after its
+    transitions; per ``(stage index, module)`` its live outputs and its live branch results before the fusion. A
+    fused module's live output needs every branch; an unfused one passes branch ``b`` to output ``b``. A
+    transition that is not an identity reads the previous stage's last map (mmpose's ``y_list[-1]``).
+    """
+    need = frozenset(range(section.out_branches))
+    stage_in: list[frozenset] = [frozenset()] * 3
+    module_out: dict = {}
+    module_mid: dict = {}
+    pre_of = [(section.stage1.out_channels,), section.stage2.num_channels, section.stage3.num_channels]
+    for si in reversed(range(3)):
+        st = section.stages[si]
+        for m in reversed(range(st.num_modules)):
+            module_out[(si, m)] = need
+            fused = st.num_branches > 1 and st.fuses(m)
+            mid = (frozenset(range(st.num_branches)) if need else need) if fused else need
+            module_mid[(si, m)] = mid
+            need = mid
+        stage_in[si] = need
+        pre, cur = pre_of[si], st.num_channels
+        need = frozenset(k if k < len(pre) and cur[k] == pre[k] else len(pre) - 1 for k in need)
+    return tuple(stage_in), module_out, module_mid
 
 
 def parts(section: HRFormerSection) -> tuple[PartPlan, ...]:
@@ -193,10 +235,11 @@ def counts(section: HRFormerSection, input_hw: tuple[int, int]) -> tuple[PartCou
     out.append(t.count("layer1"))
 
     pre = (4 * p,)
+    stage_in, module_out, module_mid = liveness(section)
     for s, st in enumerate(section.stages, start=2):
         c = st.num_channels
         for k in range(st.num_branches):
-            t = _Tally(mode)
+            t = _Tally(mode, k in stage_in[s - 2])
             if k < len(pre):
                 if c[k] != pre[k]:
                     t.conv(pre[k], c[k], 3, sizes[k])
@@ -210,7 +253,7 @@ def counts(section: HRFormerSection, input_hw: tuple[int, int]) -> tuple[PartCou
             out.append(t.count(part_key("transition", s, branch=k)))
         for m in range(st.num_modules):
             for b in range(st.num_branches):
-                t = _Tally(mode)
+                t = _Tally(mode, b in module_mid[(s - 2, m)])
                 for _ in range(st.num_blocks[b]):
                     _hrformer_block(t, c[b], st.num_heads[b], st.window_sizes[b], st.hidden(b), sizes[b],
                                     section.with_rpe)
@@ -219,7 +262,7 @@ def counts(section: HRFormerSection, input_hw: tuple[int, int]) -> tuple[PartCou
                 continue
             for i in range(st.fused_rows(m)):
                 for j in range(st.num_branches):
-                    t = _Tally(mode)
+                    t = _Tally(mode, i in module_out[(s - 2, m)])
                     if j > i:
                         t.conv(c[j], c[i], 1, sizes[j])
                         t.bn(c[i], sizes[j])
@@ -244,4 +287,4 @@ def total(section: HRFormerSection, input_hw: tuple[int, int]) -> PartCount:
                                 ("params", "conv_linear_macs", "attention_macs", "fvcore_flops", "activations")))
 
 
-__all__ = ["UPSAMPLE_FLOPS", "branch_sizes", "check_input", "counts", "parts", "total"]
+__all__ = ["UPSAMPLE_FLOPS", "branch_sizes", "check_input", "counts", "liveness", "parts", "total"]

@@ -51,6 +51,11 @@ def _stage(shapes: Mapping[str, tuple], s: int, last: bool) -> dict | None:
         out["num_heads"].append(table[1])
         out["mlp_ratios"].append(int(ratio) if ratio == int(ratio) else ratio)
         out["window_sizes"].append(window)
+    if len(branches) > 1:  # a module without fuse_layers does not fuse (StageConfig.with_fuse)
+        fused = {int(k.split(".")[1]) for k in shapes if k.startswith(f"stage{s}.") and ".fuse_layers." in k}
+        flags = [m in fused for m in modules]
+        if not all(flags):
+            out["with_fuse"] = flags[0] if len(set(flags)) == 1 else flags
     if last:
         rows = _indices(shapes, rf"stage{s}\.{len(modules) - 1}\.fuse_layers\.(\d+)\.")
         out["multiscale_output"] = len(branches) == 1 or len(rows) > 1

@@ -242,19 +242,26 @@ def fuse_term(i: int, j: int, channels: tuple[int, ...], upsample) -> nn.Module:
 class HRFormerModule(nn.Module):
     """One HRFormer module (mmpose ``HRFomerModule`` on ``HRModule``): ``branches[b]`` (HRFormer blocks) on
     each input, then, with more than one branch, output ``i = ReLU(sum_j fuse_layers[i][j](x_j))`` for every
-    branch (or branch 0 only without ``multiscale_output``). ``[(N, C_b, H_b, W_b)] -> [(N, C_i, H_i, W_i)]``."""
+    branch (or branch 0 only without ``multiscale_output``). ``[(N, C_b, H_b, W_b)] -> [(N, C_i, H_i, W_i)]``.
+
+    ``with_fuse=False`` (this project's extension, ``StageConfig.with_fuse``; mmpose always fuses): no
+    ``fuse_layers`` are built (an empty ``ModuleList``, no state_dict keys) and each branch's map is passed on as
+    its blocks leave it, with no ReLU (Lite-HRNet's ``LiteHRModule`` and the classic HRNet without fusion);
+    without ``multiscale_output`` only branch 0's map is returned (the official Lite-HRNet's ``[out[0]]``)."""
 
     def __init__(self, stage: StageConfig, drop_paths: tuple[float, ...], multiscale_output: bool, with_rpe: bool,
-                 with_pad_mask: bool, upsample, ln_eps: float):
+                 with_pad_mask: bool, upsample, ln_eps: float, with_fuse: bool = True):
         super().__init__()
         c = stage.num_channels
         self.num_branches = stage.num_branches
+        self.multiscale_output = multiscale_output
+        self.with_fuse = with_fuse
         self.branches = nn.ModuleList(
             nn.Sequential(*(HRFormerBlock(c[b], stage.num_heads[b], stage.window_sizes[b], stage.mlp_ratios[b],
                                           drop_paths[k], with_rpe, with_pad_mask, ln_eps)
                             for k in range(stage.num_blocks[b])))
             for b in range(stage.num_branches))
-        rows = 0 if stage.num_branches == 1 else (stage.num_branches if multiscale_output else 1)
+        rows = 0 if stage.num_branches == 1 or not with_fuse else (stage.num_branches if multiscale_output else 1)
         self.fuse_layers = nn.ModuleList(
             nn.ModuleList(fuse_term(i, j, c, upsample) for j in range(stage.num_branches)) for i in range(rows))
         self.relu = nn.ReLU(inplace=True)
@@ -263,6 +270,8 @@ class HRFormerModule(nn.Module):
         xs = [branch(x) for branch, x in zip(self.branches, xs)]
         if self.num_branches == 1:
             return xs
+        if not self.with_fuse:
+            return xs if self.multiscale_output else xs[:1]
         out = []
         for row in self.fuse_layers:
             y = None
@@ -302,7 +311,8 @@ class HRFormer(nn.Module):
                 nb0 = stage.num_blocks[0]
                 modules.append(HRFormerModule(stage, rates[s - 2][m * nb0:(m + 1) * nb0],
                                               multiscale or m < stage.num_modules - 1, section.with_rpe,
-                                              section.with_pad_mask, section.upsample, section.transformer_norm_eps))
+                                              section.with_pad_mask, section.upsample, section.transformer_norm_eps,
+                                              stage.fuses(m)))
             self.add_module(f"stage{s}", nn.Sequential(*modules))
             pre = stage.num_channels
         if not section.norm_cfg.requires_grad:

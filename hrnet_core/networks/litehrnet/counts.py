@@ -12,7 +12,17 @@ state_dict prefix holds it:
   ``batch_norm`` (eval, affine) = 2 x input elements, ``adaptive_avg_pool2d`` = input elements,
   ``upsample_nearest2d`` = output elements, ``upsample_bilinear2d`` = 4 x output elements; adds, products,
   sigmoids, ReLUs, concatenations and shuffles are free;
-- ``activations``: fvcore's ``ActivationCountAnalysis``: output elements of every Conv2d call.
+- ``activations``: fvcore's ``ActivationCountAnalysis``: output elements of every Conv2d call;
+- ``torchstat_flops``: the torchstat "Flops" column that Lite-HRNet's published FLOPs come from (the official
+  ``tools/summary_network.py`` with Microsoft tensorwatch's torchstat fork, ``torchstat_utils.py``; shown in
+  2**20 units: 205.2M for Lite-HRNet-18 at 256x192 with the heatmap head). Forward hooks on every leaf module
+  (each module once, however often it runs: its *last* call is kept), charging Conv2d
+  ``k*k * in_ch * (out_ch // groups) * out_h * out_w`` plus ``out_ch * out_h * out_w`` with a bias, BatchNorm
+  (affine) 2 per input element, ReLU 1 per input element, ``AdaptiveAvgPool2d`` ``C * (H + 1) * (W + 1)`` per
+  1x1 output (its window bounds plus one), ``nn.Upsample`` ``out_h * out_w`` (channels not counted); Sigmoid, the
+  functional ``F.adaptive_avg_pool2d`` / ``F.interpolate``, adds, products and shuffles count 0. So
+  ``fuse_layers[i][0]`` counts once, and a module's one shared fusion ``ReLU`` once, at its last output's size
+  (charged to that module's last fusion part). No dead-code elimination: every module that runs counts.
 
 Spatial sizes follow the layers: a stride-2 3x3 conv with padding 1 maps ``h`` to ``ceil(h / 2)``, so branch k
 is ``ceil`` halved k + 2 times from the input; a fusion term from a lower branch is upsampled by ``2**(j - i)``
@@ -53,10 +63,10 @@ class _Tally:
     traces the model with ``torch.jit``, whose dead-code elimination drops the others, so only live ops add
     ``flops`` and ``acts`` (params, conv layers and MACs count everything built and run)."""
 
-    __slots__ = ("params", "macs", "flops", "acts", "convs", "live")
+    __slots__ = ("params", "macs", "flops", "acts", "convs", "live", "ts")
 
     def __init__(self) -> None:
-        self.params = self.macs = self.flops = self.acts = self.convs = 0
+        self.params = self.macs = self.flops = self.acts = self.convs = self.ts = 0
         self.live = True
 
     def conv(self, cin: int, cout: int, k: int, groups: int, hw: tuple[int, int], bias: bool = False,
@@ -66,23 +76,33 @@ class _Tally:
         self.convs += 1
         area = hw[0] * hw[1]
         self.macs += calls * weights * area
+        self.ts += (weights + (cout if bias else 0)) * area  # torchstat: a module's last call only
         if self.live:
             self.flops += calls * weights * area
             self.acts += calls * cout * area
 
     def bn(self, ch: int, hw: tuple[int, int], calls: int = 1) -> None:
         self.params += 2 * ch
+        self.ts += 2 * ch * hw[0] * hw[1]
         if self.live:
             self.flops += calls * 2 * ch * hw[0] * hw[1]
 
-    def conv_bn(self, cin: int, cout: int, k: int, groups: int, hw: tuple[int, int], calls: int = 1) -> None:
+    def relu(self, ch: int, hw: tuple[int, int]) -> None:
+        """An ``nn.ReLU`` module on ``(ch, *hw)``: torchstat only (fvcore does not count it)."""
+        self.ts += ch * hw[0] * hw[1]
+
+    def conv_bn(self, cin: int, cout: int, k: int, groups: int, hw: tuple[int, int], calls: int = 1,
+                relu: bool = False) -> None:
         self.conv(cin, cout, k, groups, hw, calls=calls)
         self.bn(cout, hw, calls=calls)
+        if relu:
+            self.relu(cout, hw)
 
-    def dw_pw(self, cin: int, cout: int, hw: tuple[int, int], calls: int = 1) -> None:
-        """3x3 depthwise conv + BN, 1x1 conv + BN, both writing ``hw`` (transitions, fusion downsamples, head)."""
+    def dw_pw(self, cin: int, cout: int, hw: tuple[int, int], calls: int = 1, relu: bool = False) -> None:
+        """3x3 depthwise conv + BN, 1x1 conv + BN [+ ReLU], both writing ``hw`` (transitions, fusion downsamples,
+        head)."""
         self.conv_bn(cin, cin, 3, cin, hw, calls)
-        self.conv_bn(cin, cout, 1, 1, hw, calls)
+        self.conv_bn(cin, cout, 1, 1, hw, calls, relu=relu)
 
     def elements(self, n: int) -> None:
         """fvcore's charge for a pooling / upsampling (its formula applied by the caller)."""
@@ -155,12 +175,12 @@ def _walk(sec, input_hw: tuple[int, int] | None) -> list[tuple[PartPlan, _Tally]
     h2 = sizes[0]
     sc, oc, mid = st.stem_channels, st.out_channels, st.mid_channels
     half = sc // 2
-    t.conv_bn(sec.in_channels, sc, 3, 1, h1)
-    t.conv_bn(half, mid, 1, 1, h1)
+    t.conv_bn(sec.in_channels, sc, 3, 1, h1, relu=True)
+    t.conv_bn(half, mid, 1, 1, h1, relu=True)
     t.conv_bn(mid, mid, 3, mid, h2)
-    t.conv_bn(mid, half if sc == oc else sc, 1, 1, h2)
+    t.conv_bn(mid, half if sc == oc else sc, 1, 1, h2, relu=True)
     t.conv_bn(half, half, 3, half, h2)
-    t.conv_bn(half, oc - half if sc == oc else oc - sc, 1, 1, h2)
+    t.conv_bn(half, oc - half if sc == oc else oc - sc, 1, 1, h2, relu=True)
 
     prev: tuple[int, ...] = (oc,)
     for s in range(sec.num_stages):
@@ -172,7 +192,7 @@ def _walk(sec, input_hw: tuple[int, int] | None) -> list[tuple[PartPlan, _Tally]
                     t = part(f"transition{s}.branch{i}", "transition", (f"transition{s}.{i}",), stage, branch=i,
                              resolution=4 * 2**i)
                     t.live = i in stage_in[s]
-                    t.dw_pw(prev[i], c, sizes[i])
+                    t.dw_pw(prev[i], c, sizes[i], relu=True)
             else:
                 t = part(f"transition{s}.branch{i}", "transition", (f"transition{s}.{i}",), stage, branch=i,
                          resolution=4 * 2**i)
@@ -180,7 +200,7 @@ def _walk(sec, input_hw: tuple[int, int] | None) -> list[tuple[PartPlan, _Tally]
                 cin = prev[-1]
                 steps = i + 1 - len(prev)
                 for j in range(steps):
-                    t.dw_pw(cin, c if j == steps - 1 else cin, sizes[len(prev) + j])
+                    t.dw_pw(cin, c if j == steps - 1 else cin, sizes[len(prev) + j], relu=True)
         nb, blocks, lite = spec.num_branches[s], spec.num_blocks[s], spec.module_type[s] == "LITE"
         for m in range(spec.num_modules[s]):
             base = f"{stage}.{m}"
@@ -199,8 +219,8 @@ def _walk(sec, input_hw: tuple[int, int] | None) -> list[tuple[PartPlan, _Tally]
                     t.live = bool(block_live)
                     for k in range(nb - 1):
                         t.elements(halves[k] * _area(sizes[k]))  # adaptive_avg_pool2d to the smallest size
-                    t.conv_bn(total, squeezed, 1, 1, mini)
-                    t.conv_bn(squeezed, total, 1, 1, mini)
+                    t.conv_bn(total, squeezed, 1, 1, mini, relu=True)
+                    t.conv_bn(squeezed, total, 1, 1, mini)  # + Sigmoid: 0 everywhere
                     for k in range(nb):
                         t.live = k in block_live
                         t.elements(halves[k] * _area(sizes[k]))  # nearest interpolate back, every branch
@@ -214,7 +234,9 @@ def _walk(sec, input_hw: tuple[int, int] | None) -> list[tuple[PartPlan, _Tally]
                         t.live = k in live_mid if b == blocks - 1 else bool(live_mid)
                         t.conv_bn(h, h, 3, h, sizes[k])
                         t.elements(h * _area(sizes[k]))  # AdaptiveAvgPool2d(1)
+                        t.ts += h * (sizes[k][0] + 1) * (sizes[k][1] + 1)  # torchstat's pooling windows + 1
                         t.conv(h, h // SW_RATIO, 1, 1, (1, 1), bias=True)
+                        t.relu(h // SW_RATIO, (1, 1))
                         t.conv(h // SW_RATIO, h, 1, 1, (1, 1), bias=True)
             else:
                 for k in range(nb):
@@ -223,9 +245,9 @@ def _walk(sec, input_hw: tuple[int, int] | None) -> list[tuple[PartPlan, _Tally]
                     bf = cur[k] // 2
                     t.live = k in live_mid
                     for _ in range(blocks):
-                        t.conv_bn(bf, bf, 1, 1, sizes[k])
+                        t.conv_bn(bf, bf, 1, 1, sizes[k], relu=True)
                         t.conv_bn(bf, bf, 3, bf, sizes[k])
-                        t.conv_bn(bf, bf, 1, 1, sizes[k])
+                        t.conv_bn(bf, bf, 1, 1, sizes[k], relu=True)
             if spec.fuses(s, m) and nb > 1:
                 for i in range(nb):
                     for j in range(nb):
@@ -239,9 +261,13 @@ def _walk(sec, input_hw: tuple[int, int] | None) -> list[tuple[PartPlan, _Tally]
                         if j > i:
                             t.conv_bn(cur[j], cur[i], 1, 1, sizes[j], calls)
                             t.elements(calls * cur[i] * _area(sizes[j]) * 4 ** (j - i))  # nn.Upsample nearest
+                            t.ts += _area(sizes[i])  # torchstat's Upsample: output h * w, channels not counted
                         else:
                             for k in range(i - j):
-                                t.dw_pw(cur[j], cur[i] if k == i - j - 1 else cur[j], sizes[j + k + 1], calls)
+                                last = k == i - j - 1
+                                t.dw_pw(cur[j], cur[i] if last else cur[j], sizes[j + k + 1], calls, relu=not last)
+                        if i == nb - 1 and j == nb - 2:  # the module's shared ReLU, last called on output nb - 1
+                            t.relu(cur[i], sizes[i])
         prev = cur
 
     if sec.with_head:
@@ -252,7 +278,7 @@ def _walk(sec, input_hw: tuple[int, int] | None) -> list[tuple[PartPlan, _Tally]
             level = n - 1 - i
             if i > 0:
                 t.elements(4 * rev[i] * _area(sizes[level]))  # bilinear interpolate of the previous projection
-            t.dw_pw(rev[i], rev[i + 1] if i < n - 1 else rev[i], sizes[level])
+            t.dw_pw(rev[i], rev[i + 1] if i < n - 1 else rev[i], sizes[level], relu=True)
     return out
 
 
@@ -280,7 +306,7 @@ def counts(sec, input_hw: tuple[int, int]) -> tuple[PartCount, ...]:
     """``PartCount`` of every part of ``parts(sec)`` (same keys, same order) at ``input_hw = (H, W)``, batch 1."""
     hw = check_input(sec, input_hw)
     return tuple(PartCount(key=plan.key, params=t.params, conv_linear_macs=t.macs, fvcore_flops=t.flops,
-                           activations=t.acts) for plan, t in _walk(sec, hw))
+                           activations=t.acts, torchstat_flops=t.ts) for plan, t in _walk(sec, hw))
 
 
 def parts(sec) -> tuple[PartPlan, ...]:
