@@ -7,6 +7,7 @@ folder (``runs/<name>/`` or ``$HRNET_EXPLORER_RUNS``), so a reload finds the run
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import streamlit as st
@@ -15,12 +16,13 @@ from analysis import settings
 from analysis.ablation import launch as al
 from analysis.ablation import report as rp
 from analysis.ablation.files import RunFolderError
-from analysis.ablation.progress import list_runs, read_progress, run_status
+from analysis.ablation.progress import list_runs, read_progress, run_status, run_summary
 from analysis.ablation.recipes import default_recipe, load_recipe
-from analysis.ablation.run_folder import read_text_file
+from analysis.ablation.run_folder import read_runner_status, read_text_file
+from analysis.ablation.runner import resolve_base
 from app import common, paths_policy
 from app.logic import networks
-from app.logic.run_tables import progress_table
+from app.logic.run_tables import latest_log_line, progress_table, runs_table
 from hrnet_core import dump_config
 
 ss = st.session_state
@@ -33,7 +35,7 @@ def _new_name() -> str:
 
 def _start_form(cfg) -> None:
     if "abl_name" not in ss or ss.pop("abl_renew_name", False):
-        ss.abl_name = _new_name()
+        ss.abl_name = ss.abl_auto_name = _new_name()
     with st.form("abl_start"):
         st.subheader("Start a run")
         c1, c2, c3 = st.columns(3)
@@ -70,6 +72,10 @@ def _start_form(cfg) -> None:
         request = al.AblationRequest(name=name.strip(), base=base_path, variants=variants.strip(), data=data,
                                      recipe="smoke" if smoke else recipe, seeds=int(seeds), device=device,
                                      smoke=smoke)
+        if request.name == ss.get("abl_auto_name"):  # the name was not typed: one that says what runs
+            recipe_name = "smoke" if smoke else recipe
+            sized = resolve_base(base_cfg, load_recipe(recipe_name)).name
+            request = replace(request, name=al.run_name(sized, recipe_name, smoke))
         info = al.launch(request, base_text=base_text)
         ss.abl_pick = Path(info.run_dir).name
         ss.abl_renew_name = True  # the next run gets a fresh default name
@@ -101,15 +107,20 @@ def _progress_view(run_dir: Path) -> None:
         st.error(f"The run failed: {status.reason or 'see the worker log'}")
     elif status.state == "stopped":
         st.warning("The run was stopped; resume it to continue from the last complete epoch.")
-    if progress is not None and progress.empty:  # None: the reason is shown above
+    if progress is not None and (progress.empty or status.state == "preparing"):  # None: the reason is above
         if status.state == "preparing":
-            st.caption("No progress recorded yet: the worker is preparing the data and models.")
-    elif progress is not None:
-        for _, row in progress[progress["error"].notna()].iterrows():
+            last = latest_log_line(al.log_tail(run_dir, 20))
+            st.caption("No progress recorded yet: the worker is preparing the data and models"
+                       + (f" — {last}" if last else "."))
+    if progress is not None and not progress.empty:
+        runner, _problem = read_runner_status(run_dir)
+        st.container(key="abl_run_summary").caption(run_summary(progress, int(runner.get("parallel_jobs") or 1)).text())
+        for _, row in progress[(progress["state"] == "failed") & progress["error"].notna()].iterrows():
             st.error(f"{row['variant']} seed {row['seed']}: {row['error']}")
         st.dataframe(progress_table(progress), hide_index=True, width="stretch",
                      column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0,
-                                                                                max_value=1.0, format="percent")})
+                                                                                max_value=1.0, format="percent"),
+                                    "ETA": st.column_config.TextColumn("ETA", width="medium")})
     live = status.state in ("preparing", "running")
     c1, c2, c3 = st.columns(3)
     if live and c1.button("Stop the run", key="abl_stop"):
@@ -124,7 +135,7 @@ def _progress_view(run_dir: Path) -> None:
     if ss.get("abl_confirm_delete") == run_dir.name and not live:
         _confirm_delete(run_dir)
     with st.expander("Worker log (last lines)"):
-        st.code(al.log_tail(run_dir, 40) or "(empty)")
+        st.code(al.log_tail(run_dir, 40) or "(empty)", language=None)
 
 
 def _confirm_delete(run_dir: Path) -> None:
@@ -181,7 +192,7 @@ def _runs() -> None:
     if runs.empty:
         st.caption(f"No runs in {root} yet.")
         return
-    st.dataframe(runs.drop(columns=["path"]), hide_index=True, width="stretch")
+    st.dataframe(runs_table(runs), hide_index=True, width="stretch")
     names = list(runs["name"])
     if ss.get("abl_pick") not in names:
         ss.abl_pick = names[0]

@@ -22,8 +22,10 @@ from analysis.ablation.progress import (
     GONE,
     format_eta,
     list_runs,
+    progress_lines,
     read_progress,
     run_status,
+    run_summary,
 )
 from app.logic.run_tables import progress_table
 
@@ -258,3 +260,40 @@ def test_delete_run_refuses_live_runs_and_foreign_folders(run, tmp_path):
     (run_dir / "status.json").write_text(json.dumps({"state": "done", "pid": os.getpid(), "host": HOST}))
     assert al.delete_run(run_dir, root) == run_dir
     assert not run_dir.exists() and outside.is_dir() and plain.is_dir()
+
+
+# ---- the whole run at a glance (CLI and app, any executor) ---------------------------------------------------
+def test_run_summary_counts_jobs_and_estimates_the_run(run):
+    run_dir, _worker = run
+    _runner_started(run_dir, parallel_jobs=1)
+    df = read_progress(run_dir)
+    assert run_summary(df, 1).text() == "jobs 2: 0 done, 1 running, 1 queued; run ETA estimating"  # one starting
+    # The first job is a fifth through its 5 epochs with 400 s to go: each job takes about 500 s.
+    _job(run_dir, "final_only", state="running", epoch=1, step=0, steps=10, eta_s=400.0, images_per_s=147.2,
+         phase="training")
+    df = read_progress(run_dir)
+    s = run_summary(df, 1)
+    assert (s.done, s.running, s.queued) == (0, 1, 1) and s.eta_s == pytest.approx(400 + 500)
+    assert run_summary(df, 2).eta_s == pytest.approx(450)  # two slots share the work
+    lines = progress_lines(run_dir, 1)
+    assert lines == ["run r1: jobs 2: 0 done, 1 running, 1 queued; run ETA about 15 min",
+                     "  final_only seed 0: training epoch 2/5 step 0/10, 147 img/s, ETA 7 min"]
+    # Between two jobs of a serial run: the done job's own duration (started_at .. updated_at) tells.
+    now = time.time()
+    path = run_dir / "final_only" / "seed0" / "status.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "state": "done", "epoch": 5, "eta_s": 0.0,
+                                "started_at": now - 300, "updated_at": now}))
+    s = run_summary(read_progress(run_dir), 1)
+    assert (s.done, s.running, s.queued) == (1, 1, 0) and s.eta_s == pytest.approx(300, abs=1)  # the next starting
+
+
+def test_a_stopped_run_says_stopped_not_failed(run):
+    run_dir, worker = run
+    _runner_started(run_dir, pid=_dead_pid(), state="stopped", error="stopped; continue with --resume")
+    _job(run_dir, "final_only", pid=_dead_pid(), state="stopped", error="stopped; continue with --resume", epoch=2)
+    worker.kill()
+    worker.wait()
+    _write(run_dir / WORKER_NAME, {"state": "finished", "pid": worker.pid, "returncode": 0})
+    assert _states(run_dir) == ["stopped", "queued"]
+    assert run_status(run_dir).state == "stopped"
+    assert run_summary(read_progress(run_dir)).text() == "jobs 2: 0 done, 1 queued, 1 stopped; run ETA estimating"

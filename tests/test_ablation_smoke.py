@@ -38,9 +38,10 @@ def smoke_run(tmp_path_factory):
 
 def test_smoke_runs_three_variants_quickly(smoke_run):
     out, stdout, wall = smoke_run
-    assert wall < 120, f"smoke ablation took {wall:.0f} s"
     m = re.search(r"smoke ablation: 3 variants x 1 seed\(s\), 3 done, 0 failed, in ([\d.]+) s", stdout)
     assert m, stdout[-2000:]
+    # Between two jobs the whole run's progress, its ETA from the job that just ended.
+    assert re.search(r"^run smoke: jobs 3: 1 done, 1 running, 1 queued; run ETA about \d+ s$", stdout, re.M), stdout
 
 
 def test_summary_json_and_csv(smoke_run):

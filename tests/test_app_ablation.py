@@ -24,6 +24,7 @@ from analysis.ablation.progress import (
     list_checkpoints,
     list_runs,
     read_progress,
+    run_status,
 )
 from analysis.ablation.recipes import default_recipe, load_recipe
 from app.logic.config_edit import list_presets
@@ -112,6 +113,9 @@ def test_existing_run_is_never_reused(runs):
     (runs / "taken" / "keep.txt").write_text("earlier results")
     with pytest.raises(al.LaunchError, match="already exists"):
         al.launch(al.AblationRequest(name="taken", base=BASE))
+    # Said before the request is checked (a bad base would be named otherwise): the name is the first word.
+    with pytest.raises(al.LaunchError, match="run name: .* already exists"):
+        al.launch(al.AblationRequest(name="taken", base=str(runs / "no-such-base.yaml")))
     assert (runs / "taken" / "keep.txt").read_text() == "earlier results"
     with pytest.raises(al.LaunchError, match="nothing to resume"):
         al.resume(runs / "missing")
@@ -151,6 +155,8 @@ def test_stop_then_resume_finishes_the_run(runs):
     assert status["state"] == "stopped"
     progress = read_progress(run_dir)
     assert not (progress["state"] == "done").all()
+    assert "failed" not in set(progress["state"]) and "stopped" in set(progress["state"])  # a stop is no failure
+    assert run_status(run_dir).state == "stopped"
 
     al.resume(run_dir)
     status = _wait(lambda: (s := al.worker_status(run_dir))["state"] != "running" and s, 120)
@@ -361,3 +367,28 @@ def test_the_run_lock_refuses_a_second_writer_from_the_page(runs, tmp_path):
         assert any("in use by another ablation" in e and f"pid {os.getpid()}" in e for e in errors), errors
         assert not (run_dir / al.LAUNCH_NAME).exists() and not (run_dir / WORKER_NAME).exists()
         assert not _processes_naming(run_dir)
+
+
+def test_run_names_say_what_ran():
+    from analysis.ablation.runner import resolve_base
+
+    base = load_config(BASE)
+    sized = resolve_base(base, load_recipe("cpu"))
+    assert sized.name == "pose_hrnet_w16_128x96"  # not pose_hrnet_w32_256x192_resized
+    assert resolve_base(base, load_recipe("quick")).name == base.name  # nothing resized: the name stays
+    name = al.run_name(sized.name, "cpu", when=0)
+    assert name.startswith("fusion-pose_hrnet_w16_128x96-cpu-19700101-") and len(name) <= 80
+    assert al.run_name("x" * 200, "/tmp/my recipe.yaml", when=0).startswith("fusion-xxx")
+    assert len(al.run_name("x" * 200, "cpu", when=0)) <= 80
+    assert al.run_name("a", "cpu", smoke=True, when=0).startswith("fusion-a-smoke-")
+
+
+def test_runs_table_shows_no_none_and_the_log_line_while_preparing():
+    from app.logic.run_tables import latest_log_line, runs_table
+
+    runs = pd.DataFrame([{"name": "r", "path": "/x/r", "state": "preparing", "recipe": None, "data": None,
+                          "device": None, "jobs": 0}])
+    table = runs_table(runs)
+    assert "path" not in table and table.loc[0, "recipe"] == "" and table.loc[0, "device"] == ""
+    assert latest_log_line("a\n  generating built-in images 400/2000  \n\n") == "generating built-in images 400/2000"
+    assert latest_log_line("") == ""

@@ -21,6 +21,7 @@ import yaml
 from conftest import ROOT
 
 from analysis.ablation.files import read_jsonl
+from analysis.ablation.threads import available_cores
 from analysis.cli import main
 
 SMOKE = ROOT / "configs" / "recipes" / "smoke.yaml"
@@ -68,6 +69,11 @@ def test_submitit_local_writes_the_summary_local_writes(tmp_path):
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
         first = proc.stdout.splitlines()[0]
         assert first.startswith(f"ablation {name}: jobs run on executor {name} ("), first
+        assert first.endswith("; 1 CPU thread per job (--cpu-threads / recipe cpu_threads; "
+                              f"{available_cores()} cores)"), first
+        job_log = (proc.stdout if name == "local" else
+                   "".join(p.read_text() for p in (out / "submitit").glob("*_log.out")))
+        assert ", 1 CPU thread(s)" in job_log, job_log[-2000:]  # what the job itself ran with
         runs[name] = out
     assert sorted(p.name for p in (runs["submitit-local"] / "submitit").glob("*_log.out")), "submitit's logs"
     assert not (runs["local"] / "submitit").exists()
@@ -196,7 +202,7 @@ def test_a_job_killed_mid_epoch_resumes_with_every_epoch_once(tmp_path, executor
         finally:
             _stop(proc)
         st = _status(killed)
-        assert st["state"] == "failed" and "continue with --resume" in st["error"], st
+        assert st["state"] == "stopped" and "continue with --resume" in st["error"], st
 
     proc2 = _ablate(tmp_path, "--out", str(out), "--resume", "--executor", executor)
     assert proc2.returncode == 0, (proc2.stdout + proc2.stderr)[-3000:]
@@ -221,6 +227,7 @@ def test_a_job_killed_mid_epoch_resumes_with_every_epoch_once(tmp_path, executor
     (["--executor", "slurm", "--dry-run", "--slurm", "nodes=4"], "--slurm: nodes: unknown key"),
     (["--executor", "slurm", "--dry-run", "--slurm", "time=soon"], "--slurm time: must be a positive integer"),
     (["--executor", "slurm", "--dry-run", "--slurm", "partition"], "--slurm partition: must be KEY=VALUE"),
+    (["--cpu-threads", "0"], "--cpu-threads: must be a positive integer, got 0"),
 ])
 def test_bad_executor_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, says):
     out = tmp_path / "run"

@@ -15,7 +15,8 @@ job's ``status.json``, ``metrics.jsonl`` and its atomic ``last.pth``.
 
 An executor offers ``submit(variant, job) -> handle``, ``done(handle)``, ``cancel(handle)`` and
 ``result(handle, job)``; ``run_all`` drives them (never more than ``slots`` jobs at once) and on a kill
-or Ctrl-C of the run stops the jobs it started and marks them failed ("continue with --resume").
+or Ctrl-C of the run stops the jobs it started and marks them "stopped" (not failed: nothing went wrong; they
+continue with ``--resume`` or the app's Resume).
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ from pathlib import Path
 
 import torch
 
-from analysis.ablation.files import read_json, write_json_atomic, write_text_atomic
+from analysis.ablation.files import RunFolderError, read_json, write_json_atomic, write_text_atomic
 from analysis.ablation.procs import set_parent_death_signal
+from analysis.ablation.progress import progress_lines
 from analysis.ablation.recipes import parse_cluster
-from analysis.ablation.train import DistContext, Job, train_job
+from analysis.ablation.train import PROGRESS_EVERY_S, DistContext, Job, train_job
 from hrnet_core.errors import UserInputError, quote
 
 EXECUTORS = ("local", "submitit-local", "slurm")
@@ -103,15 +105,34 @@ def record_failure(job: Job, err: BaseException, log) -> None:
     log(f"  {job.variant} seed {job.seed} failed: {line}")
 
 
+STOPPED = "stopped; continue with --resume"  # a job's and a run's reason after a stop (Ctrl-C, SIGTERM, Stop)
+
+
 def record_stop(folders: list[Path], run_status_path: Path, err: BaseException) -> None:
-    """The run was stopped (``err``: Ctrl-C, SIGTERM, a kill): every unfinished job of ``folders`` and
-    the run's ``status.json`` are marked failed, to be continued with ``--resume``."""
-    reason = "interrupted" if isinstance(err, KeyboardInterrupt) else f"stopped ({err.__class__.__name__})"
+    """The run was stopped (``err``): every unfinished job of ``folders`` and the run's ``status.json``
+    are marked "stopped" for a ``KeyboardInterrupt`` (Ctrl-C, SIGTERM, the app's Stop), "failed" for any
+    other ``BaseException``; either way they continue with ``--resume``."""
+    if isinstance(err, KeyboardInterrupt):
+        state, reason = "stopped", STOPPED
+    else:
+        state, reason = "failed", f"stopped ({err.__class__.__name__}); continue with --resume"
     for folder in folders:
         if read_json(folder / "status.json").get("state") != "done":
-            mark_job(folder, state="failed", error=f"{reason}; continue with --resume")
-    write_json_atomic(run_status_path, {**read_json(run_status_path), "state": "failed",
+            mark_job(folder, state=state, error=reason)
+    write_json_atomic(run_status_path, {**read_json(run_status_path), "state": state,
                                         "error": reason, "finished_at": time.time()})
+
+
+def say_progress(run_dir: Path, slots: int, log) -> None:
+    """Log the run's progress (``progress.progress_lines``: jobs done / running / queued, the run's ETA,
+    each running job's epoch, img/s and ETA), read from the job folders; a record that cannot be read
+    is skipped, never a reason to stop the run."""
+    try:
+        lines = progress_lines(run_dir, slots)
+    except (RunFolderError, OSError):
+        return
+    for line in lines:
+        log(line)
 
 
 def _started(v, job: Job) -> str:
@@ -156,7 +177,7 @@ class Executor:
         state = read_json(job.folder / "status.json").get("state")
         if state == "done" and self.ended_well(handle):
             return True
-        if state != "failed":
+        if state not in ("failed", "stopped"):
             mark_job(job.folder, state="failed", error=self.end_reason(handle))
         return False
 
@@ -180,8 +201,12 @@ class Executor:
         queue = self.order(todo)
         running: list = []
         done = failed = 0
+        said = time.monotonic()
         try:
             while queue or running:
+                if time.monotonic() - said >= PROGRESS_EVERY_S:  # the jobs' own lines may be out of view
+                    said = time.monotonic()
+                    say_progress(run_status_path.parent, self.slots, log)
                 free = self.slots - len(running)
                 if queue and free > 0:
                     batch, queue = queue[:free], queue[free:]
@@ -249,7 +274,9 @@ class SerialExecutor(Executor):
 
     def run_all(self, todo: list, run_status_path: Path, log) -> tuple[int, int]:
         done = failed = 0
-        for v, job in todo:  # in the given order: every rank must agree on it
+        for i, (v, job) in enumerate(todo):  # in the given order: every rank must agree on it
+            if i and self.ctx.main:
+                say_progress(run_status_path.parent, 1, log)
             try:
                 ok = self.submit(v, job)
             except BaseException as err:
@@ -273,7 +300,7 @@ def _job_process(job: Job, data) -> None:
         record_failure(job, err, log)
         sys.exit(1)
     except KeyboardInterrupt:
-        mark_job(job.folder, state="failed", error="stopped; continue with --resume")
+        mark_job(job.folder, state="stopped", error=STOPPED)
         sys.exit(1)
 
 
@@ -354,7 +381,7 @@ class SubmititLocalExecutor(Executor):
         return f"submitit-local (one process per job, {self.slots} at a time; logs in {self.folder})"
 
     def submit(self, v, job: Job):
-        return self.ex.submit(self.job_fn, str(self.out), v.name, job.seed, True, os.getpid())
+        return self.ex.submit(self.job_fn, str(self.out), v.name, job.seed, True, os.getpid(), job.threads)
 
     def done(self, handle) -> bool:
         return handle.done()
@@ -458,5 +485,5 @@ def make_executor(spec: ExecutorSpec, out: Path, data, ctx: DistContext, slots: 
 
 
 __all__ = ["EXECUTORS", "Executor", "ExecutorSpec", "ProcessPoolExecutor", "SerialExecutor", "SlurmArrayExecutor",
-           "SubmititLocalExecutor", "check_executor_name", "error_line", "make_executor", "mark_job",
+           "STOPPED", "SubmititLocalExecutor", "check_executor_name", "error_line", "make_executor", "mark_job",
            "record_failure", "record_stop", "slurm_parameters"]

@@ -125,6 +125,16 @@ class AblationRequest:
         return args
 
 
+def run_name(base_name: str, recipe: str, smoke: bool = False, when: float | None = None) -> str:
+    """A run name that says what ran: ``fusion-<sized base config>-<recipe>-<date>-<time>``, e.g.
+    ``fusion-pose_hrnet_w16_128x96-cpu-20261206-021500`` (``base_name``: the config as the recipe sizes
+    it, ``runner.resolve_base``); at most 80 characters, only the characters a run name may hold."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
+    recipe = "smoke" if smoke else Path(str(recipe)).stem
+    body = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{base_name}-{recipe}")[: 80 - len("fusion--") - len(stamp)]
+    return f"fusion-{body}-{stamp}"
+
+
 @dataclass(frozen=True)
 class Launch:
     run_dir: str
@@ -143,8 +153,10 @@ def launch(request: AblationRequest, root: Path | None = None, base_text: str | 
     """
     if request.resume:
         raise LaunchError("resume: use analysis.ablation.launch.resume(run_dir) to continue a run")
-    request.validate(base_text=base_text)
     root = runs_root() if root is None else Path(root)
+    if _RUN_NAME_RE.match(request.name or "") and (root / request.name).exists():  # said first, in milliseconds
+        raise LaunchError(f"run name: {(root / request.name).resolve()} already exists; pick another name or resume it")
+    request.validate(base_text=base_text)
     run_dir = (root / request.name).resolve()
     try:
         run_dir.mkdir(parents=True)  # atomic: two launches of one name cannot both get the folder

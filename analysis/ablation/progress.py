@@ -45,7 +45,7 @@ from hrnet_core import HRNetConfig, load_config
 
 RUN_STATES = ("preparing", "running", "done", "failed", "stopped", "queued")
 PROGRESS_COLUMNS = ("variant", "seed", "fusions", "state", "phase", "epoch", "epochs", "step", "steps", "loss",
-                    "images_per_s", "AP", "eta_s", "error", "updated_at", "folder")
+                    "images_per_s", "AP", "eta_s", "error", "started_at", "updated_at", "folder")
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".pth.tar", ".ckpt")
 RUN_CONFIG_NAME = "model.yaml"  # the resolved config the runner writes beside last.pth
 RUN_COLUMNS = ("name", "path", "state", "phase", "created", "recipe", "data", "variants", "seeds", "device", "jobs",
@@ -167,6 +167,7 @@ def _progress(run_dir: Path, request: dict) -> pd.DataFrame:
             "AP": st.get("AP"),
             "eta_s": _number(st.get("eta_s")) if state == "running" else (0.0 if state == "done" else None),
             "error": error,
+            "started_at": _number(st.get("started_at")),
             "updated_at": st.get("updated_at"),
             "folder": str(folder),
         })
@@ -211,6 +212,9 @@ def run_status(run_dir: str | Path, progress: pd.DataFrame | None = None) -> Run
                                           "the run to continue", pid=pid)
     if worker["state"] == "running" and not runner.get("state"):
         return RunStatus("preparing", "preparing data", pid=pid)
+    if runner.get("state") == "stopped" or (runner.get("state") != "failed" and "stopped" in states
+                                             and "failed" not in states):
+        return RunStatus("stopped", reason=str(runner.get("error") or "stopped; resume it to continue"), pid=pid)
     if runner.get("state") == "failed" or "failed" in states:
         return RunStatus("failed", reason=str(runner.get("error") or (errors[0] if errors else "")), pid=pid)
     if runner.get("state") == "done" or (states and states == {"done"}):
@@ -280,6 +284,93 @@ def list_runs(root: str | Path = "runs") -> pd.DataFrame:
             })
     df = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
     return df.sort_values("created", ascending=False, na_position="last").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A whole run at a glance, whoever runs its jobs (read from the job folders): job counts by state and
+    ``eta_s``, seconds until the last job ends (``None`` while no running job has an estimate yet)."""
+
+    done: int
+    running: int
+    queued: int
+    failed: int
+    stopped: int
+    eta_s: float | None
+
+    @property
+    def jobs(self) -> int:
+        return self.done + self.running + self.queued + self.failed + self.stopped
+
+    def text(self) -> str:
+        """``jobs 9: 3 done, 2 running, 4 queued; run ETA about 12 min``."""
+        parts = [f"{n} {name}" for n, name in ((self.done, "done"), (self.running, "running"),
+                                                (self.queued, "queued"), (self.failed, "failed"),
+                                                (self.stopped, "stopped")) if n or name == "done"]
+        eta = ""
+        if self.running or self.queued:
+            eta = f"; run ETA about {format_eta(self.eta_s)}" if self.eta_s is not None else "; run ETA estimating"
+        return f"jobs {self.jobs}: {', '.join(parts)}{eta}"
+
+
+def _fraction(row) -> float | None:
+    epochs, epoch = _number(row["epochs"]), _number(row["epoch"]) or 0.0
+    step, steps = _number(row["step"]), _number(row["steps"])
+    if not epochs:
+        return None
+    within = step / steps if step is not None and steps else 0.0
+    return min(1.0, (epoch + within) / epochs)
+
+
+def run_summary(progress: pd.DataFrame, slots: int = 1) -> RunSummary:
+    """``RunSummary`` of a run's ``read_progress`` with ``slots`` jobs at a time. The ETA: the running
+    jobs' own ETAs plus, for each queued job, the duration the running ones are heading for (their
+    ETA over the fraction left; else how long the done jobs of this session took), shared out over the
+    slots; never less than the longest running ETA."""
+    counts = progress["state"].value_counts().to_dict() if not progress.empty else {}
+    running = progress[progress["state"] == "running"] if not progress.empty else progress
+    etas, durations, unknown = [], [], 0
+    for _, row in running.iterrows():
+        eta, frac = _number(row["eta_s"]), _fraction(row)
+        if eta is None:  # starting: as long as a queued job
+            unknown += 1
+            continue
+        etas.append(eta)
+        if frac is not None and 0.02 < frac < 1.0:
+            durations.append(eta / (1.0 - frac))
+    if not durations and not progress.empty:  # between two jobs: the finished ones of this session tell
+        finished = progress[progress["state"] == "done"]
+        durations = [float(b) - float(a) for a, b in zip(finished["started_at"], finished["updated_at"])
+                     if _number(a) is not None and _number(b) is not None and float(b) > float(a)]
+    queued = int(counts.get("queued", 0))
+    eta_s = None
+    if durations or not (queued or unknown):
+        per_job = sum(durations) / len(durations) if durations else 0.0
+        eta_s = max(max(etas, default=0.0), (sum(etas) + (queued + unknown) * per_job) / max(1, slots))
+    return RunSummary(int(counts.get("done", 0)), len(running), queued, int(counts.get("failed", 0)),
+                      int(counts.get("stopped", 0)), eta_s)
+
+
+def job_line(row) -> str:
+    """One running job as the CLI prints it: ``all seed 0: training epoch 3/14 step 50/125, 147 img/s, ETA 2 min``."""
+    what = [f"{row['phase'] or 'training'} epoch {int(_number(row['epoch']) or 0) + 1}/{row['epochs']}"]
+    if _number(row["step"]) is not None and _number(row["steps"]):
+        what[0] += f" step {int(row['step'])}/{int(row['steps'])}"
+    if _number(row["images_per_s"]) is not None:
+        what.append(f"{row['images_per_s']:.0f} img/s")
+    if _number(row["eta_s"]) is not None:
+        what.append(f"ETA {format_eta(row['eta_s'])}")
+    return f"{row['variant']} seed {row['seed']}: {', '.join(what)}"
+
+
+def progress_lines(run_dir: str | Path, slots: int = 1) -> list[str]:
+    """What the CLI prints every half minute for any executor: the run's ``RunSummary`` line, then one
+    ``job_line`` per running job. Raises ``RunFolderError`` when the run's request cannot be read."""
+    df = read_progress(run_dir)
+    lines = [f"run {Path(run_dir).name}: {run_summary(df, slots).text()}"]
+    if not df.empty:
+        lines += ["  " + job_line(row) for _, row in df[df["state"] == "running"].iterrows()]
+    return lines
 
 
 def format_eta(seconds) -> str:

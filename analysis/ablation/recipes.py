@@ -14,6 +14,7 @@ import yaml
 from analysis.ablation.coco_data import Augment
 from analysis.ablation.precision import CPU_PRECISIONS
 from analysis.ablation.synth import DEFAULT_SCENE, Scene
+from analysis.ablation.threads import available_cores
 from analysis.settings import RECIPE_DIR
 from hrnet_core import HRNetConfig
 from hrnet_core.config import ConfigError, Stage1Config, StemConfig
@@ -92,14 +93,18 @@ class Recipe:
             lr *= (t + 1e-3) / self.warmup_epochs
         return lr
 
-    def resolve_workers(self, device=None) -> int:
+    def resolve_workers(self, device=None, threads: int | None = None) -> int:
         """DataLoader workers per training process: the recipe's, or on a CPU one (decoding and warping
-        a 128x128 crop costs about 2 ms, a small fraction of a CPU training step: one worker keeps up,
-        see ``bench/train_throughput.py``), on a GPU all cores but two (at most 10)."""
+        a 128x128 crop costs about 1-2 ms, a small fraction of a CPU training step: one worker keeps up,
+        see ``bench/train_throughput.py``) unless the job's ``threads`` take every core: then loading
+        in the training process is faster than a worker process contending with the spinning OpenMP
+        threads (the ``cpu`` recipe's 8-fusion job on 2 cores with 2 threads: 170 img/s without a
+        worker, 147 with one; ``bench/job_threads.py``); on a GPU all cores but two (at most 10)."""
         if self.workers is not None:
             return self.workers
         if device is not None and getattr(device, "type", device) == "cpu":
-            return 1 if (os.cpu_count() or 1) > 1 else 0
+            cores = available_cores()
+            return 1 if cores > 1 and (threads or 1) < cores else 0
         return max(0, min(10, (os.cpu_count() or 1) - 2))
 
     def to_dict(self) -> dict:

@@ -133,7 +133,8 @@ def load_summary(run_dir: str | Path, metrics: pd.DataFrame | None = None) -> pd
                 mem.append(float(ms["peak_mem_mib"].max()))
         states = prog["state"].tolist()
         state = "done" if states and all(x == "done" for x in states) else (
-            "failed" if "failed" in states else ("running" if "running" in states else "queued"))
+            "failed" if "failed" in states else ("running" if "running" in states else
+                                                 ("stopped" if "stopped" in states else "queued")))
         row = {
             "variant": name,
             "fusions": v["fusions"],

@@ -64,8 +64,8 @@ from analysis.ablation.variants import bits_schedule, check_variant_name
 from hrnet_core.concise_yaml import to_concise_dict
 from hrnet_core.errors import UserInputError, quote
 
-JOB_STATES = ("queued", "running", "done", "failed")
-RUNNER_STATES = ("running", "done", "failed")
+JOB_STATES = ("queued", "running", "done", "failed", "stopped")  # stopped: by the user, to be resumed
+RUNNER_STATES = ("running", "done", "failed", "stopped")
 WORKER_STATES = ("running", "finished", "failed", "stopped")
 DEVICES = ("auto", "cpu", "cuda")
 MAX_VARIANTS = 1000

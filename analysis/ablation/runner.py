@@ -25,6 +25,7 @@ import contextlib
 import fcntl
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
@@ -64,6 +65,7 @@ from analysis.ablation.run_folder import (
     stored_precision,
 )
 from analysis.ablation.synth import builtin_dataset
+from analysis.ablation.threads import job_threads, threads_line
 from analysis.ablation.train import DistContext, Job, init_by_name, make_context, probe_batch
 from analysis.ablation.variants import VariantError, bits_schedule, check_variant_name, stage_modules
 from analysis.settings import PROJECT_ROOT
@@ -192,6 +194,7 @@ class AblationRequest:
     base_source: str = ""
     smoke: bool = False
     command: list[str] = field(default_factory=list)
+    cpu_threads: int | None = None  # --cpu-threads (not stored: a resume may choose anew); None = the recipe's
 
     @property
     def name(self) -> str:
@@ -217,11 +220,34 @@ class AblationRequest:
 
 
 def resolve_base(base: hc.HRNetConfig, recipe: Recipe) -> hc.HRNetConfig:
-    """The base config with the recipe's model overrides and input size applied."""
+    """The base config with the recipe's model overrides and input size applied, named after what it now is
+    (``sized_name``: the W32 256x192 pose config at the cpu recipe's size is ``pose_hrnet_w16_128x96``)."""
     cfg = apply_model_overrides(base, recipe.model)
     if recipe.input_size:
         cfg = cfg.with_input(recipe.input_size)
+    if cfg != base:
+        cfg = replace(cfg, name=sized_name(base.name, cfg))
     return hc.load_config(to_concise_dict(cfg))  # re-validated (input multiple of 32 etc.)
+
+
+_WIDTH_RE = re.compile(r"(?<![a-z0-9])w\d+(?![0-9])", re.I)
+_SIZE_RE = re.compile(r"(?<![0-9])\d+x\d+(?![0-9])")
+
+
+def sized_name(name: str, cfg) -> str:
+    """``name`` (a config's) with its width tag (``w32``) and input size (``256x192``) replaced by ``cfg``'s, and
+    a ``_resized`` suffix dropped; the tags are appended where ``name`` has none. Width: the first branch's
+    channels of a classic HRNet (another network keeps its name's width and gets a ``_resized`` mark)."""
+    name = re.sub(r"_resized$", "", name)
+    h, w = cfg.input_hw
+    size = f"{h}x{w}"
+    name = _SIZE_RE.sub(size, name) if _SIZE_RE.search(name) else f"{name}_{size}"
+    if isinstance(cfg, hc.HRNetConfig) and cfg.stages:
+        width = f"w{cfg.stages[0].channels[0]}"
+        name = _WIDTH_RE.sub(width, name, count=1) if _WIDTH_RE.search(name) else f"{name}_{width}"
+    elif not isinstance(cfg, hc.HRNetConfig):
+        name = f"{name}_resized"
+    return name
 
 
 def load_request(out: str | Path, device: str | None = None) -> AblationRequest:
@@ -403,26 +429,40 @@ def run_lock(out: Path):
         os.close(fd)
 
 
-def run_precision(req: AblationRequest, ctx: DistContext, data: KeypointData) -> Precision:
+def run_precision(req: AblationRequest, ctx: DistContext, data: KeypointData, threads: int | None = None) -> Precision:
     """One precision for every job of the run (so that variants compare like with like): stored in
     ``ablation.json`` on the first start and reused on ``--resume``; on a CPU with bf16 instructions
-    measured on the first variant's model with the jobs' thread count."""
+    measured on the first variant's model with the jobs' thread count ``threads``."""
     stored = stored_precision(req.out)  # checked: amp, channels_last, device
     if stored and stored.get("device") == ctx.device.type:
         return Precision.from_dict(stored)
     recipe = req.recipe
     if ctx.device.type != "cpu" or recipe.cpu_precision != "auto":
         return choose_precision(ctx.device, recipe)
-    threads = torch.get_num_threads()
-    if recipe.cpu_threads:
-        torch.set_num_threads(recipe.cpu_threads)
+    was_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
     try:
         cfg = req.base.with_fusion(req.variants[-1].schedule)
         model = init_by_name(hc.build_model(cfg, init="default"), 0, recipe.init)
         ds = KeypointDataset(data.train_records, cfg.input_hw, recipe.sigma, train=True, augment=recipe.augment)
         return choose_precision(ctx.device, recipe, model, probe_batch(ds, recipe.batch_size, ctx.device))
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(was_threads)
+
+
+def requested_threads(req: AblationRequest) -> int | None:
+    """The thread count asked for: ``--cpu-threads``, else the recipe's ``cpu_threads``; ``None``: shared out."""
+    return req.cpu_threads or req.recipe.cpu_threads
+
+
+def run_threads(req: AblationRequest, ctx: DistContext, jobs_at_once: int) -> int | None:
+    """Torch threads per job on a CPU (``threads.job_threads``: all cores for one job, shared out among
+    the jobs or torchrun ranks of this machine); ``None`` on CUDA (torch's default)."""
+    if ctx.device.type != "cpu":
+        return None
+    here = int(os.environ.get("LOCAL_WORLD_SIZE", ctx.world)) if ctx.world > 1 else jobs_at_once
+    return job_threads(requested_threads(req), here)
 
 
 def parallel_jobs(req: AblationRequest, ctx: DistContext) -> int:
@@ -443,7 +483,8 @@ def run_ablation(req: AblationRequest, resume: bool = False, log=print,
     is written; a run refused later (bad data) leaves no folder or file of its own behind. Lets
     ``BaseException`` (a kill, Ctrl-C) through after marking the current jobs failed, and records any other
     exception in the job's ``status.json``. With the recipe's ``parallel_jobs`` > 1 on a CPU, that many
-    jobs train at once, each in its own process (``cpu_threads`` threads each).
+    jobs train at once, each in its own process; each job gets ``req.cpu_threads`` torch threads (or the
+    recipe's ``cpu_threads``), by default the cores shared out among the jobs at once (``run_threads``).
 
     ``executor`` (``analysis.ablation.executors``; default ``local``) runs the jobs: ``local`` (this
     process, or the pool above), ``submitit-local`` (one submitit process per job) or ``slurm`` (one
@@ -470,11 +511,14 @@ def _run_locked(req: AblationRequest, ctx: DistContext, log, on_epoch_end, spec:
     n_jobs = len(req.variants) * len(req.seeds)
     n_parallel = parallel_jobs(req, ctx)
     runner = make_executor(spec, out, None, ctx, n_parallel, n_jobs, on_epoch_end, log)  # refused before any work
+    threads = run_threads(req, ctx, n_parallel)
     if ctx.main:
-        log(f"ablation {req.name}: jobs run on executor {runner.describe()}")
+        where = "" if threads is None or spec.name == "slurm" else \
+            f"; {threads_line(threads, n_parallel, requested_threads(req))}"
+        log(f"ablation {req.name}: jobs run on executor {runner.describe()}{where}")
     data = prepare_data(req, ctx, log)
     env = environment(ctx)
-    precision = ctx.broadcast(run_precision(req, ctx, data) if ctx.main else None)
+    precision = ctx.broadcast(run_precision(req, ctx, data, threads) if ctx.main else None)
     env["precision"] = precision.to_dict()
     run_status_path = out / "status.json"
     jobs = [(v, s) for s in req.seeds for v in req.variants]
@@ -503,7 +547,7 @@ def _run_locked(req: AblationRequest, ctx: DistContext, log, on_epoch_end, spec:
         if ctx.broadcast(job_done(folder, req.recipe.epochs) if ctx.main else None):  # rank 0 decides
             done += 1
             continue
-        job = build_job(req, v, s, precision)
+        job = build_job(req, v, s, precision, None if spec.name == "slurm" else threads)
         cfg = job.cfg
         if ctx.main:
             model_yaml = hc.dump_config(cfg)
@@ -536,11 +580,13 @@ def _run_locked(req: AblationRequest, ctx: DistContext, log, on_epoch_end, spec:
     return result
 
 
-def build_job(req: AblationRequest, v: Variant, seed: int, precision: Precision | None) -> Job:
-    """The ``Job`` of variant ``v`` and ``seed`` of ``req`` (its folder, config with ``v``'s schedule, recipe)."""
+def build_job(req: AblationRequest, v: Variant, seed: int, precision: Precision | None,
+              threads: int | None = None) -> Job:
+    """The ``Job`` of variant ``v`` and ``seed`` of ``req`` (its folder, config with ``v``'s schedule, recipe);
+    ``threads``: its torch threads on a CPU (``None``: the recipe's ``cpu_threads`` or torch's default)."""
     return Job(job_folder(req.out, v.name, seed), v.name, seed, req.base.with_fusion(v.schedule), req.recipe,
-               fusions=v.fusions, precision=precision, run_jobs=len(req.variants) * len(req.seeds))
+               fusions=v.fusions, precision=precision, run_jobs=len(req.variants) * len(req.seeds), threads=threads)
 
 
-__all__ = ["AblationRequest", "DatasetError", "build_job", "check_run_out", "error_line", "job_done", "locked_error", "Variant", "VariantError", "load_request", "parse_variants",
+__all__ = ["AblationRequest", "parallel_jobs", "requested_threads", "run_threads", "DatasetError", "build_job", "check_run_out", "error_line", "job_done", "locked_error", "Variant", "VariantError", "load_request", "parse_variants",
            "resolve_base", "run_ablation"]

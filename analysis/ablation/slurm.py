@@ -23,7 +23,14 @@ from pathlib import Path
 from submitit import SlurmExecutor
 from submitit.helpers import Checkpointable
 
-from analysis.ablation.executors import SUBMITIT_FOLDER, ExecutorSpec, mark_job, record_failure, slurm_parameters
+from analysis.ablation.executors import (
+    STOPPED,
+    SUBMITIT_FOLDER,
+    ExecutorSpec,
+    mark_job,
+    record_failure,
+    slurm_parameters,
+)
 from analysis.ablation.files import write_text_atomic
 from analysis.ablation.precision import Precision
 from analysis.ablation.procs import set_parent_death_signal
@@ -39,6 +46,7 @@ from analysis.ablation.runner import (
     lock_holder,
     locked_error,
     prepare_data,
+    run_threads,
 )
 from analysis.ablation.train import make_context, train_job
 from hrnet_core.errors import UserInputError, quote
@@ -50,13 +58,15 @@ def _raise_interrupt(_signum, _frame):
     raise KeyboardInterrupt
 
 
-def train_from_folder(out: Path, variant: str, seed: int, log=print) -> str:
+def train_from_folder(out: Path, variant: str, seed: int, log=print, threads: int | None = None) -> str:
     """Train one job of the run in ``out`` from its folder and the stored request (``ablation.json``,
     checked as on ``--resume``), continuing from ``last.pth``; what a submitit job runs. The run's
     precision (stored by the runner) is reused. Returns the job's state, "done" or "failed"; a failure
     (any exception) is recorded in the job's ``status.json`` and ``error.txt``, not raised; Ctrl-C or
-    SIGTERM marks the job failed ("continue with --resume") and is raised again. Raises
-    ``UserInputError`` for a run folder that cannot be trusted or a variant / seed it does not hold."""
+    SIGTERM marks the job "stopped" ("continue with --resume") and is raised again. Raises
+    ``UserInputError`` for a run folder that cannot be trusted or a variant / seed it does not hold.
+    ``threads``: torch threads on a CPU (the runner's ``run_threads``); ``None``: the recipe's ``cpu_threads``,
+    else every core this task may use (a SLURM task's allocation)."""
     req = load_request(out)
     by_name = {v.name: v for v in req.variants}
     if variant not in by_name or seed not in req.seeds:
@@ -64,7 +74,9 @@ def train_from_folder(out: Path, variant: str, seed: int, log=print) -> str:
     stored = stored_precision(out)
     ctx = make_context(req.device)
     precision = Precision.from_dict(stored) if stored and stored.get("device") == ctx.device.type else None
-    job = build_job(req, by_name[variant], seed, precision)
+    if threads is None and ctx.device.type == "cpu":
+        threads = run_threads(req, ctx, 1)
+    job = build_job(req, by_name[variant], seed, precision, threads)
     try:
         data = prepare_data(req, ctx, log)
         train_job(job, data, ctx, resume=True, log=log)
@@ -72,7 +84,7 @@ def train_from_folder(out: Path, variant: str, seed: int, log=print) -> str:
         record_failure(job, err, log)
         return "failed"
     except KeyboardInterrupt:
-        mark_job(job.folder, state="failed", error="stopped; continue with --resume")
+        mark_job(job.folder, state="stopped", error=STOPPED)
         raise
     return "done"
 
@@ -111,18 +123,19 @@ def end_with(pid: int, every_s: float = 0.2) -> threading.Thread:
 class FolderJob(Checkpointable):
     """One job (``variant`` x ``seed``) of the run in ``out``, picklable for submitit."""
 
-    def __call__(self, out: str, variant: str, seed: int, local: bool = False, runner_pid: int | None = None) -> str:
+    def __call__(self, out: str, variant: str, seed: int, local: bool = False, runner_pid: int | None = None,
+                 threads: int | None = None) -> str:
         """Train the job (``train_from_folder``); returns "done" or "failed". ``local``: started by
         submitit's ``LocalExecutor``, so SIGTERM stops the job (marked failed, to be resumed) and it
         ends with submitit's controller and with the runner ``runner_pid`` (``end_with``). On SLURM
         submitit's own handlers stay (SIGTERM is ignored, the preemption / timeout signal checkpoints
-        and requeues)."""
+        and requeues). ``threads``: torch threads (``None``: all cores of the task)."""
         if local:
             set_parent_death_signal()
             signal.signal(signal.SIGTERM, _raise_interrupt)
             if runner_pid:
                 end_with(int(runner_pid))
-        return train_from_folder(Path(out), variant, int(seed), log=_flushed_print)
+        return train_from_folder(Path(out), variant, int(seed), log=_flushed_print, threads=threads)
 
 
 def executor_spec(name: str = "local", cluster: dict | None = None) -> ExecutorSpec:

@@ -36,6 +36,7 @@ from analysis.ablation.precision import Precision, choose_precision
 from analysis.ablation.progress import format_eta
 from analysis.ablation.recipes import Recipe
 from analysis.ablation.step import cpu_training_state, train_step
+from analysis.ablation.threads import denormals_flushed_on_every_thread
 from hrnet_core.checkpoint import CheckpointError, check_checkpoint_file
 from hrnet_core.device import resolve_device
 from hrnet_core.errors import UserInputError
@@ -104,8 +105,8 @@ def init_by_name(model: nn.Module, seed: int, scheme: str = "official") -> nn.Mo
     ``official``: convs N(0, 0.001), zero biases, BN 1/0 (official ``init_weights``). ``pytorch``:
     PyTorch's own defaults (Kaiming-uniform convs), BN 1/0, and the output convolution N(0, 0.001) so
     the first heatmaps are near zero as with the official scheme. On a CPU the official scale drives
-    gradients and Adam's moments into subnormal floats; ``torch.set_flush_denormal`` flushes them only
-    on the calling thread, so with more than one intra-op thread training slows several-fold.
+    gradients and Adam's moments into subnormal floats: training flushes them to zero on every thread
+    (``step.cpu_training_state``, checked by ``threads.denormals_flushed_on_every_thread``).
     """
     if scheme not in ("official", "pytorch"):
         raise ValueError(f"unknown init {scheme!r}; expected official or pytorch")
@@ -148,6 +149,7 @@ class Job:
     extra_status: dict = field(default_factory=dict)
     precision: Precision | None = None  # None: chosen (measured on CPU) when the job starts
     run_jobs: int = 1  # jobs of the whole run (for the duration estimate printed at the start)
+    threads: int | None = None  # torch threads on a CPU (``threads.job_threads``); None: recipe.cpu_threads
 
 
 class StatusWriter:
@@ -309,7 +311,7 @@ def train_job(job: Job, data: KeypointData, ctx: DistContext, resume: bool = Tru
     if ctx.device.type == "cuda":
         torch.backends.cudnn.benchmark = True
         return _train_job(job, data, ctx, resume, on_epoch_end, log)
-    with cpu_training_state(job.recipe.cpu_threads):
+    with cpu_training_state(job.threads or job.recipe.cpu_threads):
         return _train_job(job, data, ctx, resume, on_epoch_end, log)
 
 
@@ -355,7 +357,7 @@ def _train_job(job: Job, data: KeypointData, ctx: DistContext, resume: bool,
         train_model = nn.parallel.DistributedDataParallel(
             model, device_ids=[dev.index] if cuda else None, find_unused_parameters=_unused_parameters(job.cfg))
 
-    workers = recipe.resolve_workers(dev)
+    workers = recipe.resolve_workers(dev, None if cuda else torch.get_num_threads())
     sampler = EpochSampler(len(train_ds), job.seed, start, rank=ctx.rank, world=ctx.world, pad=False)
     loader = torch.utils.data.DataLoader(
         train_ds, batch_size=recipe.batch_size, sampler=sampler, num_workers=workers, pin_memory=cuda,
@@ -368,8 +370,13 @@ def _train_job(job: Job, data: KeypointData, ctx: DistContext, resume: bool,
     status.write(state="running", epoch=start - 1, step=0, steps=steps, error=None, started_at=time.time(),
                  phase="training", precision=precision.label)
     if ctx.main:
+        threads = "" if cuda else f", {torch.get_num_threads()} CPU thread(s)"
         log(f"  {job.variant} seed{job.seed}: {len(train_ds)} training persons, {steps} steps per epoch, "
-            f"epochs {start}..{recipe.epochs}, {precision.label} ({precision.reason}), {workers} loader worker(s)")
+            f"epochs {start}..{recipe.epochs}, {precision.label} ({precision.reason}), {workers} loader worker(s)"
+            f"{threads}")
+        if not cuda and not denormals_flushed_on_every_thread():
+            log(f"  {job.variant} seed{job.seed}: warning: subnormal floats are not flushed on every CPU thread; "
+                "training may run several times slower (try --cpu-threads 1)")
 
     for epoch in range(start, recipe.epochs + 1):
         t_epoch = time.perf_counter()

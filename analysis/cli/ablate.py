@@ -42,6 +42,9 @@ def register(sub) -> None:
     p.add_argument("--smoke", action="store_true",
                    help="recipe smoke: a tiny model on 48 built-in images (or the first 48 of --data PATH), "
                         "all variants end to end on CPU in seconds; overrides --recipe")
+    p.add_argument("--cpu-threads", type=int, default=None, metavar="N",
+                   help="torch threads per job on a CPU (default: the recipe's cpu_threads, else all cores for "
+                        "one job, shared out among the jobs trained at once)")
     p.add_argument("--executor", default="local", metavar="local|submitit-local|slurm",
                    help="who runs the jobs: local (default: this process, or a pool of job processes with the "
                         "recipe's parallel_jobs), submitit-local (one submitit process per job), slurm (one "
@@ -116,6 +119,8 @@ def run_ablate(args) -> int:
     from analysis.ablation.slurm import slurm_dry_run
 
     spec = _executor_spec(args)
+    if args.cpu_threads is not None:
+        check_count(args.cpu_threads, "--cpu-threads", 4096)
 
     try:
         from hrnet_core.device import resolve_device
@@ -132,6 +137,10 @@ def run_ablate(args) -> int:
               f"{', '.join(v.name for v in req.variants)}; recipe {req.recipe.name}; seeds {req.seeds}")
     else:
         req = _build_request(args, out)
+    if args.cpu_threads is not None:
+        from dataclasses import replace
+
+        req = replace(req, cpu_threads=args.cpu_threads)
     if args.dry_run:
         path = slurm_dry_run(req, spec, resume=args.resume, log=print)
         print(f"dry run: the sbatch script of the array job is {path}; nothing was submitted")

@@ -25,6 +25,7 @@ from analysis.ablation.executors import SerialExecutor
 from analysis.ablation.files import read_json, write_text_atomic
 from analysis.ablation.recipes import Recipe, apply_model_overrides
 from analysis.ablation.synth import builtin_dataset
+from analysis.ablation.threads import job_threads
 from analysis.ablation.train import Job, make_context
 from analysis.space.space_folder import RESULTS_FILE, SpaceFolderError, is_space_folder, read_results, read_samples
 from hrnet_core.concise_yaml import to_concise_dict
@@ -133,7 +134,8 @@ def run_sample_job(sample: dict, job_folder: Path, recipe: Recipe, data: str, ct
     job_folder.mkdir(parents=True, exist_ok=True)
     write_text_atomic(job_folder / "model.yaml", hc.dump_config(cfg))  # the checkpoint's own config
     fusions, bits = _fusion_bits(cfg)
-    job = Job(job_folder, sample["id"], 0, cfg, recipe, fusions=fusions)
+    threads = job_threads(recipe.cpu_threads, 1) if ctx.device.type == "cpu" else None  # one job: every core
+    job = Job(job_folder, sample["id"], 0, cfg, recipe, fusions=fusions, threads=threads)
 
     def epoch_end(job: Job, epoch: int) -> None:
         rows = [json.loads(x) for x in (job.folder / "metrics.jsonl").read_text(encoding="utf-8").splitlines()

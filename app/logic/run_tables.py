@@ -28,3 +28,20 @@ def progress_table(progress: pd.DataFrame) -> pd.DataFrame:
     within = (step / steps).where(running, 0.0).fillna(0.0)
     df["progress"] = ((pd.to_numeric(df["epoch"], errors="coerce") + within) / epochs).fillna(0.0).clip(0, 1)
     return df
+
+
+def runs_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """``list_runs`` as the app's table shows it: no ``path`` column, and nothing shown as "None" (a run
+    the app launched a moment ago has no recipe, data or device recorded yet: those cells stay empty)."""
+    df = runs.drop(columns=["path"]).copy()
+    for col in df.columns:
+        if df[col].dtype == object:
+            df[col] = df[col].map(lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v)) else v)
+    return df
+
+
+def latest_log_line(text: str) -> str:
+    """The last non-empty line of a worker's log (what it is doing while no progress is recorded), at most
+    160 characters; "" for an empty log."""
+    lines = [x.strip() for x in (text or "").splitlines() if x.strip()]
+    return lines[-1][:160] if lines else ""
