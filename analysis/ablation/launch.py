@@ -125,6 +125,10 @@ class AblationRequest:
         return args
 
 
+def _name_taken(run_dir: Path) -> LaunchError:
+    return LaunchError(f"run name: {run_dir} already exists; pick another name or resume it")
+
+
 def run_name(base_name: str, recipe: str, smoke: bool = False, when: float | None = None) -> str:
     """A run name that says what ran: ``fusion-<sized base config>-<recipe>-<date>-<time>``, e.g.
     ``fusion-pose_hrnet_w16_128x96-cpu-20261206-021500`` (``base_name``: the config as the recipe sizes
@@ -155,13 +159,13 @@ def launch(request: AblationRequest, root: Path | None = None, base_text: str | 
         raise LaunchError("resume: use analysis.ablation.launch.resume(run_dir) to continue a run")
     root = runs_root() if root is None else Path(root)
     if _RUN_NAME_RE.match(request.name or "") and (root / request.name).exists():  # said first, in milliseconds
-        raise LaunchError(f"run name: {(root / request.name).resolve()} already exists; pick another name or resume it")
+        raise _name_taken((root / request.name).resolve())
     request.validate(base_text=base_text)
     run_dir = (root / request.name).resolve()
     try:
         run_dir.mkdir(parents=True)  # atomic: two launches of one name cannot both get the folder
     except FileExistsError:
-        raise LaunchError(f"run name: {run_dir} already exists; pick another name or resume it") from None
+        raise _name_taken(run_dir) from None
     write_marker(run_dir)  # the folder is this tool's run: the worker's `ablate --out` may use it
     if base_text is not None:
         write_text_atomic(run_dir / BASE_NAME, base_text)

@@ -64,6 +64,7 @@ from analysis.ablation.run_folder import (
     read_request,
     stored_precision,
 )
+from analysis.ablation.step import cpu_training_state
 from analysis.ablation.synth import builtin_dataset
 from analysis.ablation.threads import job_threads, threads_line
 from analysis.ablation.train import DistContext, Job, init_by_name, make_context, probe_batch
@@ -439,16 +440,11 @@ def run_precision(req: AblationRequest, ctx: DistContext, data: KeypointData, th
     recipe = req.recipe
     if ctx.device.type != "cpu" or recipe.cpu_precision != "auto":
         return choose_precision(ctx.device, recipe)
-    was_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    try:
+    with cpu_training_state(threads):  # the jobs' threads, given back after
         cfg = req.base.with_fusion(req.variants[-1].schedule)
         model = init_by_name(hc.build_model(cfg, init="default"), 0, recipe.init)
         ds = KeypointDataset(data.train_records, cfg.input_hw, recipe.sigma, train=True, augment=recipe.augment)
         return choose_precision(ctx.device, recipe, model, probe_batch(ds, recipe.batch_size, ctx.device))
-    finally:
-        torch.set_num_threads(was_threads)
 
 
 def requested_threads(req: AblationRequest) -> int | None:
@@ -481,7 +477,8 @@ def run_ablation(req: AblationRequest, resume: bool = False, log=print,
     (``run_folder.check_run_folder_use``: only a new or empty folder, or one this tool made), a run folder
     whose files cannot be trusted (``check_jobs``) or a folder in use by another run, all before anything
     is written; a run refused later (bad data) leaves no folder or file of its own behind. Lets
-    ``BaseException`` (a kill, Ctrl-C) through after marking the current jobs failed, and records any other
+    ``BaseException`` (a kill, Ctrl-C) through after marking the current jobs stopped (``executors.record_stop``:
+    "failed" for anything but a ``KeyboardInterrupt``), and records any other
     exception in the job's ``status.json``. With the recipe's ``parallel_jobs`` > 1 on a CPU, that many
     jobs train at once, each in its own process; each job gets ``req.cpu_threads`` torch threads (or the
     recipe's ``cpu_threads``), by default the cores shared out among the jobs at once (``run_threads``).

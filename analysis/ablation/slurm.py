@@ -126,7 +126,7 @@ class FolderJob(Checkpointable):
     def __call__(self, out: str, variant: str, seed: int, local: bool = False, runner_pid: int | None = None,
                  threads: int | None = None) -> str:
         """Train the job (``train_from_folder``); returns "done" or "failed". ``local``: started by
-        submitit's ``LocalExecutor``, so SIGTERM stops the job (marked failed, to be resumed) and it
+        submitit's ``LocalExecutor``, so SIGTERM stops the job (marked stopped, to be resumed) and it
         ends with submitit's controller and with the runner ``runner_pid`` (``end_with``). On SLURM
         submitit's own handlers stay (SIGTERM is ignored, the preemption / timeout signal checkpoints
         and requeues). ``threads``: torch threads (``None``: all cores of the task)."""

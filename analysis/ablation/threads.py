@@ -5,11 +5,12 @@ Default: all cores for one job; with ``parallel_jobs`` jobs at once the cores ar
 "Cores" are the ones this process may run on (``os.sched_getaffinity``: a SLURM task's allocation,
 a ``taskset``), not the machine's.
 
-Measured on the 2-core development machine (README, "One job on every core"): the ``cpu`` recipe's
-8-fusion job trains at 132 img/s with one thread and 147 img/s with two (1.11x); 2 gloo ranks of one
-thread each (``torchrun --nproc_per_node 2``, half the batch each) reach 143 img/s. Threads are kept as
-the default: they need no second process, and the gain is what the machine gives, not a limit of
-the flush below.
+Measured on the 2-core development machine (``bench/job_threads.py``; figures in the README, "One job on
+every core"): the ``cpu`` recipe's 8-fusion job trains 1.09-1.29x faster with two threads than with one,
+and 2 gloo ranks of one thread each (``torchrun --nproc_per_node 2``, half the batch each) are slower
+than either threads setting. Threads are kept as the default: they need no second process, and the gain
+is what this small model's step gives (1.43x from one thread to two, data loading aside), not a limit
+of the flush below.
 """
 
 from __future__ import annotations
