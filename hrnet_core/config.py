@@ -376,6 +376,11 @@ class HRNetConfig:
         """A copy for input ``(H, W)`` pixels; raises ``ConfigError`` if the model cannot take that size."""
         return replace(self, input_hw=(int(input_hw[0]), int(input_hw[1])))
 
+    @property
+    def arch(self) -> str:
+        """The network (``hrnet_core.networks``): ``hrnet``; its registry view: ``hrnet_core.networks.views``."""
+        return "hrnet"
+
 
 def fusion_preset(stages_modules: tuple[int, ...], preset: str) -> tuple[tuple[bool, ...], ...]:
     """Per-module fusion flags for a preset (paper section 4.4).

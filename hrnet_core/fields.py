@@ -22,6 +22,20 @@ def as_mapping(value: Any, path: str, required: bool = False) -> Mapping:
     return value
 
 
+def dict_of(value: Any, path: str) -> Mapping:
+    """``value`` if it is a mapping (an mmpose ``dict(...)``), else ``ConfigError`` naming ``path``."""
+    if not isinstance(value, Mapping):
+        raise ConfigError(path, f"must be a dict(...), got {type(value).__name__}")
+    return value
+
+
+def check_keys(mapping: Mapping, allowed: set[str], path: str) -> None:
+    """``ConfigError`` naming the first key of ``mapping`` (sorted) that is not in ``allowed``."""
+    unknown = sorted(str(k) for k in mapping if k not in allowed)
+    if unknown:
+        raise ConfigError(f"{path}.{unknown[0]}", f"unknown key; allowed: {', '.join(sorted(allowed))}")
+
+
 def section(mapping: Mapping, key: str, path: str, required: bool = False) -> Mapping:
     """The sub-mapping ``mapping[key]`` (see ``as_mapping``)."""
     return as_mapping(mapping.get(key, _MISSING), path, required)

@@ -28,18 +28,18 @@ never silently builds another model. Errors are ``ConfigError`` naming the mmpos
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any, NamedTuple
 
-from .config import ConfigError, HeadConfig, HRNetConfig, Stage1Config, UpsampleConfig, check_block, positive_int
+from .config import ConfigError, HeadConfig, HRNetConfig, positive_int
 from .errors import quote
-from .fields import hw_pair, int_list
+from .fields import check_keys as _keys
+from .fields import dict_of as _mapping
+from .fields import hw_pair
 from .networks import load_builtin
+from .networks.hrnet.mmpose_section import check_backbone, parse_backbone
 from .networks.model_config import NetworkConfig
 from .networks.registry import mmpose_types, spec_for_mmpose_type
-from .official_yaml import parse_official
 from .safe_yaml import check_data
 
 HRNET_TYPE = "HRNet"
@@ -49,11 +49,6 @@ MODEL_KEYS = {
                              "init_cfg", "metainfo"},
     "TopDown": {"type", "backbone", "neck", "keypoint_head", "train_cfg", "test_cfg", "pretrained", "loss_pose"},
 }
-HRNET_KEYS = {"type", "extra", "in_channels", "conv_cfg", "norm_cfg", "norm_eval", "with_cp", "zero_init_residual",
-              "frozen_stages", "init_cfg", "pretrained"}
-EXTRA_KEYS = {"stage1", "stage2", "stage3", "stage4", "upsample"}
-STAGE_KEYS = {"num_modules", "num_branches", "block", "num_blocks", "num_channels"}
-NORM_TYPES = ("BN", "SyncBN", "BN2d")
 HEATMAP_HEAD_KEYS = {"type", "in_channels", "out_channels", "deconv_out_channels", "deconv_kernel_sizes",
                      "conv_out_channels", "conv_kernel_sizes", "final_layer", "loss", "decoder", "init_cfg"}
 SIMPLE_HEAD_KEYS = {"type", "in_channels", "out_channels", "num_deconv_layers", "num_deconv_filters",
@@ -62,18 +57,6 @@ SIMPLE_HEAD_KEYS = {"type", "in_channels", "out_channels", "num_deconv_layers", 
 HEAD_TYPES = ("HeatmapHead", "TopdownHeatmapSimpleHead")
 DEFAULT_INPUT_HW = (256, 192)
 _MISSING = object()
-
-
-def _mapping(value: Any, path: str) -> Mapping:
-    if not isinstance(value, Mapping):
-        raise ConfigError(path, f"must be a dict(...), got {type(value).__name__}")
-    return value
-
-
-def _keys(mapping: Mapping, allowed: set[str], path: str) -> None:
-    unknown = sorted(str(k) for k in mapping if k not in allowed)
-    if unknown:
-        raise ConfigError(f"{path}.{unknown[0]}", f"unknown key; allowed: {', '.join(sorted(allowed))}")
 
 
 def _empty(value: Any) -> bool:
@@ -197,133 +180,16 @@ def _input_size(codec: Any, data_cfg: Any) -> tuple[tuple[int, int], str]:
 
 
 # ---- HRNet ---------------------------------------------------------------------------------------------
-def _renamer(bb: str, head: str, size: str, kernel: str):
-    """Official-YAML / HRNetConfig field names -> the mmpose fields they came from."""
-    fixed = {"MODEL.NUM_JOINTS": f"{head}.out_channels", "head.outputs": f"{head}.out_channels",
-             "MODEL.IMAGE_SIZE": size, "input_size": size, "input_size.H": size, "input_size.W": size,
-             "MODEL.EXTRA.FINAL_CONV_KERNEL": kernel, "head.final_conv_kernel": kernel,
-             "stage1.blocks": f"{bb}.extra.stage1.num_blocks[0]", "stage1.planes": f"{bb}.extra.stage1.num_channels[0]",
-             "stage1.block": f"{bb}.extra.stage1.block", "MODEL.EXTRA": f"{bb}.extra", "MODEL": bb}
-    stage = re.compile(r"^(?:MODEL\.EXTRA\.)?STAGE(\d)(.*)$")
-
-    def rename(field: str) -> str:
-        if field in fixed:
-            return fixed[field]
-        m = stage.match(field)
-        if m:
-            return f"{bb}.extra.stage{m.group(1)}{m.group(2).lower()}"
-        return field
-
-    return rename
-
-
-def _stage1(extra: Mapping, path: str) -> Stage1Config:
-    if "stage1" not in extra:
-        raise ConfigError(path, "is missing (mmpose's HRNet reads extra['stage1'])")
-    raw = _mapping(extra["stage1"], path)
-    _keys(raw, STAGE_KEYS, path)
-    for key in ("num_modules", "num_branches"):
-        if key in raw and (isinstance(raw[key], bool) or raw[key] != 1):
-            raise ConfigError(f"{path}.{key}", f"must be 1 (stage 1 is one layer on one branch), got {quote(raw[key])}")
-    if "block" not in raw:
-        raise ConfigError(f"{path}.block", "is missing")
-    block = check_block(raw["block"], f"{path}.block")
-    blocks = int_list(raw.get("num_blocks"), f"{path}.num_blocks")
-    planes = int_list(raw.get("num_channels"), f"{path}.num_channels")
-    for key, values in (("num_blocks", blocks), ("num_channels", planes)):
-        if len(values) != 1:
-            raise ConfigError(f"{path}.{key}", f"stage 1 has one branch: one entry, got {len(values)}")
-    return Stage1Config(block=block, blocks=blocks[0], planes=planes[0])
-
-
-def _official_stage(raw: Any, k: int, path: str) -> dict:
-    """An mmpose ``stageK`` dict as the official YAML's ``STAGEK``."""
-    raw = _mapping(raw, path)
-    allowed = STAGE_KEYS | ({"multiscale_output"} if k == 4 else set())
-    _keys(raw, allowed, path)
-    if k == 4 and raw.get("multiscale_output", False) is not False:
-        raise ConfigError(f"{path}.multiscale_output", f"{quote(raw['multiscale_output'])}: only False (mmpose's "
-                          "default: the last module fuses into branch 0, the one map the heatmap head reads) "
-                          "is supported")
-    if "block" not in raw:
-        raise ConfigError(f"{path}.block", "is missing")
-    official = {"BLOCK": raw["block"], "NUM_BLOCKS": raw.get("num_blocks"), "NUM_CHANNELS": raw.get("num_channels")}
-    for key in ("num_modules", "num_branches"):
-        if key in raw:
-            official[key.upper()] = raw[key]
-    return official
-
-
-def _upsample(extra: Mapping, path: str) -> UpsampleConfig:
-    raw = extra.get("upsample")
-    if raw is None:
-        return UpsampleConfig("nearest", False)
-    raw = _mapping(raw, path)
-    _keys(raw, {"mode", "align_corners"}, path)
-    mode = raw.get("mode", "nearest")
-    corners = raw.get("align_corners")
-    if mode == "nearest":
-        if corners not in (None, False):
-            raise ConfigError(f"{path}.align_corners", f"must be None with mode 'nearest', got {quote(corners)}")
-        return UpsampleConfig("nearest", False)
-    if mode == "bilinear":
-        if corners is not None and not isinstance(corners, bool):
-            raise ConfigError(f"{path}.align_corners", f"must be None, True or False, got {quote(corners)}")
-        return UpsampleConfig("bilinear", bool(corners))
-    raise ConfigError(f"{path}.mode", f"unknown {quote(mode)}; expected 'nearest' or 'bilinear'")
-
-
-def _check_hrnet_backbone(bb: Mapping, path: str) -> None:
-    _keys(bb, HRNET_KEYS, path)
-    in_channels = bb.get("in_channels", 3)
-    if isinstance(in_channels, bool) or in_channels != 3:
-        raise ConfigError(f"{path}.in_channels", f"only 3 (RGB) is supported, got {quote(in_channels)}")
-    conv = bb.get("conv_cfg")
-    if conv is not None and (not isinstance(conv, Mapping) or set(conv) - {"type"} or
-                             conv.get("type") not in ("Conv2d", "Conv")):
-        raise ConfigError(f"{path}.conv_cfg", f"only None (plain Conv2d) is supported, got {quote(conv)}")
-    norm = bb.get("norm_cfg")
-    if norm is not None:
-        norm = _mapping(norm, f"{path}.norm_cfg")
-        _keys(norm, {"type", "requires_grad", "momentum", "eps"}, f"{path}.norm_cfg")
-        if norm.get("type") not in NORM_TYPES:
-            raise ConfigError(f"{path}.norm_cfg.type", f"only batch norm ({', '.join(NORM_TYPES)}) is supported, got "
-                              f"{quote(norm.get('type'))}")
-        if norm.get("eps", 1e-5) != 1e-5:
-            raise ConfigError(f"{path}.norm_cfg.eps", f"only 1e-5 (the official BatchNorm2d) is supported, got "
-                              f"{quote(norm['eps'])}")
-
-
 def _hrnet(bb: Mapping, bb_path: str, head: Any, head_path: str, input_hw: tuple[int, int], size_path: str,
            name: str) -> HRNetConfig:
-    _check_hrnet_backbone(bb, bb_path)
-    if "extra" not in bb:
-        raise ConfigError(f"{bb_path}.extra", "is missing (the stage1..stage4 dicts)")
-    extra = _mapping(bb["extra"], f"{bb_path}.extra")
-    _keys(extra, EXTRA_KEYS, f"{bb_path}.extra")
+    extra = check_backbone(bb, bb_path)
     if head is None:
         raise ConfigError(head_path, "is missing: an HRNetConfig always has a head (give "
                           "head=dict(type='HeatmapHead', in_channels=..., out_channels=..., deconv_out_channels=None))")
     info = _head(head, head_path)
-    stage1 = _stage1(extra, f"{bb_path}.extra.stage1")
-    upsample = _upsample(extra, f"{bb_path}.extra.upsample")
-    official_extra: dict[str, Any] = {"FINAL_CONV_KERNEL": info.kernel}
-    for k in (2, 3, 4):
-        key = f"stage{k}"
-        if key not in extra:
-            raise ConfigError(f"{bb_path}.extra.{key}", "is missing")
-        official_extra[f"STAGE{k}"] = _official_stage(extra[key], k, f"{bb_path}.extra.{key}")
-    official = {"MODEL": {"NAME": "pose_hrnet", "IMAGE_SIZE": [input_hw[1], input_hw[0]], "EXTRA": official_extra}}
-    if info.outputs is None:
-        raise ConfigError(f"{head_path}.out_channels", "is missing")
-    official["MODEL"]["NUM_JOINTS"] = info.outputs
-    rename = _renamer(bb_path, head_path, size_path, info.kernel_path)
-    try:
-        cfg = parse_official(official, name)
-        cfg = replace(cfg, stage1=stage1, upsample=upsample)
-    except ConfigError as err:
-        raise ConfigError(rename(err.field), err.message) from None
-    if upsample.mode == "bilinear" and any(v % cfg.min_input_multiple for v in cfg.input_hw):
+    cfg = parse_backbone(extra, bb_path, outputs=info.outputs, kernel=info.kernel, kernel_path=info.kernel_path,
+                         head_path=head_path, input_hw=input_hw, size_path=size_path, name=name)
+    if cfg.upsample.mode == "bilinear" and any(v % cfg.min_input_multiple for v in cfg.input_hw):
         raise ConfigError(size_path, f"{cfg.input_hw[0]}x{cfg.input_hw[1]} must be a multiple of "
                           f"{cfg.min_input_multiple} in both sides: mmpose's fusion upsamples by a scale factor")
     _check_in_channels(info.in_channels, info.index, (cfg.stages[-1].out_channels[0],), head_path,

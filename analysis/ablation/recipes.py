@@ -16,9 +16,9 @@ from analysis.ablation.precision import CPU_PRECISIONS
 from analysis.ablation.synth import DEFAULT_SCENE, Scene
 from analysis.ablation.threads import available_cores
 from analysis.settings import RECIPE_DIR
-from hrnet_core import HRNetConfig
-from hrnet_core.config import ConfigError, Stage1Config, StemConfig
+from hrnet_core.config import ConfigError
 from hrnet_core.errors import UserInputError
+from hrnet_core.networks.views import resized
 from hrnet_core.safe_yaml import read_yaml_file
 
 BUILTIN_RECIPES = ("cpu", "quick", "paper", "smoke")
@@ -315,22 +315,12 @@ def recipe_from_dict(d: dict) -> Recipe:
     return parse_recipe(d, d.get("name", "<stored recipe>"))
 
 
-def apply_model_overrides(cfg: HRNetConfig, overrides: dict) -> HRNetConfig:
-    """``cfg`` with the recipe's size overrides (smoke: a tiny model); modules and fusion are kept. Another
-    network (``NetworkConfig``) maps them onto its own section (``NetworkSpec.resize``)."""
+def apply_model_overrides(cfg, overrides: dict):
+    """``cfg`` (an ``HRNetConfig`` or ``NetworkConfig``) with the recipe's size overrides (smoke: a tiny model),
+    mapped onto its network's section by ``NetworkSpec.resize``; modules and fusion are kept."""
     if not overrides:
         return cfg
-    if not isinstance(cfg, HRNetConfig):
-        return replace(cfg.resized(overrides), name=f"{cfg.name}_resized")
-    stages = []
-    for st in cfg.stages:
-        ch = tuple(overrides["width"] * 2**k for k in range(st.branches)) if "width" in overrides else st.channels
-        bl = (overrides["blocks"],) * st.branches if "blocks" in overrides else st.blocks
-        stages.append(replace(st, channels=ch, blocks=bl))
-    stem = StemConfig(overrides["stem"]) if "stem" in overrides else cfg.stem
-    stage1 = Stage1Config(cfg.stage1.block, overrides.get("stage1_blocks", cfg.stage1.blocks),
-                          overrides.get("stage1_planes", cfg.stage1.planes))
-    return replace(cfg, stages=tuple(stages), stem=stem, stage1=stage1, name=f"{cfg.name}_resized")
+    return replace(resized(cfg, overrides), name=f"{cfg.name}_resized")
 
 
 def dump_recipe(recipe: Recipe) -> str:

@@ -21,8 +21,7 @@ def load_builtin() -> None:
     import importlib
 
     for name in BUILTIN_NETWORKS:
-        if name != "hrnet":  # the classic HRNet keeps its own config type and modules (hrnet_core.model)
-            importlib.import_module(f"{__name__}.{name}")
+        importlib.import_module(f"{__name__}.{name}")
 
 
 __all__ = ["load_builtin", "BUILTIN_NETWORKS", "Knob", "NetworkSpec", "PartCount", "PartPlan", "mmpose_types", "network_names",

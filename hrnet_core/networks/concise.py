@@ -24,7 +24,7 @@ from ..config import ConfigError, HeadConfig, check_kernel, positive_int
 from ..errors import quote
 from ..fields import as_mapping, hw_pair
 from .model_config import NetworkConfig
-from .registry import network_names, network_spec
+from .registry import CLASSIC, network_names, network_spec
 
 TOP_KEYS = {"arch", "family", "input_size", "backbone", "head", "name", "description"}
 HEAD_KEYS = {"kind", "outputs", "final_conv_kernel"}
@@ -62,8 +62,8 @@ def parse_network_concise(data: Mapping, name: str = "network") -> NetworkConfig
     if unknown:
         raise ConfigError(unknown[0], f"unknown key for arch {data.get('arch')!r}; allowed: {', '.join(sorted(TOP_KEYS))}")
     arch = data["arch"]
-    if not isinstance(arch, str) or arch not in network_names():
-        known = ("hrnet", *network_names())  # the classic HRNet reads through hrnet_core.concise_yaml
+    if not isinstance(arch, str) or arch not in network_names() or arch == CLASSIC:
+        known = tuple(dict.fromkeys((CLASSIC, *network_names())))  # the classic HRNet reads through concise_yaml
         raise ConfigError("arch", f"unknown network {quote(arch)}; expected one of {', '.join(known)}")
     input_hw = hw_pair(data["input_size"], "input_size", "hw") if "input_size" in data else (256, 192)
     return NetworkConfig(arch=arch, backbone=parse_backbone(arch, data.get("backbone"), "backbone"),

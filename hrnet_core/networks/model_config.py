@@ -22,7 +22,7 @@ from ..config import (
     one_of,
     positive_int,
 )
-from .registry import network_names, network_spec
+from .registry import CLASSIC, network_names, network_spec
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,9 @@ class NetworkConfig:
 
     def __post_init__(self) -> None:
         one_of(self.arch, network_names(), "arch", "network")
+        if self.arch == CLASSIC:
+            raise ConfigError("arch", "the classic HRNet's model is an HRNetConfig (it takes HRNet's own heads): "
+                              "hrnet_core.networks.hrnet.model_config(section, head, input_hw)")
         spec = network_spec(self.arch)
         if not isinstance(self.backbone, spec.section_type):
             raise ConfigError("backbone", f"must be a {spec.section_type.__name__} for arch {self.arch!r}")

@@ -130,6 +130,9 @@ def network_modules(plans) -> tuple[tuple[str, str, int], ...]:
 
 
 BUILTIN_NETWORKS = ("hrnet", "litehrnet", "hrformer")
+# The classic HRNet: registered like the others (its folder ``hrnet_core.networks.hrnet``), but its models are
+# ``HRNetConfig`` s (they take HRNet's own heads: V1 / V2 / V2p / cls / OCR / HigherHRNet), never a ``NetworkConfig``.
+CLASSIC = "hrnet"
 _SPECS: dict[str, NetworkSpec] = {}
 
 
@@ -167,5 +170,5 @@ def mmpose_types() -> tuple[str, ...]:
     return tuple(_SPECS[n].mmpose_type for n in network_names())
 
 
-__all__ = ["BUILTIN_NETWORKS", "Knob", "NetworkSpec", "PartCount", "PartPlan", "mmpose_types", "network_modules", "network_names",
+__all__ = ["BUILTIN_NETWORKS", "CLASSIC", "Knob", "NetworkSpec", "PartCount", "PartPlan", "mmpose_types", "network_modules", "network_names",
            "network_spec", "register", "spec_for_mmpose_type", "unregister"]
