@@ -14,6 +14,7 @@ import streamlit as st
 import torch
 
 from analysis.complexity import analyze
+from analysis.complexity.published import PublishedComparison, published_vs_computed
 from analysis.diagram.build import build_diagram, render_bytes
 from analysis.features.weights import build_weights
 from analysis.imaging.images import DEFAULT_IMAGE
@@ -157,6 +158,17 @@ def complexity(cfg: HRNetConfig, input_hw: tuple[int, int] | None = None, backen
     """``analysis.complexity.analyze`` cached by config hash, input size and backend."""
     hw = tuple(int(v) for v in input_hw) if input_hw else None
     return _complexity(key_of(cfg), cfg, hw, backend)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _published(key: str, _cfg: HRNetConfig) -> PublishedComparison:
+    return published_vs_computed(_cfg)
+
+
+def published(cfg: HRNetConfig) -> PublishedComparison:
+    """``analysis.complexity.published.published_vs_computed`` cached by config hash (the config's name is
+    part of the hash: it names the preset whose published figures apply)."""
+    return _published(key_of(cfg), cfg)
 
 
 @st.cache_data(max_entries=256, show_spinner=False)

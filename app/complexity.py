@@ -49,6 +49,16 @@ def _totals(rep) -> None:
         st.caption(f"Operators fvcore does not count (reported, not hidden): {ops}.")
 
 
+def _published(cfg) -> None:
+    """The model's published params / GFLOPs beside ours, each in its source's convention, with the reason for
+    any difference (``analysis.complexity.published``)."""
+    res = common.published(cfg)
+    with st.expander("Published vs computed", expanded=bool(len(res.table))):
+        st.caption(res.note)
+        if len(res.table):
+            st.dataframe(res.table, hide_index=True, width="stretch", key="c_published")
+
+
 def _breakdown(cfg, rep) -> None:
     tabs = st.tabs(list(GROUPS.values()) + ["By module", "Breakdown table"])
     for tab, by in zip(tabs, list(GROUPS) + ["module"]):
@@ -212,6 +222,7 @@ with common.guard("complexity"):
     cfg.with_input(hw)  # validates the size (multiples of the lowest branch's stride) with a named error
     rep = common.complexity(cfg, hw)
     _totals(rep)
+    _published(cfg)
     _breakdown(cfg, rep)
     st.divider()
     with common.guard("comparison"):

@@ -23,31 +23,12 @@ from analysis.complexity import (
     analytic_counts,
     analyze,
 )
+from analysis.complexity.published import MODEL_ZOO_ROWS
 
 MANIFESTS = sorted((SHARED / "fixtures" / "manifests").glob("*.json"))
 
-# Which published row each preset reproduces: (model_zoo.md section, model column, input column or None).
-# Identification only: every figure comes from model_zoo.md itself.
-PRESET_ROWS = {
-    "pose_hrnet_w32_256x192": ("Pose", "pose_hrnet_w32", "256 x 192"),
-    "pose_hrnet_w32_384x288": ("Pose", "pose_hrnet_w32", "384 x 288"),
-    "pose_hrnet_w48_256x192": ("Pose", "pose_hrnet_w48", "256 x 192"),
-    "pose_hrnet_w48_384x288": ("Pose", "pose_hrnet_w48", "384 x 288"),
-    "ablation_pose_w32_fusion8": ("Pose", "pose_hrnet_w32", "256 x 192"),
-    "mpii_hrnet_w32_256x256": ("Pose", "pose_hrnet_w32 (MPII, 16 joints)", "256 x 256"),
-    "cls_hrnet_w18_small_v1": ("Classification", "HRNet-W18-C-Small-v1", None),
-    "cls_hrnet_w18_small_v2": ("Classification", "HRNet-W18-C-Small-v2", None),
-    "cls_hrnet_w18": ("Classification", "HRNet-W18-C", None),
-    "cls_hrnet_w30": ("Classification", "HRNet-W30-C", None),
-    "cls_hrnet_w32": ("Classification", "HRNet-W32-C", None),
-    "cls_hrnet_w40": ("Classification", "HRNet-W40-C", None),
-    "cls_hrnet_w44": ("Classification", "HRNet-W44-C", None),
-    "cls_hrnet_w48": ("Classification", "HRNet-W48-C", None),
-    "cls_hrnet_w64": ("Classification", "HRNet-W64-C", None),
-    "seg_hrnetv2_w18_small_v1": ("Segmentation", "HRNetV2-W18-Small-v1", None),
-    "seg_hrnetv2_w18_small_v2": ("Segmentation", "HRNetV2-W18-Small-v2", None),
-    "seg_hrnetv2_w48": ("Segmentation", "HRNetV2-W48", None),
-}
+# Which published row each preset reproduces: identification only (every figure comes from model_zoo.md).
+PRESET_ROWS = MODEL_ZOO_ROWS
 # Presets whose params model_zoo.md documents as a code figure differing from the README's table/text.
 CODE_PARAMS = {"seg_hrnetv2_w48": "HRNetV2-W48", "face_hrnetv2_w18_wflw": "HRNetV2-W18"}
 NO_ROW = {

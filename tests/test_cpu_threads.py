@@ -66,3 +66,32 @@ def test_a_loader_worker_only_where_a_core_is_free(monkeypatch):
     assert cpu.resolve_workers("cpu", threads=1) == 1  # the second core loads
     assert cpu.resolve_workers("cpu", threads=2) == 0  # every core trains: loading in the training process
     assert replace(cpu, workers=3).resolve_workers("cpu", threads=2) == 3  # the recipe's own figure wins
+
+
+def test_slurm_tasks_get_only_the_asked_threads(tmp_path, monkeypatch):
+    """An explicit ``--cpu-threads`` travels to every SLURM array task (FolderJob's ``threads``); without one a
+    task gets None: every core of its allocation, not a count from the login node."""
+    import inspect
+    from types import SimpleNamespace
+
+    import submitit
+
+    from analysis.ablation.executors import SlurmArrayExecutor
+    from analysis.ablation.slurm import FolderJob
+
+    monkeypatch.setattr(submitit.SlurmExecutor, "affinity", staticmethod(lambda: 1))  # "srun is here"
+    calls = []
+
+    class FakeArray:
+        def map_array(self, fn, *columns):
+            calls.append(columns)
+            return [f"task{i}" for i in range(len(columns[0]))]
+
+    monkeypatch.setattr(SlurmArrayExecutor, "ex", property(lambda self: FakeArray()))
+    ex = SlurmArrayExecutor(tmp_path, {}, 2, job_fn=FolderJob())
+    jobs = [(SimpleNamespace(name="all"), SimpleNamespace(seed=0, threads=3)),
+            (SimpleNamespace(name="final_only"), SimpleNamespace(seed=1, threads=None))]
+    assert ex.submit_many(jobs) == ["task0", "task1"]
+    names = list(inspect.signature(FolderJob.__call__).parameters)[1:]
+    args = dict(zip(names, calls[0]))
+    assert args["threads"] == [3, None] and args["variant"] == ["all", "final_only"] and args["local"] == [False] * 2

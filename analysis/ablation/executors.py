@@ -437,8 +437,10 @@ class SlurmArrayExecutor(Executor):
 
     def submit_many(self, batch: list) -> list:
         n = len(batch)
+        # ``job.threads``: --cpu-threads (or the recipe's cpu_threads) as asked; None = every core of the task
         return self.ex.map_array(self.job_fn, [str(self.out)] * n, [v.name for v, _j in batch],
-                                 [job.seed for _v, job in batch], [False] * n)
+                                 [job.seed for _v, job in batch], [False] * n, [None] * n,
+                                 [job.threads for _v, job in batch])
 
     def done(self, handle) -> bool:
         return handle.done()

@@ -544,7 +544,8 @@ def _run_locked(req: AblationRequest, ctx: DistContext, log, on_epoch_end, spec:
         if ctx.broadcast(job_done(folder, req.recipe.epochs) if ctx.main else None):  # rank 0 decides
             done += 1
             continue
-        job = build_job(req, v, s, precision, None if spec.name == "slurm" else threads)
+        # a SLURM task's cores are its allocation's, not this machine's: only an explicit count travels
+        job = build_job(req, v, s, precision, requested_threads(req) if spec.name == "slurm" else threads)
         cfg = job.cfg
         if ctx.main:
             model_yaml = hc.dump_config(cfg)
