@@ -15,6 +15,7 @@ import streamlit as st
 from analysis import settings
 from analysis.ablation import launch as al
 from analysis.ablation import report as rp
+from analysis.ablation.effects import effects_table
 from analysis.ablation.files import RunFolderError
 from analysis.ablation.progress import list_runs, read_progress, run_status, run_summary
 from analysis.ablation.recipes import default_recipe, load_recipe
@@ -160,7 +161,15 @@ def _report_view(run_dir: Path) -> None:
         return
     summary = rp.load_summary(run_dir)
     paper, _ = rp.run_paper_table(run_dir)
-    st.dataframe(rp.display_table(summary, paper), hide_index=True, width="stretch")
+    table = rp.display_table(summary, paper)
+    # every row in view (no inner scroll bar): an appendix table is read whole
+    st.dataframe(table, hide_index=True, width="stretch", height=38 * (len(table) + 1) + 4, key="abl_summary")
+    effects = rp.run_effects(run_dir)
+    if effects:
+        st.markdown("**Effect of fusion** (paired over seeds)")
+        st.caption(rp.EFFECT_INTRO)
+        st.markdown("\n".join(f"- {e.verdict}" for e in effects))
+        st.dataframe(effects_table(effects), hide_index=True, width="stretch", key="abl_effects")
     figs = rp.figures(rp.load_metrics(run_dir), summary)
     for i, fig in enumerate(figs):
         fig.update_layout(height=380, margin=dict(l=10, r=10, t=50, b=10))

@@ -17,6 +17,7 @@ from streamlit.testing.v1 import AppTest
 
 from analysis import settings
 from analysis.ablation import launch as al
+from analysis.ablation import report as rp
 from analysis.ablation.files import WORKER_NAME
 from analysis.ablation.progress import (
     RUN_CONFIG_NAME,
@@ -197,6 +198,11 @@ def test_ablation_page_starts_a_smoke_run_and_follows_it(runs):
     assert any("finished" in m.value for m in again.markdown)
     report = next(df.value for df in again.dataframe if "paper AP (%)" in df.value.columns)
     assert list(report["fusions"]) == [1, 3, 8]
+    # the effect table and its verdicts on the page, not only inside report.md
+    effects = next(df.value for df in again.dataframe if "comparison" in df.value.columns)
+    assert "all - final_only (8 vs 1)" in set(effects["comparison"]) and {"AP", "PCK@0.1"} <= set(effects["metric"])
+    verdicts = [e.verdict for e in rp.run_effects(run_dir)]
+    assert verdicts and any(all(v in m.value for v in verdicts) for m in again.markdown)
     assert len(again.get("plotly_chart")) >= 3
     assert {b.label for b in again.get("download_button")} >= {"Download report.html", "Download summary.csv"}
 

@@ -523,5 +523,5 @@ def report_text(run_dir: str | Path) -> str:
     return text
 
 
-__all__ = ["METRIC_FIELDS", "ReportPaths", "differences", "load_metrics", "load_summary", "paper_table", "run_paper_table",
-           "report_text", "write_report"]
+__all__ = ["EFFECT_INTRO", "METRIC_FIELDS", "ReportPaths", "differences", "load_metrics", "load_summary", "paper_table", "run_paper_table",
+           "report_text", "run_effects", "write_report"]
