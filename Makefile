@@ -23,7 +23,7 @@ sysdeps:
 	  ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q --no-install-recommends graphviz chromium fonts-dejavu-core)
 
 run: install
-	$(VENV)/bin/streamlit run streamlit_app.py $(ARGS)  # settings: .streamlit/config.toml
+	$(VENV)/bin/python -m app.serve $(ARGS)  # streamlit run streamlit_app.py, imports warmed up (app/warmup.py); settings: .streamlit/config.toml
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check hrnet_core analysis app tests bench streamlit_app.py

@@ -9,6 +9,10 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st  # noqa: E402
 
+from app import warmup  # noqa: E402
+
+warmup.wait()  # under `make run` (app.serve) the imports below were started at server start: one thread imports
+
 from app.common import SHOWN_KEY, guard, init_state, model_caption, shown_model, sync_url  # noqa: E402
 from app.logic.heap import freeze_once  # noqa: E402
 

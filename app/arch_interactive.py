@@ -24,7 +24,8 @@ def interactive(cfg, level: str, module: str | None, key: str = "a_view") -> Non
     if query.strip():
         st.caption(f"{len(found)} node{'s match' if len(found) != 1 else ' matches'} {query.strip()!r}"
                    + (": outlined, the view zoomed to them" if found else ""))
-    st.plotly_chart(arch_figure(shown, found), key=f"{key}_chart", width="stretch",
+    st.plotly_chart(arch_figure(shown, found, stage_labels=level != "stage"), key=f"{key}_chart", width="stretch",
                     config={"scrollZoom": True, "displaylogo": False})
-    st.caption("Scroll to zoom, drag to pan, double-click to fit; hover a node for its params, GFLOPs (paper: "
-               "MACs / 2^30, batch 1), output shape (N, C, H, W), resolution, block type and state_dict prefixes.")
+    st.caption("Scroll to zoom (the labels grow with it: stages at the whole view, then modules, then units), "
+               "drag to pan, double-click to fit; hover a node for its params, GFLOPs (paper: MACs / 2^30, batch 1), "
+               "output shape (N, C, H, W), resolution, block type and state_dict prefixes.")

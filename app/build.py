@@ -58,7 +58,7 @@ def _values(cfg) -> dict:
 
 
 def _module_label(m: int) -> str:
-    return f"m{m + 1}"
+    return f"module{m}"  # 0-based as the diagram, the feature maps and the state_dict (stage3.0 = stage3.module0)
 
 
 def _to_widget(path: tuple, value):

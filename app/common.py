@@ -19,7 +19,7 @@ from analysis.diagram.build import build_diagram, render_bytes
 from analysis.features.weights import build_weights
 from analysis.imaging.images import DEFAULT_IMAGE
 from app.logic import networks
-from app.logic.arch_view import ArchLayout, build_layout, dot_json
+from app.logic.arch_view import ArchLayout, build_layout, dot_layout
 from app.logic.config_edit import (
     DEFAULT_PRESET,
     ModelView,
@@ -205,8 +205,8 @@ def diagram_bytes(cfg: HRNetConfig, level: str, module: str | None, annotate: st
 
 @st.cache_data(max_entries=64, show_spinner=False)
 def _arch_layout(key: str, _cfg: HRNetConfig, level: str, module: str | None) -> ArchLayout:
-    return build_layout(_cfg, dot_json(build_diagram(_cfg, level=level, module=module).source),
-                        complexity(_cfg).breakdown)
+    positions, svg = dot_layout(build_diagram(_cfg, level=level, module=module).source)
+    return build_layout(_cfg, positions, complexity(_cfg).breakdown, svg)
 
 
 def arch_layout(cfg: HRNetConfig, level: str = "stage", module: str | None = None) -> ArchLayout:

@@ -95,7 +95,7 @@ def test_official_experiment_yaml_is_accepted():
 
 def test_form_edits_fusion_grid_and_field_errors():
     at = start()
-    at.pills(key="b_fuse_1").unselect("m1").run()  # stage 3, module 1 stops fusing
+    at.pills(key="b_fuse_1").unselect("module0").run()  # stage 3, its first module (stage3.module0) stops fusing
     no_failure(at)
     assert at.session_state.cfg.num_fusions == 7
     assert "- [false, true, true, true]" in at.text_area(key="yaml_text").value
@@ -104,12 +104,12 @@ def test_form_edits_fusion_grid_and_field_errors():
 
     at.button(key="b_fp_final_only").click().run()
     assert at.session_state.cfg.num_fusions == 1
-    assert at.pills(key="b_fuse_2").value == ["m3"] and at.pills(key="b_fuse_1").value == []
+    assert at.pills(key="b_fuse_2").value == ["module2"] and at.pills(key="b_fuse_1").value == []
 
     at.number_input(key="b_mod_1").set_value(2).run()
     assert at.session_state.cfg.stages[1].modules == 2
-    assert at.pills(key="b_fuse_1").options == ["m1", "m2"] and at.pills(key="b_fuse_1").value == []
-    at.pills(key="b_fuse_1").select("m1").run()  # the new module count: m1 fuses again, m2 still not
+    assert at.pills(key="b_fuse_1").options == ["module0", "module1"] and at.pills(key="b_fuse_1").value == []
+    at.pills(key="b_fuse_1").select("module0").run()  # the new module count: module0 fuses again, module1 not
     assert at.session_state.cfg.stages[1].fuse == (True, False)
 
     before = at.session_state.cfg

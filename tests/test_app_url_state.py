@@ -78,14 +78,14 @@ def test_reload_restores_a_form_edit_its_name_and_origin():
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert dict(at.query_params) == {"preset": "pose_hrnet_w32_256x192"}  # the origin alone: no edit
     at.number_input(key="b_width").set_value(48).run()
-    at.pills(key="b_fuse_1").unselect("m1").run()
+    at.pills(key="b_fuse_1").unselect("module0").run()
     edited = at.session_state.cfg
     assert "cfg" in at.query_params
     again = _reopen(at)
     assert not again.exception and not again.error, [e.value for e in again.error]
     assert again.session_state.cfg == edited and edited.name == "pose_hrnet_w48_256x192+fuse7"
     assert again.number_input(key="b_width").value == 48
-    assert again.pills(key="b_fuse_1").value == ["m2", "m3", "m4"]
+    assert again.pills(key="b_fuse_1").value == ["module1", "module2", "module3"]
     assert again.selectbox(key="b_preset").value == "pose_hrnet_w32_256x192"
     assert again.session_state.base_cfg == ce.load_preset("pose_hrnet_w32_256x192")  # diff base kept
     assert {m.label: m.value for m in again.metric}["Params"] == {m.label: m.value for m in at.metric}["Params"]

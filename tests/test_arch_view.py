@@ -3,14 +3,15 @@ diagram and the analytic count; the plotly figure; the Architecture page and Bui
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from analysis.complexity import analyze
-from analysis.diagram.build import build_diagram
-from app.logic.arch_view import arch_figure, build_layout, dot_json
+from analysis.diagram.build import build_diagram, module_names
+from app.logic.arch_view import arch_figure, build_layout, dot_json, dot_layout, svg_extent
 from app.logic.config_edit import load_preset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -20,10 +21,13 @@ pytestmark = [pytest.mark.skipif(not Path("/usr/bin/dot").exists() and not __imp
               pytest.mark.usefixtures("app_dirs")]  # runs and saved configs in tmp_path
 
 
-def _layout(name: str, level: str = "module", module: str | None = None):
+def _layout(name: str, level: str = "module", module: str | None = None, svg: bool = False):
     cfg = load_preset(name)
-    return cfg, build_layout(cfg, dot_json(build_diagram(cfg, level=level, module=module).source),
-                             analyze(cfg).breakdown)
+    source = build_diagram(cfg, level=level, module=module).source
+    if svg:
+        positions, drawing = dot_layout(source)
+        return cfg, build_layout(cfg, positions, analyze(cfg).breakdown, drawing)
+    return cfg, build_layout(cfg, dot_json(source), analyze(cfg).breakdown)
 
 
 @pytest.mark.parametrize("name", ["pose_hrnet_w32_256x192", "seg_hrnetv2_w48", "cls_hrnet_w18_small_v1",
@@ -75,6 +79,69 @@ def test_collapse_keeps_totals_and_find_zooms():
     assert hi - lo < layout.width / 3  # zoomed in on the match
 
 
+
+
+def _svg_label_position(svg: str, node_id: str) -> tuple[float, float]:
+    """The first label line of ``node_id`` in Graphviz's SVG, in the SVG's own coordinates (y down)."""
+    tx, ty = (float(v) for v in re.search(r'translate\(([-\d.]+) ([-\d.]+)\)', svg).groups())
+    group = re.search(rf'<g id="node\d+" class="[^"]*"[^>]*>\s*<title>{re.escape(node_id)}</title>(.*?)</g>', svg, re.S)
+    x, y = (float(v) for v in re.search(r'<text[^>]* x="([-\d.]+)" y="([-\d.]+)"', group.group(1)).groups())
+    return x + tx, y + ty
+
+
+@pytest.mark.parametrize("level", ["stage", "module", "block"])
+def test_the_drawing_under_the_view_is_graphviz_svg_aligned_with_the_nodes(level):
+    """The figure's background is the same dot run's SVG placed in the layout's coordinates, so its labels (which
+    grow with the zoom) sit on the hover markers and outlines."""
+    _, layout = _layout("pose_hrnet_w32_256x192", level, svg=True)
+    left, top, width, height = svg_extent(layout)
+    assert width > layout.width and height > layout.height  # Graphviz pads the bounding box
+    fig = arch_figure(layout, stage_labels=level != "stage")
+    (image,) = fig.layout.images
+    assert image.source.startswith("data:image/svg+xml;base64,") and image.xref == "x" and image.yref == "y"
+    assert (image.x, image.y, image.sizex, image.sizey) == (left, top, width, height)
+    assert not any(t.mode == "text" for t in fig.data)  # labels are the drawing's, not fixed-size text
+    for node in [n for n in layout.nodes if n.kind in ("io", "branch", "block")][:6]:
+        sx, sy = _svg_label_position(layout.svg, node.id)
+        assert abs(left + sx - node.x) < 1.0 and abs(top - sy - node.y) < node.h / 2  # the label inside its box
+    xr, yr = fig.layout.xaxis.range, fig.layout.yaxis.range
+    px_per_pt = 1050 / (xr[1] - xr[0])
+    assert fig.layout.height == pytest.approx(min(720, max(200, (yr[1] - yr[0]) * px_per_pt)), abs=1)  # fills the frame
+
+
+def test_module_level_names_the_stages_above_the_drawing_and_collapsed_groups_keep_a_label():
+    _, layout = _layout("pose_hrnet_w32_256x192", "module", svg=True)
+    fig = arch_figure(layout, stage_labels=True)
+    assert [a.text for a in fig.layout.annotations] == ["<b>stage 2</b>", "<b>stage 3</b>", "<b>stage 4</b>"]
+    assert all(a.y > layout.height for a in fig.layout.annotations)
+    folded = arch_figure(layout.collapse(["stage3"]))
+    (text,) = [t for t in folded.data if t.mode == "text"]
+    members = sum(n.group == "stage3" for n in layout.nodes)
+    assert list(text.text) == [f"stage3 (collapsed: {members} nodes)"]
+    assert any(sh.fillcolor == "#f0f0f0" and sh.layer == "above" for sh in folded.layout.shapes)
+
+
+@pytest.mark.parametrize("name", ["pose_hrnet_w32_256x192", "networks/litehrnet_18_256x192"])
+def test_search_outlines_the_fusion_sums_at_block_level(name):
+    """A block level sum (and an upsampling) has no parameters of its own; searching its fusion finds it."""
+    cfg = load_preset(name.split("/")[-1])
+    module = module_names(cfg)[-1]  # the last module: every branch, fused
+    _, layout = _layout(name.split("/")[-1], "block", module, svg=True)
+    found = layout.find("fuse_layers")
+    assert {n.kind for n in found} >= {"fuse", "fuse_unit"} and any(n.id.startswith("sum") for n in found)
+    sums = [n for n in layout.nodes if n.id.startswith("sum")]
+    assert sums and all(n in found for n in sums)
+    fig = arch_figure(layout, found)
+    outlined = [sh for sh in fig.layout.shapes if sh.line.width == 3]
+    assert len(outlined) == len(found)
+
+
+def test_the_build_pills_number_modules_as_the_diagram_does():
+    cfg = load_preset("pose_hrnet_w32_256x192")
+    at = AppTest.from_file(APP, default_timeout=180).run()
+    for s in range(len(cfg.stages)):
+        names = [m.split(".")[1] for m in module_names(cfg) if m.startswith(f"stage{s + 2}.")]
+        assert at.pills(key=f"b_fuse_{s}").options == names  # stage3.module0 is the pill module0 of Stage 3
 
 
 def test_architecture_page_interactive_view():

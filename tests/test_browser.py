@@ -52,10 +52,11 @@ def served(tmp_path_factory):
 
 @contextlib.contextmanager
 def _serve(tmp: Path, runs: Path):
-    """``streamlit run`` on a free port with ``runs`` as the runs folder; yields its URL."""
+    """The app served as ``make run`` serves it (``app.serve``) on a free port with ``runs`` as the runs
+    folder; yields its URL."""
     port = _free_port()
     env = dict(os.environ, HRNET_EXPLORER_RUNS=str(runs), HRNET_EXPLORER_USER_CONFIGS=str(tmp / "configs"))
-    cmd = [sys.executable, "-m", "streamlit", "run", "streamlit_app.py", "--server.address", "127.0.0.1",
+    cmd = [sys.executable, "-m", "app.serve", "--server.address", "127.0.0.1",
            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none"]
     log = open(tmp / "server.log", "wb")  # noqa: SIM115 - closed below
@@ -394,6 +395,7 @@ def _node_pixel(page, node_id: str) -> tuple[float, float]:
 
 
 def test_interactive_view_zooms_and_hover_shows_a_nodes_params(server, page):
+    """Point 4 of the app round 3: the drawing's labels scale with the zoom, hover tells the node's numbers."""
     from analysis.complexity import analyze
     from app.logic.config_edit import load_preset
 
@@ -406,6 +408,9 @@ def test_interactive_view_zooms_and_hover_shows_a_nodes_params(server, page):
     span = "() => { const a = document.querySelector('[data-testid=\"stMain\"] .js-plotly-plot')._fullLayout.xaxis.range;" \
            " return a[1] - a[0]; }"
     before = page.evaluate(span)
+    # the drawing (Graphviz's SVG under the plot): its on-screen width is what its labels scale with
+    drawing = "() => document.querySelector('[data-testid=\"stMain\"] .js-plotly-plot image').getBoundingClientRect().width"
+    drawn_before = page.evaluate(drawing)
     box = plot.bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
     for _ in range(3):
@@ -418,6 +423,7 @@ def test_interactive_view_zooms_and_hover_shows_a_nodes_params(server, page):
         '[data-testid="stMain"] .js-plotly-plot')._fullLayout.xaxis.range);
         const same = window.__zoomRange === r; window.__zoomRange = r; return same; }""",
                            polling=300, timeout=TIMEOUT_MS)
+    assert page.evaluate(drawing) > 1.2 * drawn_before  # the labels grew with the zoom
     x, y = _node_pixel(page, "layer1")
     page.mouse.move(x, y)
     page.wait_for_function("() => document.querySelector('.hoverlayer .hovertext') !== null")
@@ -441,7 +447,7 @@ def test_width_48_renames_and_reload_restores_the_model(server, page):
         page.get_by_role("button", name="Download YAML").click()
     assert download.value.suggested_filename == "pose_hrnet_w48_256x192.yaml"
     assert "w32" not in download.value.suggested_filename
-    page.get_by_text("m1", exact=True).first.click()  # stage 2 module 1 stops fusing: an edit off any preset
+    page.get_by_text("module0", exact=True).first.click()  # stage2.module0 stops fusing: an edit off any preset
     page.get_by_text("7 fusions").first.wait_for()
     _settle(page)
     assert "cfg=" in page.url

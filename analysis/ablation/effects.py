@@ -15,7 +15,6 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 EFFECT_METRICS = ("AP", "PCK@0.1", "LR-swap")
 LOWER_IS_BETTER = frozenset({"LR-swap"})
@@ -52,6 +51,10 @@ class Effect:
 def t_interval(values: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float | None, float | None]:
     """The ``confidence`` Student t interval of the mean of ``values``; ``(None, None)`` for n < 2.
     Identical values give a zero-width interval."""
+    # scipy.stats on first use: importing it costs about 0.5 s, and every app page imports this module
+    # (through the feature maps' keypoints), most never showing an interval
+    from scipy import stats
+
     n = len(values)
     if n < 2:
         return None, None

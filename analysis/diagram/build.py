@@ -22,7 +22,9 @@ Every node and edge carries a ``class`` attribute (kept in SVG output) naming wh
 nodes ``io``, ``stem``, ``branch``, ``transition``, ``fuse``, ``block``, ``fuse_unit``, ``head``,
 ``header``; edges ``stem``, ``flow``, ``transition``, ``fuse_up``, ``fuse_down``, ``fuse_identity``,
 ``fuse_chain``, ``head``, ``layout`` (invisible ordering edges). Nodes that stand for submodules carry
-``prefixes``: their state_dict prefixes, space-separated (what their params and GFLOPs sum over).
+``prefixes``: their state_dict prefixes, space-separated (what their params and GFLOPs sum over); nodes
+without parameters of their own that belong to a fusion (a block level sum, an upsampling) carry ``keys``:
+the fusion's state_dict prefix, what a search for it finds.
 
 ``render(graph, path)`` writes ``.dot`` / ``.gv`` / ``.svg`` / ``.png`` (SVG and PNG through the
 Graphviz ``dot`` program); ``render_bytes(graph, fmt)`` returns the bytes for the UI.
@@ -445,7 +447,7 @@ def _block_level(bd: _Builder, module: str | None) -> str:
                         bd.make(f"u{i}_{j}_conv", f"1x1 conv + BN\n{out_ch[j]}→{out_ch[i]} ch", "fuse_unit",
                                 (f"{unit}.0", f"{unit}.1"), color=UP_COLOUR, **bd.branch_attrs(j)),
                         bd.make(f"u{i}_{j}_up", f"upsample x{2 ** (j - i)}\n({cfg.upsample.mode}) → {bd.hw(i)}", "fuse_unit",
-                                color=UP_COLOUR, **bd.branch_attrs(i)),
+                                color=UP_COLOUR, keys=unit, **bd.branch_attrs(i)),
                     ]
                     colour = UP_COLOUR
                 else:
@@ -468,7 +470,8 @@ def _block_level(bd: _Builder, module: str | None) -> str:
             bd.column([c[p - (depth - len(c))] for c in chains if p >= depth - len(c)],
                       header="fusion units" if p == 0 else None)
         bd.column([bd.make(f"sum{i}", "Σ + ReLU", "fuse", shape="circle", style="filled",
-                           fillcolor=ROW_FILL[i % len(ROW_FILL)], margin="0.02") for i in range(outs)], header="exchange")
+                           fillcolor=ROW_FILL[i % len(ROW_FILL)], margin="0.02", keys=f"{pfx}.fuse_layers.{i}")
+                   for i in range(outs)], header="exchange")
         finals = [f"sum{i}" for i in range(outs)]
     else:
         finals = last_ids

@@ -739,7 +739,9 @@ def _block_exchange(cv: _Canvas, net: _Net, fusions: list[PartPlan], last: dict[
         cv.edge(uid, f"sum{i}", "fuse_chain", color=colour)
     cv.column(units, header="fusion units")
     cv.column([cv.make(f"sum{i}", "Σ", "fuse", shape="circle", style="filled", margin="0.02",
-                       tooltip=f"sum into branch {i}", **row_fill(i)) for i in targets], header="exchange")
+                       tooltip=f"sum into branch {i}",
+                       keys=" ".join(q for f in fusions if f.branch == i for q in f.prefixes), **row_fill(i))
+               for i in targets], header="exchange")
     return {i: f"sum{i}" for i in targets}
 
 
