@@ -15,6 +15,7 @@ import streamlit as st
 from analysis import settings
 from analysis.ablation import launch as al
 from analysis.ablation import report as rp
+from analysis.ablation.compare_runs import CURVES, overlay_figure
 from analysis.ablation.effects import effects_table
 from analysis.ablation.files import RunFolderError
 from analysis.ablation.progress import list_runs, read_progress, run_status, run_summary
@@ -154,6 +155,28 @@ def _confirm_delete(run_dir: Path) -> None:
         st.rerun()
 
 
+# file names of rp.figures' figures, in its order
+FIGURE_STEMS = ("train_loss", "val_ap", "ap_vs_gflops", "final_metrics")
+
+
+def _compare_runs(run_dir: Path) -> None:
+    """Another run's curves over this one's (``analysis.ablation.compare_runs``)."""
+    others = [r for r in list_runs(settings.runs_root()).itertuples() if r.name != run_dir.name and
+              (Path(r.path) / "ablation.json").is_file()]
+    if not others:
+        st.caption("Compare with another run: no other run in the runs folder yet.")
+        return
+    c1, c2 = st.columns([3, 1])
+    names = {r.name: Path(r.path) for r in others}
+    other = c1.selectbox("Compare with another run (its curves dashed over this run's)", list(names), index=None,
+                         key="abl_compare", placeholder="pick a run")
+    key = c2.selectbox("Metric", list(CURVES), key="abl_compare_metric")
+    if other is not None:
+        with common.guard("comparison"):
+            common.chart(overlay_figure(run_dir, names[other], key), "abl_overlay",
+                         f"{run_dir.name}_vs_{other}_{key.replace('@', '_')}")
+
+
 def _report_view(run_dir: Path) -> None:
     st.subheader("Report")
     if not (run_dir / "ablation.json").is_file():
@@ -163,7 +186,7 @@ def _report_view(run_dir: Path) -> None:
     paper, _ = rp.run_paper_table(run_dir)
     table = rp.display_table(summary, paper)
     # every row in view (no inner scroll bar): an appendix table is read whole
-    st.dataframe(table, hide_index=True, width="stretch", height=38 * (len(table) + 1) + 4, key="abl_summary")
+    st.dataframe(table, hide_index=True, width="stretch", height=35 * (len(table) + 1) + 3, key="abl_summary")
     effects = rp.run_effects(run_dir)
     if effects:
         st.markdown("**Effect of fusion** (paired over seeds)")
@@ -173,7 +196,8 @@ def _report_view(run_dir: Path) -> None:
     figs = rp.figures(rp.load_metrics(run_dir), summary)
     for i, fig in enumerate(figs):
         fig.update_layout(height=380, margin=dict(l=10, r=10, t=50, b=10))
-        st.plotly_chart(fig, width="stretch", key=f"abl_fig_{i}")
+        common.chart(fig, f"abl_fig_{i}", f"{run_dir.name}_{FIGURE_STEMS[i] if i < len(FIGURE_STEMS) else f'figure{i}'}")
+    _compare_runs(run_dir)
     md = run_dir / "report.md"
     if md.is_file():
         text = read_text_file(md)  # bounded; a damaged file is one error line (the guard), never a traceback

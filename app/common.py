@@ -17,6 +17,7 @@ from analysis.complexity import analyze
 from analysis.complexity.published import PublishedComparison, published_vs_computed
 from analysis.diagram.build import build_diagram, render_bytes
 from analysis.features.weights import build_weights
+from analysis.figure_files import MIMES, export_unavailable, figure_bytes
 from analysis.imaging.images import DEFAULT_IMAGE
 from app.logic import networks
 from app.logic.arch_view import ArchLayout, build_layout, dot_layout
@@ -249,6 +250,39 @@ def shown_model() -> tuple[HRNetConfig, str]:
 def device_choices() -> list[str]:
     """The devices a page offers: auto, cpu, and cuda when torch sees a GPU."""
     return ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _figure_file(spec: str, fmt: str) -> bytes:
+    import plotly.io as pio
+
+    return figure_bytes(pio.from_json(spec), fmt)
+
+
+@st.cache_data(show_spinner=False)
+def _export_unavailable() -> str | None:
+    return export_unavailable()
+
+
+def chart(fig, key: str, stem: str, target=None, **kwargs):
+    """``fig`` as ``st.plotly_chart`` (in ``target``, default the page) with SVG and PDF downloads under it,
+    drawn by Kaleido only when a button is pressed (``analysis.figure_files``; about 2.5 s, then cached) and
+    named ``stem.svg`` / ``stem.pdf``; the chart's camera button saves an SVG too. Returns what
+    ``st.plotly_chart`` returns (the selection event with ``on_select``)."""
+    target = target or st
+    config = {"displaylogo": False, "toImageButtonOptions": {"format": "svg", "filename": stem}}
+    event = target.plotly_chart(fig, key=key, width="stretch", config=config, **kwargs)
+    why = _export_unavailable()
+    if why:
+        target.caption(why)
+        return event
+    spec = fig.to_json()
+    with target.container(horizontal=True):
+        for fmt in ("svg", "pdf"):
+            st.download_button(f"{fmt.upper()}", data=lambda fmt=fmt: _figure_file(spec, fmt), file_name=f"{stem}.{fmt}",
+                               mime=MIMES[fmt], key=f"{key}_dl_{fmt}", on_click="ignore", icon=":material/download:",
+                               help=f"this figure as {fmt.upper()} ({stem}.{fmt}), for a paper's appendix")
+    return event
 
 
 def show_table(df, target=None, **kwargs) -> None:

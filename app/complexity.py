@@ -65,8 +65,8 @@ def _breakdown(cfg, rep) -> None:
         with tab:
             df = rep.by(by)
             if by != "module":
-                st.plotly_chart(_group_chart(df, by, f"Share of params, FLOPs and activations {GROUPS[by].lower()}"),
-                                width="stretch", key=f"c_chart_{by}")
+                common.chart(_group_chart(df, by, f"Share of params, FLOPs and activations {GROUPS[by].lower()}"),
+                             f"c_chart_{by}", f"{cfg.name}_shares_by_{by}")
             common.show_table(df)
     with tabs[-1]:
         common.show_table(rep.breakdown, height=420)
@@ -104,7 +104,7 @@ def _comparison(cfg, hw) -> None:
     fig.update_xaxes(type="category")
     fig.update_layout(margin=dict(l=10, r=10, t=30, b=10), legend_title_text="",
                       legend=dict(orientation="h", yanchor="bottom", y=1.02))
-    st.plotly_chart(fig, width="stretch", key="c_compare_chart")
+    common.chart(fig, "c_compare_chart", f"{cfg.name}_vs_{other.name}")
     st.dataframe(highlight_changes(groups, None), hide_index=True, width="stretch")
 
 
@@ -149,7 +149,7 @@ def _profile(cfg, hw) -> None:
                  title=f"Median latency per part on {df['device'].iloc[0]}")
     fig.update_xaxes(type="category")
     fig.update_layout(margin=dict(l=10, r=10, t=40, b=10))
-    st.plotly_chart(fig, width="stretch", key="c_prof_chart")
+    common.chart(fig, "c_prof_chart", f"{cfg.name}_profile")
     st.caption("gmacs_per_s shows why HRNet runs slower than its FLOPs suggest: the high-resolution branches and "
                "the fusions move many bytes per multiply-add.")
     common.show_table(df)
@@ -204,7 +204,7 @@ def _roofline(rf) -> None:
                     line=dict(dash="dash"))
     fig.update_traces(textposition="top center", selector=dict(mode="markers+text"))
     fig.update_layout(margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.2))
-    st.plotly_chart(fig, width="stretch", key="c_roofline_chart")
+    common.chart(fig, "c_roofline_chart", "roofline")
     st.caption(peak.describe() + ". GFLOP = 2 x the paper's multiply-adds / 1e9; bytes: every operator's inputs "
                "and outputs (no cache reuse, an upper bound on traffic).")
     st.markdown(rf.text)

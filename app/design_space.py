@@ -137,8 +137,8 @@ def _scatter(pop) -> None:
     colour = _pick("Colour by", {k: k for k in knobs}, "ds_colour", knobs[0], c3)
     log = ss.get("ds_log", True)
     data = ds.scatter_data(pop, x, y, colour)
-    event = st.plotly_chart(ds.scatter_figure(data, log), key="ds_scatter", on_select="rerun", selection_mode="points",
-                            width="stretch")
+    event = common.chart(ds.scatter_figure(data, log), "ds_scatter", f"{pop.name}_{x}_vs_{y}", on_select="rerun",
+                         selection_mode="points")
     sid = ds.selected_id(event.selection.points if event else None)
     if sid is not None and sid != ss.get("ds_clicked"):
         ss.ds_clicked = sid
@@ -192,7 +192,7 @@ def _edfs() -> None:
         b = c2.selectbox("Space B", names, index=1, key="ds_edf_b")
         with common.guard("EDFs"):
             cmp = ds.edf_comparison(folders[a], folders[b])
-            st.plotly_chart(cmp.figure, key="ds_edf", width="stretch")
+            common.chart(cmp.figure, "ds_edf", f"edf_{a}_vs_{b}")
             ks = (f"KS statistic {cmp.ks['statistic']:.3f}, p = {cmp.ks['p_value']:.3g}" if cmp.ks else
                   "KS needs done samples in both")
             st.caption(f"{cmp.labels[0]}: {cmp.done[0]} done; {cmp.labels[1]}: {cmp.done[1]} done. {ks} "

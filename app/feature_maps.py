@@ -268,7 +268,7 @@ def _ground_truth_vs_prediction(cap, person, cfg) -> None:
                  color_discrete_map={True: "#2ca02c", False: "#d62728"},
                  title="Per-joint confidence (heatmap maximum); green: within PCK@0.1 of the truth")
     fig.update_layout(margin=dict(l=10, r=10, t=40, b=10), legend_title_text="within 0.1")
-    c2.plotly_chart(fig, width="stretch", key="f_val_conf")
+    common.chart(fig, "f_val_conf", "joint_confidence", c2)
     common.show_table(joints.round(3), c2, height=250)
 
 
@@ -320,7 +320,7 @@ def _stats(cap) -> None:
             fig.update_yaxes(dtick=1, tickformat=".0e", title="energy (mean L2 per position)")
         else:
             fig.update_yaxes(title="sparsity (fraction of zeros)")
-        col.plotly_chart(fig, width="stretch", key=f"f_stats_{y}")
+        common.chart(fig, f"f_stats_{y}", f"feature_{y}", col)
     common.show_table(df.drop(columns=["order"]))
     st.download_button("Download stats.csv", df.drop(columns=["order"]).to_csv(index=False).encode(),
                        file_name=f"{cap.config_name}_stats.csv", mime="text/csv", key="f_stats_csv")
