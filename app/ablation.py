@@ -186,7 +186,10 @@ def _report_view(run_dir: Path) -> None:
     paper, _ = rp.run_paper_table(run_dir)
     table = rp.display_table(summary, paper)
     # every row in view (no inner scroll bar): an appendix table is read whole
-    st.dataframe(table, hide_index=True, width="stretch", height=35 * (len(table) + 1) + 3, key="abl_summary")
+    # every column in view too: narrow numeric columns (a cut header shows whole on hover)
+    narrow = {c: st.column_config.Column(width=70) for c in table.columns if c != "variant"}  # px: 14 fit a page
+    st.dataframe(table, hide_index=True, width="stretch", height=35 * (len(table) + 1) + 3, key="abl_summary",
+                 column_config=narrow)
     effects = rp.run_effects(run_dir)
     if effects:
         st.markdown("**Effect of fusion** (paired over seeds)")
