@@ -159,9 +159,10 @@ def _confirm_delete(run_dir: Path) -> None:
 FIGURE_STEMS = ("train_loss", "val_ap", "ap_vs_gflops", "final_metrics")
 
 
-def _compare_runs(run_dir: Path) -> None:
-    """Another run's curves over this one's (``analysis.ablation.compare_runs``)."""
-    others = [r for r in list_runs(settings.runs_root()).itertuples() if r.name != run_dir.name and
+def _compare_runs(run_dir: Path, runs) -> None:
+    """Another run's curves over this one's (``analysis.ablation.compare_runs``); ``runs``: the page's
+    ``list_runs`` table."""
+    others = [r for r in runs.itertuples() if r.name != run_dir.name and
               (Path(r.path) / "ablation.json").is_file()]
     if not others:
         st.caption("Compare with another run: no other run in the runs folder yet.")
@@ -177,7 +178,7 @@ def _compare_runs(run_dir: Path) -> None:
                          f"{run_dir.name}_vs_{other}_{key.replace('@', '_')}")
 
 
-def _report_view(run_dir: Path) -> None:
+def _report_view(run_dir: Path, runs) -> None:
     st.subheader("Report")
     if not (run_dir / "ablation.json").is_file():
         st.caption("No report: the run has not recorded its request yet.")
@@ -200,7 +201,7 @@ def _report_view(run_dir: Path) -> None:
     for i, fig in enumerate(figs):
         fig.update_layout(height=380, margin=dict(l=10, r=10, t=50, b=10))
         common.chart(fig, f"abl_fig_{i}", f"{run_dir.name}_{FIGURE_STEMS[i] if i < len(FIGURE_STEMS) else f'figure{i}'}")
-    _compare_runs(run_dir)
+    _compare_runs(run_dir, runs)
     md = run_dir / "report.md"
     if md.is_file():
         text = read_text_file(md)  # bounded; a damaged file is one error line (the guard), never a traceback
@@ -244,7 +245,7 @@ def _runs() -> None:
 
     live()
     with common.guard("report"):
-        _report_view(run_dir)
+        _report_view(run_dir, runs)
 
 
 st.title("Ablation")

@@ -276,10 +276,9 @@ def chart(fig, key: str, stem: str, target=None, **kwargs):
     if why:
         target.caption(why)
         return event
-    spec = fig.to_json()
     with target.container(horizontal=True):
-        for fmt in ("svg", "pdf"):
-            st.download_button(f"{fmt.upper()}", data=lambda fmt=fmt: _figure_file(spec, fmt), file_name=f"{stem}.{fmt}",
+        for fmt in ("svg", "pdf"):  # the figure serialized only when a button is pressed, not on every rerun
+            st.download_button(f"{fmt.upper()}", data=lambda fmt=fmt: _figure_file(fig.to_json(), fmt), file_name=f"{stem}.{fmt}",
                                mime=MIMES[fmt], key=f"{key}_dl_{fmt}", on_click="ignore", icon=":material/download:",
                                help=f"this figure as {fmt.upper()} ({stem}.{fmt}), for a paper's appendix")
     return event

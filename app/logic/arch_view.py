@@ -38,9 +38,9 @@ class ArchNode:
     """One diagram node at its layout position (points, y up): ``x, y`` its centre, ``w, h`` its size.
 
     ``prefixes``: the state_dict prefixes it stands for; ``group``: their first component (``stage3``,
-    ``transition2``, ``final_layer``...), what expand / collapse works on; ``keys``: the state_dict names search
-    finds it by: its prefixes, and for a node without parameters of its own (a block level sum, an upsampling)
-    the fusion it belongs to. ``params``, ``gflops`` (MACs / 2**30,
+    ``transition2``, ``final_layer``...), what expand / collapse works on; ``keys``: further state_dict names
+    search finds it by (besides its prefixes): for a node without parameters of its own (a block level sum, an
+    upsampling), the fusion it belongs to. ``params``, ``gflops`` (MACs / 2**30,
     batch 1), ``output_shape`` ``(N, C, H, W)`` of its last leaf, ``resolution`` (``1/8``) and ``block``
     (``BasicBlock`` / ``Bottleneck`` for residual units) are ``None`` / ``""`` for nodes without submodules.
     """
@@ -116,7 +116,7 @@ class ArchLayout:
         q = query.strip().lower()
         if not q:
             return []
-        return [n for n in self.nodes if any(q in p.lower() for p in n.keys or n.prefixes) or q in n.label.lower()]
+        return [n for n in self.nodes if any(q in p.lower() for p in (*n.prefixes, *n.keys)) or q in n.label.lower()]
 
     def collapse(self, groups) -> ArchLayout:
         """The layout with each group in ``groups`` drawn as one node over its members' box (their params and
@@ -239,7 +239,7 @@ def build_layout(cfg: HRNetConfig, layout: dict, breakdown: pd.DataFrame, svg: s
         node = ArchNode(id=obj["name"], label=obj.get("label", obj["name"]).replace("\\n", "\n"),
                         kind=obj.get("class", ""), x=x, y=y, w=float(obj.get("width", 0.5)) * POINTS_PER_INCH,
                         h=float(obj.get("height", 0.5)) * POINTS_PER_INCH, fill=obj.get("fillcolor", "white"),
-                        keys=(*prefixes, *obj.get("keys", "").split()))
+                        keys=tuple(obj.get("keys", "").split()))
         if prefixes:
             rows = [i for i, n in enumerate(names) if any(n == p or n.startswith(p + ".") for p in prefixes)]
             end = rows[-1] if rows else None
@@ -324,9 +324,10 @@ def arch_figure(layout: ArchLayout, found=(), height: int | None = None, page_px
                    fillcolor=n.fill if n.fill.startswith("#") else "white", layer="above" if extent else "below",
                    line={"color": "#000000" if n.id in hit else "#888888", "width": 3 if n.id in hit else 0.8})
               for n in drawn]
+    boxed = {n.id for n in drawn}  # their outline is the box above
     shapes += [dict(type="rect", x0=n.x - n.w / 2 - 2, x1=n.x + n.w / 2 + 2, y0=n.y - n.h / 2 - 2, y1=n.y + n.h / 2 + 2,
                     layer="above", line={"color": "#000000", "width": 3})
-               for n in layout.nodes if n.id in hit and n not in drawn]
+               for n in layout.nodes if n.id in hit and n.id not in boxed]
     if drawn:
         fig.add_trace(go.Scatter(x=[n.x for n in drawn], y=[n.y for n in drawn], mode="text",
                                  text=[n.label.replace("\n", "<br>") for n in drawn],
@@ -341,11 +342,11 @@ def arch_figure(layout: ArchLayout, found=(), height: int | None = None, page_px
         images.append(dict(source="data:image/svg+xml;base64," + base64.b64encode(layout.svg.encode("utf-8")).decode(),
                            xref="x", yref="y", x=left, y=top, sizex=width, sizey=tall, sizing="stretch",
                            layer="below"))
+    spans = stage_spans(layout) if stage_labels else []
     annotations = [dict(x=(a + b) / 2, y=top + band / 2, xref="x", yref="y", text=f"<b>stage {g[5:]}</b>",
-                        showarrow=False, font={"size": 13, "color": "#333333"})
-                   for g, a, b in stage_spans(layout)] if stage_labels else []
+                        showarrow=False, font={"size": 13, "color": "#333333"}) for g, a, b in spans]
     shapes += [dict(type="line", x0=a, x1=b, y0=top + 2, y1=top + 2, layer="above", line={"color": "#999999", "width": 1})
-               for _, a, b in (stage_spans(layout) if stage_labels else [])]
+               for _, a, b in spans]
     if hit:
         pad = 60
         xr = [min(n.x - n.w / 2 for n in found) - pad, max(n.x + n.w / 2 for n in found) + pad]
