@@ -155,8 +155,13 @@ def _confirm_delete(run_dir: Path) -> None:
         st.rerun()
 
 
-# file names of rp.figures' figures, in its order
-FIGURE_STEMS = ("train_loss", "val_ap", "ap_vs_gflops", "final_metrics")
+def _joint_view(run_dir: Path, metrics, joints) -> None:
+    st.markdown("**Per joint**")
+    st.caption(rp.JOINT_INTRO)
+    metric = st.segmented_control("Per-joint metric", ["AP", "PCK@0.1"], default="AP", key="abl_joint_metric")
+    table = joints if metric != "PCK@0.1" else rp.run_joint_table(run_dir, metrics=metrics, metric="PCK@0.1")
+    st.dataframe(rp.joint_display(table), hide_index=True, width="stretch", height=35 * (len(table) + 1) + 3,
+                 key="abl_joints")
 
 
 def _compare_runs(run_dir: Path, runs) -> None:
@@ -197,10 +202,16 @@ def _report_view(run_dir: Path, runs) -> None:
         st.caption(rp.EFFECT_INTRO)
         st.markdown("\n".join(f"- {e.verdict}" for e in effects))
         st.dataframe(effects_table(effects), hide_index=True, width="stretch", key="abl_effects")
-    figs = rp.figures(rp.load_metrics(run_dir), summary)
-    for i, fig in enumerate(figs):
+    metrics = rp.load_metrics(run_dir)
+    joints = rp.run_joint_table(run_dir, metrics=metrics)
+    figs = rp.figures(metrics, summary, joints)
+    for stem, fig in figs.items():
+        if stem == "per_joint_ap":
+            _joint_view(run_dir, metrics, joints)
         fig.update_layout(height=380, margin=dict(l=10, r=10, t=50, b=10))
-        common.chart(fig, f"abl_fig_{i}", f"{run_dir.name}_{FIGURE_STEMS[i] if i < len(FIGURE_STEMS) else f'figure{i}'}")
+        common.chart(fig, f"abl_fig_{stem}", f"{run_dir.name}_{stem}")
+    if "per_joint_ap" not in figs and not metrics.empty:
+        st.caption(rp.NO_JOINTS)
     _compare_runs(run_dir, runs)
     md = run_dir / "report.md"
     if md.is_file():

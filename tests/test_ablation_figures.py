@@ -21,7 +21,8 @@ def _frames(epochs: int):
 
 @pytest.mark.parametrize(("epochs", "dtick"), [(2, 1), (14, 2), (210, 21)])
 def test_epoch_axes_tick_whole_epochs(epochs, dtick):
-    loss, ap, *_ = figures(*_frames(epochs))
+    figs = figures(*_frames(epochs))
+    loss, ap = figs["train_loss"], figs["val_ap"]
     for fig in (loss, ap):
         assert fig.layout.xaxis.dtick == dtick and fig.layout.xaxis.tick0 == 1
         assert fig.layout.xaxis.title.text == "epoch"

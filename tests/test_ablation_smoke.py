@@ -15,6 +15,7 @@ import torch
 from conftest import ROOT
 
 import hrnet_core as hc
+from analysis.ablation.joints import JOINT_FIELDS
 from analysis.ablation.progress import list_runs, read_progress
 from analysis.ablation.report import load_summary, paper_table
 from analysis.complexity import analyze
@@ -83,7 +84,12 @@ def test_report_md_and_html(smoke_run):
     else:
         assert "not found" in note and note in md
     page = (out / "report.html").read_text()
-    assert page.count("Plotly.newPlot") == 5  # loss, AP, AP vs GFLOPs, bars, effect of fusion
+    assert page.count("Plotly.newPlot") == 6  # loss, AP, AP vs GFLOPs, bars, per-joint AP, effect of fusion
+    # per joint: both tables, a row per COCO joint, a column per variant (fewest fusions first), the difference
+    section = md.split("## Per joint", 1)[1].split("## The paper", 1)[0]
+    assert section.count("| left_wrist |") == 2 and "| joint | final_only | across_stage | all | all - final_only |" in section
+    doc = json.loads((out / "summary.json").read_text())
+    assert [r["joint"] for r in doc["per_joint"]["AP"]][:3] == ["nose", "left_eye", "right_eye"]
     assert "Effect of fusion" in page and "Effect of fusion" in md
     assert len(page) > 1_000_000 and page.count("plotly.js v") == 1  # the library inline, once
     assert "final_only (1 fusion)" in page and "all (8 fusions)" in page
@@ -101,6 +107,9 @@ def test_run_folder_contract(smoke_run):
         assert [r["epoch"] for r in rows] == [1, 2]
         for r in rows:
             assert set(ROW_FIELDS) <= set(r)
+        # per-joint AP and PCK: the last epoch's row only (17 COCOevals more)
+        assert all(0.0 <= rows[-1][f] <= 1.0 for f in JOINT_FIELDS if rows[-1][f] is not None)
+        assert sum(rows[-1][f] is not None for f in JOINT_FIELDS) > 20 and not set(JOINT_FIELDS) & set(rows[0])
         env = json.loads((folder / "env.json").read_text())
         assert {"torch", "cuda", "gpu", "device", "git"} <= set(env) and env["device"] == "cpu"
         status = json.loads((folder / "status.json").read_text())

@@ -565,7 +565,7 @@ def test_design_space_samples_a_scatter_and_a_click_opens_the_build_page(server,
 def test_ablation_report_figure_downloads_as_svg_and_pdf(trained_server, page):
     """Point 8: every report figure comes as SVG and PDF for a paper's appendix (drawn when the button is pressed)."""
     _open(page, f"{trained_server}/ablation")
-    svg_button = page.locator(".st-key-abl_fig_1_dl_svg").get_by_role("button", name="SVG")
+    svg_button = page.locator(".st-key-abl_fig_val_ap_dl_svg").get_by_role("button", name="SVG")
     svg_button.wait_for(timeout=TIMEOUT_MS)
     with page.expect_download(timeout=TIMEOUT_MS) as download:
         svg_button.click()
@@ -573,7 +573,7 @@ def test_ablation_report_figure_downloads_as_svg_and_pdf(trained_server, page):
     data = Path(download.value.path()).read_text()
     assert data.lstrip().startswith("<svg") and "Validation AP per epoch" in data
     with page.expect_download(timeout=TIMEOUT_MS) as download:
-        page.locator(".st-key-abl_fig_1_dl_pdf").get_by_role("button", name="PDF").click()
+        page.locator(".st-key-abl_fig_val_ap_dl_pdf").get_by_role("button", name="PDF").click()
     assert Path(download.value.path()).read_bytes().startswith(b"%PDF-")
     _no_error(page)
     _shot(page, "5_ablation_report")

@@ -13,6 +13,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from analysis import settings
+from analysis.ablation import report as rp
 from analysis.ablation.compare_runs import CURVES, overlay_figure, run_curves
 from analysis.ablation.report import load_metrics
 from analysis.figure_files import FigureExportError, export_unavailable, figure_bytes
@@ -84,7 +85,16 @@ def test_the_ablation_report_compares_two_runs_and_offers_every_figure_as_svg_an
     assert not at.exception and not at.error
     keys = {b.key for b in at.get("download_button")}
     figures = [c for c in at.get("plotly_chart") if c.proto.id]  # the report's figures
-    assert figures and {"abl_fig_0_dl_svg", "abl_fig_0_dl_pdf", "abl_fig_3_dl_pdf"} <= keys
+    stems = ("train_loss", "val_ap", "ap_vs_gflops", "final_metrics", "per_joint_ap")
+    assert figures and {f"abl_fig_{s}_dl_{f}" for s in stems for f in ("svg", "pdf")} <= keys
+    # the per-joint table: the seventeen COCO joints, the fewest-fusion variant first, the difference last
+    joints = next(df.value for df in at.dataframe if "joint" in df.value.columns)
+    assert len(joints) == 17 and joints["joint"].iloc[9] == "left_wrist"
+    assert list(joints.columns) == ["joint", "final_only", "across_stage", "all", "all - final_only"]
+    at.button_group(key="abl_joint_metric").set_value("PCK@0.1").run()
+    pck = next(df.value for df in at.dataframe if "joint" in df.value.columns)
+    expected = rp.run_joint_table(a, metric="PCK@0.1")["all"].map(lambda v: f"{v:.1f}")
+    assert pck["all"].tolist() == expected.tolist()
     at.selectbox(key="abl_compare").set_value(b.name).run()
     assert not at.exception and not at.error
     keys = {b.key for b in at.get("download_button")}

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from analysis.ablation.coco_data import KeypointDataset, PersonRecord, get_affine_transform, normalize
+from analysis.ablation.joints import joint_ap, joint_pck
 from analysis.ablation.keypoints import COCO_SIGMAS, FLIP_PAIRS
 
 IN_VIS_THRE = 0.2
@@ -127,13 +128,19 @@ def coco_eval(coco_gt, results: list[dict], image_ids=None) -> dict[str, float]:
     return {k: float(v) if v >= 0 else None for k, v in zip(COCO_STATS, ev.stats)}
 
 
-def pck(preds: np.ndarray, records: list[PersonRecord], thresholds=PCK_THRESHOLDS) -> dict[str, float]:
-    """PCK@a over all labelled joints (v > 0), normalised by the larger side of each person's box,
-    and the left/right swap rate."""
+def joint_distances(preds: np.ndarray, records: list[PersonRecord]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(ground truth (N, 17, 3), distances (N, 17) / the larger box side, labelled mask (N, 17))``."""
     gt = np.stack([r.joints for r in records]) if records else np.zeros((0, 17, 3))
     size = np.array([max(r.box[2], r.box[3], 1.0) for r in records])
     labelled = gt[..., 2] > 0
     dist = np.linalg.norm(preds[..., :2] - gt[..., :2], axis=-1) / size[:, None]
+    return gt, dist, labelled
+
+
+def pck(preds: np.ndarray, records: list[PersonRecord], thresholds=PCK_THRESHOLDS) -> dict[str, float]:
+    """PCK@a over all labelled joints (v > 0), normalised by the larger side of each person's box,
+    and the left/right swap rate."""
+    gt, dist, labelled = joint_distances(preds, records)
     out = {}
     for a in thresholds:
         hit = (dist <= a) & labelled
@@ -154,18 +161,27 @@ def pck(preds: np.ndarray, records: list[PersonRecord], thresholds=PCK_THRESHOLD
     return out
 
 
-def score_predictions(coco_gt, preds: np.ndarray, maxvals: np.ndarray, records: list[PersonRecord]) -> dict[str, float]:
-    """All metrics of ``METRIC_FIELDS`` for predictions in image coordinates."""
+def score_predictions(coco_gt, preds: np.ndarray, maxvals: np.ndarray, records: list[PersonRecord],
+                      per_joint: bool = False) -> dict[str, float]:
+    """All metrics of ``METRIC_FIELDS`` for predictions in image coordinates; with ``per_joint`` also
+    ``joints.JOINT_FIELDS`` (17 more COCOevals, one per joint)."""
     results = keypoint_results(preds, maxvals, records)
-    metrics = coco_eval(coco_gt, results, image_ids={r.image_id for r in records})
+    image_ids = {r.image_id for r in records}
+    metrics = coco_eval(coco_gt, results, image_ids=image_ids)
     metrics.update(pck(preds, records))
+    if per_joint:
+        _gt, dist, labelled = joint_distances(preds, records)
+        metrics.update(joint_ap(coco_gt, results, labelled, image_ids))
+        metrics.update(joint_pck(dist, labelled))
     return metrics
 
 
 @torch.no_grad()
 def evaluate(model, dataset: KeypointDataset, coco_gt, device: torch.device, batch_size: int = 64,
-             flip_test: bool = False, amp: bool = False, channels_last: bool = False, workers: int = 0) -> dict:
-    """Run ``model`` over ``dataset`` (no augmentation) and score it: ``METRIC_FIELDS``."""
+             flip_test: bool = False, amp: bool = False, channels_last: bool = False, workers: int = 0,
+             per_joint: bool = False) -> dict:
+    """Run ``model`` over ``dataset`` (no augmentation) and score it: ``METRIC_FIELDS``, and with
+    ``per_joint`` the per-joint AP and PCK of ``analysis.ablation.joints``."""
     was_training = model.training
     model.eval()
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
@@ -180,4 +196,4 @@ def evaluate(model, dataset: KeypointDataset, coco_gt, device: torch.device, bat
     coords = np.concatenate(coords)
     maxvals = np.concatenate(maxvals)
     preds = to_image_coords(coords, dataset.records, dataset.heatmap_wh)
-    return score_predictions(coco_gt, preds, maxvals, dataset.records)
+    return score_predictions(coco_gt, preds, maxvals, dataset.records, per_joint)

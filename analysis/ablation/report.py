@@ -27,6 +27,7 @@ import hrnet_core as hc
 from analysis.ablation.effects import Effect, effects_figure, effects_table, final_per_seed, fusion_effects
 from analysis.ablation.evaluate import METRIC_FIELDS
 from analysis.ablation.files import REPORT_NAMES, write_text_atomic
+from analysis.ablation.joints import joint_figure, joint_table
 from analysis.ablation.progress import read_progress
 from analysis.ablation.run_folder import check_output_file, job_dir, read_env, read_metrics, read_request
 from analysis.settings import shared_dir
@@ -317,17 +318,19 @@ def _first_env(run_dir: Path, req: dict) -> dict | None:
 
 
 # ---- figures -------------------------------------------------------------------------------
-def figures(metrics: pd.DataFrame, summary: pd.DataFrame) -> list:
+def figures(metrics: pd.DataFrame, summary: pd.DataFrame, joints: pd.DataFrame | None = None) -> dict:
+    """The report's plotly figures by file stem: ``train_loss``, ``val_ap``, ``ap_vs_gflops``,
+    ``final_metrics`` and, when ``joints`` (``run_joint_table``) has rows, ``per_joint_ap``."""
     import plotly.graph_objects as go
     from plotly.colors import qualitative
 
     colours = {v: qualitative.Plotly[i % 10] for i, v in enumerate(summary["variant"])}
     label = {r["variant"]: f"{r['variant']} ({int(r['fusions'])} fusion{'' if int(r['fusions']) == 1 else 's'})"
              for _, r in summary.iterrows()}
-    figs = []
+    figs = {}
     last = int(metrics["epoch"].max()) if not metrics.empty and "epoch" in metrics else 1
-    for key, title, ytitle in (("train_loss", "Training loss per epoch", "loss (weighted heatmap MSE)"),
-                               ("AP", "Validation AP per epoch", "OKS AP (%)")):
+    for key, stem, title, ytitle in (("train_loss", "train_loss", "Training loss per epoch", "loss (weighted heatmap MSE)"),
+                                     ("AP", "val_ap", "Validation AP per epoch", "OKS AP (%)")):
         fig = go.Figure()
         if not metrics.empty and key in metrics:
             for (variant, seed), g in metrics.groupby(["variant", "seed"], sort=False):
@@ -341,7 +344,7 @@ def figures(metrics: pd.DataFrame, summary: pd.DataFrame) -> list:
         fig.update_xaxes(tick0=1, dtick=max(1, math.ceil(last / 10)))  # whole epochs only, about ten ticks
         if key == "train_loss":
             fig.update_yaxes(type="log")
-        figs.append(fig)
+        figs[stem] = fig
 
     ok = summary[summary["AP_mean"].notna()]
     fig = go.Figure()
@@ -352,7 +355,7 @@ def figures(metrics: pd.DataFrame, summary: pd.DataFrame) -> list:
                                  name=label[r["variant"]]))
     fig.update_layout(title="AP against GFLOPs (paper convention)", xaxis_title="GFLOPs", yaxis_title="AP (%)",
                       height=420)
-    figs.append(fig)
+    figs["ap_vs_gflops"] = fig
 
     from plotly.subplots import make_subplots
 
@@ -371,7 +374,9 @@ def figures(metrics: pd.DataFrame, summary: pd.DataFrame) -> list:
                                      showlegend=c == 1), row=1, col=c)
     fig.update_layout(title="Final metrics per variant (bars: mean over seeds, whiskers: std, dots: seeds)",
                       height=460)
-    figs.append(fig)
+    figs["final_metrics"] = fig
+    if joints is not None and len(joints):
+        figs["per_joint_ap"] = joint_figure(joints, label, colours)
     return figs
 
 
@@ -402,6 +407,8 @@ def write_report(run_dir: str | Path) -> ReportPaths:
     table = display_table(summary, paper)
     diffs = differences(req, env)
     effects = run_effects(run_dir, req, metrics)
+    joints = run_joint_table(run_dir, req, metrics)
+    joints_pck = run_joint_table(run_dir, req, metrics, "PCK@0.1")
     paths = ReportPaths(run_dir / "report.md", run_dir / "report.html", run_dir / "summary.csv",
                         run_dir / "summary.json")
 
@@ -422,6 +429,9 @@ def write_report(run_dir: str | Path) -> ReportPaths:
         "differences": diffs,
         "precision": (env or {}).get("precision", {}).get("label") if env else None,
         "effects": [e.to_dict() for e in effects],
+        "per_joint_note": JOINT_INTRO,
+        "per_joint": {m: [{k: _json_clean(v) for k, v in r.items()} for r in t.to_dict(orient="records")]
+                      for m, t in (("AP", joints), ("PCK@0.1", joints_pck))},
     }
     write_text_atomic(paths.json, json.dumps(doc, indent=1))
 
@@ -450,6 +460,12 @@ def write_report(run_dir: str | Path) -> ReportPaths:
         md += [f"- {e.verdict}" for e in effects] + ["", _md_table(effects_table(effects)), ""]
     else:
         md += ["No pair of variants finished with a common seed yet.", ""]
+    md += ["## Per joint", "", JOINT_INTRO, ""]
+    if len(joints):
+        md += ["OKS AP (%):", "", _md_table(joint_display(joints)), "", "PCK@0.1 (%):", "",
+               _md_table(joint_display(joints_pck)), ""]
+    else:
+        md += [NO_JOINTS, ""]
     md += ["## The paper", ""]
     if paper is not None:
         md += [paper_note, "", _md_table(paper.rename(columns={"AP": "AP (%)"})), ""]
@@ -460,9 +476,9 @@ def write_report(run_dir: str | Path) -> ReportPaths:
            "job `<variant>/seed<k>/` with `metrics.jsonl`, `config.yaml`, `env.json`, `last.pth`.", ""]
     write_text_atomic(paths.md, "\n".join(md))
 
-    figs = figures(metrics, summary)
+    figs = figures(metrics, summary, joints)
     parts = []
-    for i, fig in enumerate(figs):
+    for i, fig in enumerate(figs.values()):
         # plotly.js goes inline once, with the first figure on the page (the effect of fusion, when shown).
         parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0 and not effects), default_width="100%"))
     esc = html.escape
@@ -480,6 +496,13 @@ def write_report(run_dir: str | Path) -> ReportPaths:
                                                                           default_width="100%") + "</div>")
     else:
         body.append("<p>No pair of variants finished with a common seed yet.</p>")
+    body.append("<h2>Per joint</h2>")
+    body.append(f"<p>{esc(JOINT_INTRO)}</p>")
+    if len(joints):
+        for caption, t in (("OKS AP (%)", joints), ("PCK@0.1 (%)", joints_pck)):
+            body.append(f"<p>{esc(caption)}</p>" + joint_display(t).to_html(index=False, classes="t", border=0))
+    else:
+        body.append(f"<p>{esc(NO_JOINTS)}</p>")
     body.append("<h2>The paper</h2>")
     body.append(f"<p>{esc(paper_note)}</p>")
     if paper is not None:
@@ -510,6 +533,44 @@ def run_effects(run_dir: str | Path, req: dict | None = None, metrics: pd.DataFr
     done = {(r["variant"], int(r["seed"])) for _, r in progress.iterrows() if r["state"] == "done"}
     fusions = {v["name"]: int(v["fusions"]) for v in req["variants"]}
     return fusion_effects(final_per_seed(metrics, done), fusions)
+
+
+JOINT_INTRO = ("Each joint scored alone after the last epoch: OKS AP with only that joint kept in the ground truth "
+               "(persons without it ignored; predictions ranked by its heatmap maximum; pycocotools' COCOeval) and "
+               "PCK@0.1. Mean over seeds; the last column is the variant with the most fusions minus the one "
+               "with the fewest, in percentage points.")
+NO_JOINTS = "No finished job recorded per-joint figures (jobs trained before they were added record none)."
+
+
+def run_joint_table(run_dir: str | Path, req: dict | None = None, metrics: pd.DataFrame | None = None,
+                    metric: str = "AP") -> pd.DataFrame:
+    """``joints.joint_table`` of the run's finished jobs, variants from fewest to most fusions (% units)."""
+    run_dir = Path(run_dir)
+    req = req or _request(run_dir)
+    metrics = load_metrics(run_dir) if metrics is None else metrics
+    progress = read_progress(run_dir)
+    done = {(r["variant"], int(r["seed"])) for _, r in progress.iterrows() if r["state"] == "done"}
+    order = [v["name"] for v in sorted(req["variants"], key=lambda v: int(v["fusions"]))]
+    return joint_table(final_per_seed(metrics, done), order, metric)
+
+
+def joint_display(table: pd.DataFrame) -> pd.DataFrame:
+    """``joint_table`` for reading: ``mean ± std`` cells (one decimal), the difference signed."""
+    out = pd.DataFrame({"joint": table["joint"]})
+    for col in table.columns[1:]:
+        if col.endswith(" std"):
+            continue
+        if f"{col} std" in table:
+            out[col] = [_pm(m, s) for m, s in zip(table[col], table[f"{col} std"])]
+        else:
+            out[col] = [f"{d:+.1f}" if pd.notna(d) else "-" for d in table[col]]
+    return out
+
+
+def _pm(mean: float, std: float) -> str:
+    if pd.isna(mean):
+        return "-"
+    return f"{mean:.1f}" if pd.isna(std) else f"{mean:.1f} ± {std:.1f}"
 
 
 def report_text(run_dir: str | Path) -> str:

@@ -59,6 +59,7 @@ from analysis.ablation.files import (
     read_bytes_bounded,
     write_json_atomic,
 )
+from analysis.ablation.joints import JOINT_FIELDS
 from analysis.ablation.recipes import parse_recipe
 from analysis.ablation.variants import bits_schedule, check_variant_name
 from hrnet_core.concise_yaml import to_concise_dict
@@ -339,6 +340,7 @@ METRIC_SCHEMA: dict[str, Check] = {
     "wall_s": number(lo=0.0), "lr": or_none(number(finite=False)), "images": or_none(integer()),
     **{k: or_none(number(finite=False)) for k in ("train_s", "peak_mem_mib", "peak_rss_mib", "eval_s", "epoch_s")},
     **{k: or_none(number(finite=False)) for k in METRIC_FIELDS},  # NaN: a metric without data
+    **{k: or_none(number(finite=False)) for k in JOINT_FIELDS},  # the last epoch's only
 }
 METRIC_REQUIRED = ("epoch", "train_loss", "images_per_s", "wall_s")
 

@@ -457,7 +457,8 @@ def _train_job(job: Job, data: KeypointData, ctx: DistContext, resume: bool,
                 status.write(state="running", epoch=epoch - 1, step=steps, steps=steps, loss=train_loss,
                              phase="evaluating", eta_s=clock.eta_s(epoch_index + 1, 0))
                 row.update(evaluate(_unwrap(train_model), val_ds, coco_gt, dev, recipe.eval_batch_size,
-                                    recipe.flip_test, amp, channels_last, workers=min(workers, 4)))
+                                    recipe.flip_test, amp, channels_last, workers=min(workers, 4),
+                                    per_joint=epoch == recipe.epochs))
             ctx.barrier()
             row["eval_s"] = time.perf_counter() - t_eval
             clock.eval_s = row["eval_s"]
