@@ -155,11 +155,11 @@ def _confirm_delete(run_dir: Path) -> None:
         st.rerun()
 
 
-def _joint_view(run_dir: Path, metrics, joints) -> None:
+def _joint_view(run_dir: Path, metrics) -> None:
     st.markdown("**Per joint**")
     st.caption(rp.JOINT_INTRO)
     metric = st.segmented_control("Per-joint metric", ["AP", "PCK@0.1"], default="AP", key="abl_joint_metric")
-    table = joints if metric != "PCK@0.1" else rp.run_joint_table(run_dir, metrics=metrics, metric="PCK@0.1")
+    table = rp.run_joint_table(run_dir, metrics=metrics, metric="PCK@0.1" if metric == "PCK@0.1" else "AP")
     st.dataframe(rp.joint_display(table), hide_index=True, width="stretch", height=35 * (len(table) + 1) + 3,
                  key="abl_joints")
 
@@ -188,7 +188,8 @@ def _report_view(run_dir: Path, runs) -> None:
     if not (run_dir / "ablation.json").is_file():
         st.caption("No report: the run has not recorded its request yet.")
         return
-    summary = rp.load_summary(run_dir)
+    metrics = rp.load_metrics(run_dir)
+    summary = rp.load_summary(run_dir, metrics)
     paper, _ = rp.run_paper_table(run_dir)
     table = rp.display_table(summary, paper)
     # every row in view (no inner scroll bar): an appendix table is read whole
@@ -196,18 +197,20 @@ def _report_view(run_dir: Path, runs) -> None:
     narrow = {c: st.column_config.Column(width=70) for c in table.columns if c != "variant"}  # px: 14 fit a page
     st.dataframe(table, hide_index=True, width="stretch", height=35 * (len(table) + 1) + 3, key="abl_summary",
                  column_config=narrow)
-    effects = rp.run_effects(run_dir)
+    effects = rp.run_effects(run_dir, metrics=metrics)
     if effects:
         st.markdown("**Effect of fusion** (paired over seeds)")
         st.caption(rp.EFFECT_INTRO)
         st.markdown("\n".join(f"- {e.verdict}" for e in effects))
         st.dataframe(effects_table(effects), hide_index=True, width="stretch", key="abl_effects")
-    metrics = rp.load_metrics(run_dir)
-    joints = rp.run_joint_table(run_dir, metrics=metrics)
-    figs = rp.figures(metrics, summary, joints)
+    if metrics.empty:  # empty axes say nothing: the figures come with the first epoch
+        st.caption("No epoch has finished yet: the curves and figures appear once one has.")
+        figs = {}
+    else:
+        figs = rp.figures(metrics, summary, rp.run_joint_table(run_dir, metrics=metrics))
     for stem, fig in figs.items():
         if stem == "per_joint_ap":
-            _joint_view(run_dir, metrics, joints)
+            _joint_view(run_dir, metrics)
         fig.update_layout(height=380, margin=dict(l=10, r=10, t=50, b=10))
         common.chart(fig, f"abl_fig_{stem}", f"{run_dir.name}_{stem}")
     if "per_joint_ap" not in figs and not metrics.empty:

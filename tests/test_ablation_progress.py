@@ -108,9 +108,10 @@ def test_preparing_until_the_runner_starts_then_running_never_queued(run):
     table = progress_table(read_progress(run_dir))
     first = table.iloc[0]
     assert (first["state"], first["phase"], first["step"], first["ETA"]) == ("running", "training", "12/40", "12 min")
-    assert first["img/s"] == pytest.approx(31.4) and first["loss"] == pytest.approx(0.0021)
+    assert first["img/s"] == "31.4" and first["loss"] == "0.0021"
     assert first["progress"] == pytest.approx((1 + 12 / 40) / 5)
     assert table.iloc[1]["state"] == "queued" and table.iloc[1]["ETA"] == "" and table.iloc[1]["step"] == ""
+    assert (table.iloc[1]["loss"], table.iloc[1]["AP (%)"]) == ("", "")  # not reported yet: empty, not "None"
 
     _job(run_dir, "final_only", state="running", epoch=4, step=40, steps=40, loss=0.0015, phase="evaluating")
     assert run_status(run_dir).phase == "evaluating final_only seed 0"
@@ -219,7 +220,12 @@ def test_resumed_run_is_preparing_not_its_earlier_failure(run):
     _job(run_dir, "final_only", pid=_dead_pid(), state="failed", error="interrupted; continue with --resume")
     assert run_status(run_dir).state == "preparing"  # the new worker (started now) regenerates the data
     _write(run_dir / WORKER_NAME, {"state": "running", "pid": worker.pid, "started": time.time() - 7200})
-    assert run_status(run_dir).state == "failed"  # that record is the worker's own session's
+    # that record is the worker's own session's: its run failed, and the worker, alive, is recording it (no
+    # Resume yet: the worker still holds the run)
+    assert (run_status(run_dir).state, run_status(run_dir).phase) == ("running", "ending")
+    worker.kill()
+    worker.wait()
+    assert run_status(run_dir).state == "failed"
 
 
 def test_format_eta():
@@ -291,9 +297,11 @@ def test_a_stopped_run_says_stopped_not_failed(run):
     run_dir, worker = run
     _runner_started(run_dir, pid=_dead_pid(), state="stopped", error="stopped; continue with --resume")
     _job(run_dir, "final_only", pid=_dead_pid(), state="stopped", error="stopped; continue with --resume", epoch=2)
+    # the runner has stopped, its worker not yet recorded it: still live (a Resume now would be refused)
+    assert (run_status(run_dir).state, run_status(run_dir).phase) == ("running", "ending")
     worker.kill()
     worker.wait()
     _write(run_dir / WORKER_NAME, {"state": "finished", "pid": worker.pid, "returncode": 0})
     assert _states(run_dir) == ["stopped", "queued"]
     assert run_status(run_dir).state == "stopped"
-    assert run_summary(read_progress(run_dir)).text() == "jobs 2: 0 done, 1 queued, 1 stopped; run ETA estimating"
+    assert run_summary(read_progress(run_dir)).text() == "jobs 2: 0 done, 1 queued, 1 stopped"  # no ETA: none runs

@@ -55,7 +55,8 @@ def _serve(tmp: Path, runs: Path):
     """The app served as ``make run`` serves it (``app.serve``) on a free port with ``runs`` as the runs
     folder; yields its URL."""
     port = _free_port()
-    env = dict(os.environ, HRNET_EXPLORER_RUNS=str(runs), HRNET_EXPLORER_USER_CONFIGS=str(tmp / "configs"))
+    env = dict(os.environ, HRNET_EXPLORER_RUNS=str(runs), HRNET_EXPLORER_USER_CONFIGS=str(tmp / "configs"),
+               HRNET_EXPLORER_CHECKPOINT_DIRS=str(tmp / "weights"))
     cmd = [sys.executable, "-m", "app.serve", "--server.address", "127.0.0.1",
            "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none"]
@@ -140,8 +141,9 @@ new MutationObserver((records) => {
   }
 }).observe(document, {attributes: true, subtree: true, attributeFilter: ['data-test-script-state']});
 """
-IDLE_JS = ("() => document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state')"
-           " === 'notRunning' && !document.querySelector('[data-testid=\"stStatusWidget\"]')")
+IDLE = ("document.querySelector('[data-testid=\"stApp\"]')?.getAttribute('data-test-script-state')"
+        " === 'notRunning' && !document.querySelector('[data-testid=\"stStatusWidget\"]')")
+IDLE_JS = f"() => {IDLE}"
 
 
 def _runs(page) -> int:
@@ -373,6 +375,9 @@ def test_feature_maps_run_checkpoint_with_val_person(trained_server, trained_run
     comparison = page.locator('[data-testid="stImage"]').filter(has_text="person box")
     comparison.locator("img").first.wait_for(state="visible")
     _plotly_drawn(page, at_least=17)  # one confidence bar per joint
+    # point 5: a smoke run's maps are close to noise, and the page says so beside the checkpoint
+    note = page.locator('[data-testid="stAlertContentWarning"]').filter(has_text="it has learned little")
+    assert note.count() == 1 and "validation AP of" in note.inner_text()
     _shot(page, "4b_feature_maps_checkpoint")
 
 
@@ -577,3 +582,120 @@ def test_ablation_report_figure_downloads_as_svg_and_pdf(trained_server, page):
     assert Path(download.value.path()).read_bytes().startswith(b"%PDF-")
     _no_error(page)
     _shot(page, "5_ablation_report")
+
+
+# ---- issue 21, points 5-8: what a user meets after an edit, a refused checkpoint, a stop ------------------------
+def test_a_fields_error_sits_under_it_with_the_value_typed(server, page):
+    """Point 6: the error line of a bad form value right under its field, naming what was typed (-5, not 0)."""
+    _open(page, f"{server}/")
+    width = page.get_by_role("spinbutton", name="Width (branch 1 channels)")
+    page.wait_for_function("() => document.querySelector('input[aria-label=\"Width (branch 1 channels)\"]')?.value === '32'")
+    before = _runs(page)
+    width.fill("-5")
+    width.press("Enter")
+    _settle(page, after=before)
+    error = page.locator('[data-testid="stAlertContentError"]').filter(has_text="Width (branch 1 channels) = -5")
+    error.wait_for()
+    assert "width: must be a positive integer, got -5" in error.inner_text()
+    field, line = width.bounding_box(), error.bounding_box()
+    assert 0 <= line["y"] - (field["y"] + field["height"]) < 120, (field, line)  # under it, not a page away
+    assert line["x"] < field["x"] + field["width"] and field["x"] < line["x"] + line["width"]  # in its column
+    _shot(page, "1_build_field_error")
+    before = _runs(page)
+    width.fill("32")
+    width.press("Enter")
+    _settle(page, after=before)
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0  # a valid value clears it
+
+
+def test_a_checkpoint_of_another_config_is_refused_and_its_config_offered(server, served, page):
+    """Point 5: one error line naming the file, no progress bar left, the header on the current model, and the
+    config the weights describe offered; taking it loads the checkpoint strictly."""
+    from safetensors.torch import save_file
+
+    import hrnet_core as hc
+
+    other = hc.load_config_text("width: 16\nmodules: [1, 1, 1]\nblocks: 1\nstage1: {blocks: 1, planes: 16}\n"
+                                "input_size: [64, 64]\n")
+    path = served / "weights" / "w16.safetensors"
+    path.parent.mkdir(exist_ok=True)
+    save_file({k: v.contiguous() for k, v in hc.build_model(other, init="default").state_dict().items()}, str(path))
+    _open(page, f"{server}/feature-maps")
+    page.get_by_text("Untrained network").first.wait_for()
+    _choose(page, "Weights", "a checkpoint file on this machine…")
+    box = page.get_by_role("textbox", name="Path")
+    before = _runs(page)
+    box.fill(str(path))
+    box.press("Enter")
+    _settle(page, after=before)
+    errors = page.locator('[data-testid="stAlertContentError"]')
+    errors.first.wait_for()
+    assert errors.count() == 1 and "w16.safetensors" in errors.first.inner_text()
+    assert page.locator('[data-testid="stProgress"]').count() == 0
+    header = page.locator('[data-testid="stMain"] [data-testid="stMarkdownContainer"]').filter(
+        has_text="pose_hrnet_w32_256x192").first
+    assert "w16.safetensors" not in header.inner_text()
+    offer = page.locator('[data-testid="stAlertContentInfo"]').filter(has_text="Its weights are those of another model")
+    assert offer.count() == 1 and f"{hc.count_params(other) / 1e6:.2f}M params" in offer.inner_text()
+    _shot(page, "4c_feature_maps_other_config")
+    before = _runs(page)
+    page.get_by_role("button", name=re.compile(r"\(the config of these weights\)$")).click()
+    _settle(page, after=before)
+    page.get_by_text(f"from {path} (strict)").first.wait_for()
+    _settle(page)
+    _no_error(page)
+
+
+def _status_says(page, text: str, timeout: int = TIMEOUT_MS) -> None:
+    """Wait for the run's status line to say ``text`` in a settled page (one line, not a stale copy)."""
+    page.wait_for_function(
+        f"(t) => {IDLE}" + " && [...document.querySelectorAll('.st-key-abl_status')]"
+        ".some((e) => e.innerText.includes(t))", arg=text, timeout=timeout)
+
+
+def test_a_run_stops_resumes_and_a_taken_name_is_refused(server, served, page):
+    """Point 7: a default name that says what runs, the whole run's ETA, Stop reported as stopped (not failed) with
+    Resume on the page, and a run name already taken refused in one line with the run left as it was."""
+    _open(page, f"{server}/ablation")
+    page.get_by_text("Start a run").first.wait_for()
+    page.get_by_role("button", name="Start").click()  # the defaults: the cpu recipe without a GPU
+    started = page.locator('[data-testid="stAlertContentSuccess"]').filter(has_text="Started ")
+    started.wait_for()
+    name = re.search(r"Started (\S+) \(worker pid", started.inner_text()).group(1)
+    assert re.fullmatch(r"fusion-pose_hrnet_w16_128x96-cpu-\d{8}-\d{6}", name), name  # what runs, not the base
+    _status_says(page, f"{name} — running", timeout=4 * TIMEOUT_MS)
+    page.wait_for_function("() => [...document.querySelectorAll('.st-key-abl_run_summary')]"
+                           ".some((e) => /run ETA about \\d/.test(e.innerText))", timeout=4 * TIMEOUT_MS)
+    page.locator(".st-key-abl_stop button").click()
+    _status_says(page, f"{name} — stopped")
+    body = page.inner_text("body")
+    assert "--resume" not in body and "failed" not in page.locator(".st-key-abl_status").inner_text()
+    assert page.locator('[data-testid="stAlertContentWarning"]').filter(has_text="The run was stopped").count() == 1
+    _shot(page, "5_ablation_stopped")
+    page.locator(".st-key-abl_resume button").click()
+    try:
+        page.wait_for_function("(n) => [...document.querySelectorAll('.st-key-abl_status')]"
+                               ".some((e) => e.innerText.includes(n + ' — preparing') || e.innerText.includes(n + ' — running'))",
+                               arg=name, timeout=TIMEOUT_MS)
+    finally:
+        _shot(page, "5_ablation_resumed")
+    page.locator(".st-key-abl_stop button").click()
+    _status_says(page, f"{name} — stopped")
+    run_dir = served / "runs" / name
+    files = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*") if p.name != "worker.log")
+    page.get_by_label("Run name").fill(name)
+    before = _runs(page)
+    page.get_by_role("button", name="Start").click()
+    _settle(page, after=before)
+    error = page.locator('[data-testid="stAlertContentError"]').filter(has_text="Not started")
+    error.wait_for()
+    assert "already exists" in error.inner_text() and name in error.inner_text()
+    assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*") if p.name != "worker.log") == files
+    _no_error_but(page, "Not started")
+
+
+def _no_error_but(page, expected: str) -> None:
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert "Traceback" not in page.inner_text("body")
+    texts = page.locator('[data-testid="stAlertContentError"]').all_inner_texts()
+    assert all(expected in t for t in texts), texts

@@ -32,10 +32,12 @@ LOCK_NAME = ".lock"  # held by the ablation writing the folder
 MARKER_NAME = ".hrnet-explorer-run"
 LOG_NAME = "worker.log"  # the app's worker's stdout and stderr
 BASE_NAME = "base.yaml"  # the base config the app launched a run with
+# Stop pressed while the worker was still starting (before it could take a signal): it stops when it is up.
+STOP_REQUEST_NAME = "stop.request"
 REPORT_NAMES = ("report.md", "report.html", "summary.csv", "summary.json")
 # Names a run folder's own files take (so no variant's job folder may take them).
 RUN_FILE_NAMES = frozenset({WORKER_NAME, LAUNCH_NAME, REQUEST_NAME, STATUS_NAME, LOCK_NAME, MARKER_NAME, LOG_NAME,
-                            BASE_NAME, *REPORT_NAMES})
+                            BASE_NAME, STOP_REQUEST_NAME, *REPORT_NAMES})
 
 MAX_JSON_BYTES = 1 << 20  # one JSON document (ablation.json of a run is ~3 KB, status.json < 1 KB)
 MAX_JSONL_BYTES = 32 << 20  # metrics.jsonl: ~1 KB per epoch, 210 epochs for the paper's schedule

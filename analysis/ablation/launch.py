@@ -25,6 +25,7 @@ from analysis.ablation.files import (
     BASE_NAME,
     LAUNCH_NAME,
     LOG_NAME,
+    STOP_REQUEST_NAME,
     WORKER_NAME,
     write_json_atomic,
     write_text_atomic,
@@ -219,6 +220,7 @@ def _stored_launch_request(stored: dict, run_dir: Path) -> AblationRequest:
 def _start(run_dir: Path, args: list[str], request: dict | None) -> Launch:
     """Start the worker for ``ablate args`` on ``run_dir`` in a session of its own."""
     (run_dir / WORKER_NAME).unlink(missing_ok=True)  # a resumed run's old ending is no longer its state
+    (run_dir / STOP_REQUEST_NAME).unlink(missing_ok=True)
     argv = [sys.executable, "-m", "analysis.ablation.launch", str(run_dir), "--", *args]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT_ROOT), env.get("PYTHONPATH")]))
@@ -294,11 +296,18 @@ def delete_run(run_dir: str | Path, root: str | Path | None = None) -> Path:
 
 def stop(run_dir: str | Path) -> bool:
     """Interrupt the run (SIGINT to the worker, which passes it to the trainer: the current job is
-    marked interrupted and the run can be resumed); False when it was not running."""
+    marked interrupted and the run can be resumed); False when it was not running.
+
+    A worker still starting up (it has not written ``worker.json``, so it may not have its signal handler
+    yet: a signal then would kill it unrecorded, its trainer left running) is not signalled: the stop is
+    written to ``stop.request``, which the worker reads once its handler is in place."""
     run_dir = Path(run_dir).resolve()
     st = worker_status(run_dir)
     if st["state"] != "running":
         return False
+    write_text_atomic(run_dir / STOP_REQUEST_NAME, f"{time.time()}\n")
+    if not (run_dir / WORKER_NAME).is_file():
+        return True  # the worker writes worker.json after installing its handler, then reads the request
     try:
         os.kill(int(st["pid"]), signal.SIGINT)
     except (ProcessLookupError, PermissionError):
@@ -307,17 +316,30 @@ def stop(run_dir: str | Path) -> bool:
 
 
 def _worker(run_dir: Path, args: list[str]) -> int:
-    """Run the ablation CLI, then record how it ended in ``worker.json``."""
-    started = time.time()
-    write_json_atomic(run_dir / WORKER_NAME, {"state": "running", "pid": os.getpid(), "started": started})
-    child = subprocess.Popen([sys.executable, "-m", "analysis.cli", *args], cwd=PROJECT_ROOT)
+    """Run the ablation CLI, then record how it ended in ``worker.json``. A stop that comes before the CLI
+    has started (a signal, or ``stop.request``) ends the worker as stopped without starting it."""
+    asked: list[int] = []  # the signals received before the CLI started
+    children: list[subprocess.Popen] = []
 
     def forward(signum, _frame):
-        child.send_signal(signum)
+        if children:
+            children[0].send_signal(signum)
+        else:
+            asked.append(signum)
 
+    # the handler first, then worker.json: `stop` signals only a worker that has written it
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    rc = child.wait()
+    started = time.time()
+    write_json_atomic(run_dir / WORKER_NAME, {"state": "running", "pid": os.getpid(), "started": started})
+    if (run_dir / STOP_REQUEST_NAME).is_file() or asked:
+        rc = 130
+    else:
+        children.append(subprocess.Popen([sys.executable, "-m", "analysis.cli", *args], cwd=PROJECT_ROOT))
+        if asked:  # a signal between the check and the child's start
+            children[0].send_signal(asked[0])
+        rc = children[0].wait()
+    (run_dir / STOP_REQUEST_NAME).unlink(missing_ok=True)
     state = "finished" if rc == 0 else ("stopped" if rc in (-signal.SIGTERM, -signal.SIGINT, 130) else "failed")
     result = {"state": state, "pid": os.getpid(), "returncode": rc, "started": started, "ended": time.time()}
     if state != "finished":

@@ -10,7 +10,9 @@ Who writes what (every file replaced atomically):
 A record that says ``running`` is believed only while its process is alive (same host): a killed
 worker shows as ``failed`` with the reason, never as running or queued. A run whose worker is alive
 but whose runner has not started yet (generating the built-in data) is ``preparing``; the job the
-runner is setting up (its status.json still says queued) is ``running`` in phase ``starting``.
+runner is setting up (its status.json still says queued) is ``running`` in phase ``starting``; a run whose
+runner has stopped or failed while the app's worker is still recording how is ``running`` in phase ``ending``
+(it cannot be resumed until the worker has ended); a finished one is ``done`` at once.
 Also the checkpoints the runs hold, with the config each was trained with (for the Feature maps page).
 
 Every file is read through ``analysis.ablation.run_folder`` (bounded, validated): a request that cannot
@@ -212,6 +214,11 @@ def run_status(run_dir: str | Path, progress: pd.DataFrame | None = None) -> Run
                                           "the run to continue", pid=pid)
     if worker["state"] == "running" and not runner.get("state"):
         return RunStatus("preparing", "preparing data", pid=pid)
+    if worker["state"] == "running" and (runner.get("state") in ("stopped", "failed")
+                                         or (runner.get("state") != "done" and states & {"stopped", "failed"})):
+        # The ablation was stopped or failed and the app's worker is recording how: live a moment longer, so the
+        # page offers no Resume (it would be refused: the worker still holds the run) before the worker has ended.
+        return RunStatus("running", "ending", pid=worker["pid"])
     if runner.get("state") == "stopped" or (runner.get("state") != "failed" and "stopped" in states
                                              and "failed" not in states):
         return RunStatus("stopped", reason=str(runner.get("error") or "stopped; resume it to continue"), pid=pid)
@@ -308,7 +315,7 @@ class RunSummary:
                                                 (self.queued, "queued"), (self.failed, "failed"),
                                                 (self.stopped, "stopped")) if n or name == "done"]
         eta = ""
-        if self.running or self.queued:
+        if self.running:  # a stopped or failed run's queued jobs wait for a resume: no time to estimate
             eta = f"; run ETA about {format_eta(self.eta_s)}" if self.eta_s is not None else "; run ETA estimating"
         return f"jobs {self.jobs}: {', '.join(parts)}{eta}"
 
