@@ -20,6 +20,7 @@ from analysis.ablation.effects import effects_table
 from analysis.ablation.files import RunFolderError
 from analysis.ablation.progress import list_runs, read_progress, run_status, run_summary
 from analysis.ablation.recipes import default_recipe, load_recipe
+from analysis.ablation.rescore import add_per_joint, jobs_without_joints
 from analysis.ablation.run_folder import read_runner_status, read_text_file
 from analysis.ablation.runner import resolve_base
 from app import common, paths_policy
@@ -164,6 +165,19 @@ def _joint_view(run_dir: Path, metrics) -> None:
                  key="abl_joints")
 
 
+def _add_joints(run_dir: Path) -> None:
+    """Jobs that finished before per-joint figures were recorded: say so, and offer to evaluate them now."""
+    st.caption(rp.NO_JOINTS)
+    todo = jobs_without_joints(run_dir)
+    if todo and st.button(f"Add per-joint figures (evaluates the last.pth of {len(todo)} finished job"
+                          f"{'s' if len(todo) != 1 else ''} on the run's validation set)", key="abl_add_joints"):
+        with common.guard("per-joint figures"), st.spinner("Evaluating each joint…"):
+            add_per_joint(run_dir, log=lambda _line: None)
+            if (run_dir / "report.md").is_file():
+                rp.write_report(run_dir)  # the files say what the page says
+            st.rerun()
+
+
 def _compare_runs(run_dir: Path, runs) -> None:
     """Another run's curves over this one's (``analysis.ablation.compare_runs``); ``runs``: the page's
     ``list_runs`` table."""
@@ -214,7 +228,7 @@ def _report_view(run_dir: Path, runs) -> None:
         fig.update_layout(height=380, margin=dict(l=10, r=10, t=50, b=10))
         common.chart(fig, f"abl_fig_{stem}", f"{run_dir.name}_{stem}")
     if "per_joint_ap" not in figs and not metrics.empty:
-        st.caption(rp.NO_JOINTS)
+        _add_joints(run_dir)
     _compare_runs(run_dir, runs)
     md = run_dir / "report.md"
     if md.is_file():

@@ -539,7 +539,8 @@ JOINT_INTRO = ("Each joint scored alone after the last epoch: OKS AP with only t
                "(persons without it ignored; predictions ranked by its heatmap maximum; pycocotools' COCOeval) and "
                "PCK@0.1. Mean over seeds; the last column is the variant with the most fusions minus the one "
                "with the fewest, in percentage points.")
-NO_JOINTS = "No finished job recorded per-joint figures (jobs trained before they were added record none)."
+NO_JOINTS = ("No finished job recorded per-joint figures (jobs trained before they were added record none; "
+             "`hrnet-explorer report RUN --per-joint` adds them from each job's last.pth).")
 
 
 def run_joint_table(run_dir: str | Path, req: dict | None = None, metrics: pd.DataFrame | None = None,

@@ -60,6 +60,9 @@ def register(sub) -> None:
 
     r = sub.add_parser("report", help="write report.md, report.html, summary.csv and summary.json of an ablation run")
     r.add_argument("run_dir", help="an ablation run folder (runs/NAME)")
+    r.add_argument("--per-joint", action="store_true",
+                   help="first evaluate the finished jobs that recorded no per-joint AP / PCK (trained before they "
+                        "were recorded) from their last.pth, on the run's validation set, and add them")
     r.set_defaults(func=run_report)
 
 
@@ -182,6 +185,11 @@ def run_report(args) -> int:
     run_dir = Path(args.run_dir)
     if not (run_dir / "ablation.json").is_file():
         raise UserInputError(f"{run_dir}: not an ablation run folder (no ablation.json)")
+    if args.per_joint:
+        from analysis.ablation.rescore import add_per_joint
+
+        added = add_per_joint(run_dir)
+        print(f"per-joint figures added to {len(added)} job(s)" if added else "every finished job has per-joint figures")
     paths = write_report(run_dir)
     print(report_text(run_dir))
     print()
