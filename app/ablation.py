@@ -166,10 +166,13 @@ def _joint_view(run_dir: Path, metrics) -> None:
 
 
 def _add_joints(run_dir: Path) -> None:
-    """Jobs that finished before per-joint figures were recorded: say so, and offer to evaluate them now."""
-    st.caption(rp.NO_JOINTS)
+    """Jobs that finished before per-joint figures were recorded: say so, and offer to evaluate them now (nothing
+    while no job has finished: its last epoch records them)."""
     todo = jobs_without_joints(run_dir)
-    if todo and st.button(f"Add per-joint figures (evaluates the last.pth of {len(todo)} finished job"
+    if not todo:
+        return
+    st.caption(rp.NO_JOINTS)
+    if st.button(f"Add per-joint figures (evaluates the last.pth of {len(todo)} finished job"
                           f"{'s' if len(todo) != 1 else ''} on the run's validation set)", key="abl_add_joints"):
         with common.guard("per-joint figures"), st.spinner("Evaluating each joint…"):
             add_per_joint(run_dir, log=lambda _line: None)
