@@ -524,13 +524,18 @@ EFFECT_INTRO = ("Per-seed paired differences (more fusions minus fewer; same see
                 "degrees of freedom). Lower LR-swap is better.")
 
 
+def _done_jobs(run_dir: Path) -> set[tuple[str, int]]:
+    """``(variant, seed)`` of the run's finished jobs."""
+    progress = read_progress(run_dir)
+    return {(r["variant"], int(r["seed"])) for _, r in progress.iterrows() if r["state"] == "done"}
+
+
 def run_effects(run_dir: str | Path, req: dict | None = None, metrics: pd.DataFrame | None = None) -> list[Effect]:
     """The paired fusion effects of the run's finished jobs (``analysis.ablation.effects``)."""
     run_dir = Path(run_dir)
     req = req or _request(run_dir)
     metrics = load_metrics(run_dir) if metrics is None else metrics
-    progress = read_progress(run_dir)
-    done = {(r["variant"], int(r["seed"])) for _, r in progress.iterrows() if r["state"] == "done"}
+    done = _done_jobs(run_dir)
     fusions = {v["name"]: int(v["fusions"]) for v in req["variants"]}
     return fusion_effects(final_per_seed(metrics, done), fusions)
 
@@ -549,8 +554,7 @@ def run_joint_table(run_dir: str | Path, req: dict | None = None, metrics: pd.Da
     run_dir = Path(run_dir)
     req = req or _request(run_dir)
     metrics = load_metrics(run_dir) if metrics is None else metrics
-    progress = read_progress(run_dir)
-    done = {(r["variant"], int(r["seed"])) for _, r in progress.iterrows() if r["state"] == "done"}
+    done = _done_jobs(run_dir)
     order = [v["name"] for v in sorted(req["variants"], key=lambda v: int(v["fusions"]))]
     return joint_table(final_per_seed(metrics, done), order, metric)
 
