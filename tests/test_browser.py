@@ -652,6 +652,49 @@ def _status_says(page, text: str, timeout: int = TIMEOUT_MS) -> None:
         "([...document.querySelectorAll('.st-key-abl_status')])", arg=text, timeout=timeout)
 
 
+def test_a_run_stops_resumes_and_a_taken_name_is_refused(server, served, page):
+    """Point 7: a default name that says what runs, the whole run's ETA, Stop reported as stopped (not failed) with
+    Resume on the page, and a run name already taken refused in one line with the run left as it was."""
+    _open(page, f"{server}/ablation")
+    page.get_by_text("Start a run").first.wait_for()
+    page.get_by_role("button", name="Start").click()  # the defaults: the cpu recipe without a GPU
+    started = page.locator('[data-testid="stAlertContentSuccess"]').filter(has_text="Started ")
+    started.wait_for()
+    name = re.search(r"Started (\S+) \(worker pid", started.inner_text()).group(1)
+    assert re.fullmatch(r"fusion-pose_hrnet_w16_128x96-cpu-\d{8}-\d{6}", name), name  # what runs, not the base
+    _status_says(page, f"{name} — running", timeout=4 * TIMEOUT_MS)
+    page.wait_for_function("() => [...document.querySelectorAll('.st-key-abl_run_summary')]"
+                           ".some((e) => /run ETA about \\d/.test(e.innerText))", timeout=4 * TIMEOUT_MS)
+    page.locator(".st-key-abl_stop button").click()
+    _status_says(page, f"{name} — stopped")
+    body = page.inner_text("body")
+    assert "--resume" not in body and "failed" not in page.locator(".st-key-abl_status").inner_text()
+    assert page.locator('[data-testid="stAlertContentWarning"]').filter(has_text="The run was stopped").count() == 1
+    _shot(page, "5_ablation_stopped")
+    page.locator(".st-key-abl_resume button").click()
+    try:
+        page.wait_for_function("(n) => [...document.querySelectorAll('.st-key-abl_status')]"
+                               ".some((e) => e.innerText.includes(n + ' — preparing') || e.innerText.includes(n + ' — running'))",
+                               arg=name, timeout=TIMEOUT_MS)
+    finally:
+        _shot(page, "5_ablation_resumed")
+    page.locator(".st-key-abl_stop button").click()
+    _status_says(page, f"{name} — stopped")
+    _settle(page)  # the fragment that saw the stop reruns the whole page: let that run end before typing
+    run_dir = served / "runs" / name
+    files = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*") if p.name != "worker.log")
+    page.get_by_label("Run name").fill(name)
+    page.get_by_role("button", name="Start").click()
+    # waits on the outcome, not on a run count: a click that lands while a rerun is under way restarts that
+    # run without the page's script state ever leaving "running", so no new run is counted
+    error = page.locator('[data-testid="stAlertContentError"]').filter(has_text="Not started")
+    error.wait_for(timeout=2 * TIMEOUT_MS)
+    _settle(page)
+    assert "already exists" in error.inner_text() and name in error.inner_text()
+    assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*") if p.name != "worker.log") == files
+    _no_error_but(page, "Not started")
+
+
 def _no_error_but(page, expected: str) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0
     assert "Traceback" not in page.inner_text("body")
