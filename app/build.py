@@ -350,9 +350,8 @@ def _form(cfg) -> None:
         st.caption(note)
 
     st.markdown("**Fusion schedule** — the modules that end with an exchange unit (click one to toggle it)")
-    cols = st.columns([max(1, stage.modules) for stage in cfg.stages])
-    for s, stage in enumerate(cfg.stages):
-        cols[s].pills(f"Stage {s + 2}", [_module_label(m) for m in range(stage.modules)], selection_mode="multi",
+    for s, stage in enumerate(cfg.stages):  # a row per stage: side by side, a stage's module labels were cut
+        st.pills(f"Stage {s + 2}", [_module_label(m) for m in range(stage.modules)], selection_mode="multi",
                       key=f"b_fuse_{s}", on_change=_on_form)
     cols = st.columns(len(FUSION_PRESETS) + 1)
     cols[0].caption(f"{cfg.num_fusions} fusions · set all:")
@@ -414,7 +413,7 @@ def _model_view(cfg, v: ce.ModelView) -> None:
     st.subheader("Current model")
     if not common.not_available(cfg, "diagram"):
         with common.guard("diagram"):
-            st.graphviz_chart(common.diagram_dot(cfg, "stage"), width="stretch")
+            common.show_diagram(cfg, "stage", key="b_diagram")
         if st.toggle("Interactive preview (zoom, pan, hover a node for its numbers)", key="b_interactive"):
             with common.guard("interactive view"):
                 interactive(cfg, "stage", None, key="b_view")

@@ -15,7 +15,7 @@ import torch
 
 from analysis.complexity import analyze
 from analysis.complexity.published import PublishedComparison, published_vs_computed
-from analysis.diagram.build import build_diagram, render_bytes
+from analysis.diagram.build import build_diagram, dot_program, render_bytes
 from analysis.features.weights import build_weights
 from analysis.figure_files import MIMES, export_unavailable, figure_bytes
 from analysis.imaging.images import DEFAULT_IMAGE
@@ -193,7 +193,7 @@ def diagram_dot(cfg: HRNetConfig, level: str = "stage", module: str | None = Non
     return _diagram_dot(key_of(cfg), cfg, level, module, annotate)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@st.cache_data(max_entries=256, show_spinner=False)
 def _diagram_bytes(key: str, _cfg: HRNetConfig, level: str, module: str | None, annotate: str | None,
                    fmt: str) -> bytes:
     return render_bytes(build_diagram(_cfg, level=level, module=module, annotate=annotate), fmt)
@@ -202,6 +202,21 @@ def _diagram_bytes(key: str, _cfg: HRNetConfig, level: str, module: str | None, 
 def diagram_bytes(cfg: HRNetConfig, level: str, module: str | None, annotate: str | None, fmt: str) -> bytes:
     """The diagram rendered by Graphviz (svg, png) or its DOT text, cached."""
     return _diagram_bytes(key_of(cfg), cfg, level, module, annotate, fmt)
+
+
+def show_diagram(cfg: HRNetConfig, level: str = "stage", key: str = "diagram") -> None:
+    """The diagram at ``level`` in the container ``key``, laid out by the server's Graphviz and shown as an SVG
+    image (``diagram_bytes``, cached by config hash). ``st.graphviz_chart`` would lay the graph out again in the
+    page's main thread on every edit, 25-40 ms before the edited numbers above it are painted (issue 21, point 1);
+    without Graphviz's ``dot`` on the server it still draws it. Raises ``DiagramError`` for a model it cannot draw.
+    """
+    try:
+        dot_program()
+    except UserInputError:  # no Graphviz on the server: the browser lays the graph out
+        st.graphviz_chart(diagram_dot(cfg, level), width="stretch")
+        return
+    st.container(key=key).image(diagram_bytes(cfg, level, None, None, "svg").decode("utf-8"), width="stretch",
+                                alt=f"{cfg.name}: diagram at {level} level")
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

@@ -5,6 +5,7 @@ official upper-case ``MODEL`` section. A ``.py`` path is an mmpose config: read 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -87,7 +88,22 @@ def _is_network_config(obj) -> bool:
 
 
 def dump_config(cfg: HRNetConfig) -> str:
-    """``cfg`` in the project's concise YAML schema (``arch:`` and the backbone dict for other networks)."""
+    """``cfg`` in the project's concise YAML schema (``arch:`` and the backbone dict for other networks).
+
+    Remembered for the last 256 configs (frozen, so equal configs dump equally): an app edit asks for the text of
+    the same config about ten times (its hash, the YAML view, the diff, the URL)."""
+    try:
+        return _dump_remembered(cfg)
+    except TypeError:  # a config holding an unhashable value: dumped each time
+        return _dump(cfg)
+
+
+@functools.lru_cache(maxsize=256)
+def _dump_remembered(cfg) -> str:
+    return _dump(cfg)
+
+
+def _dump(cfg) -> str:
     if _is_network_config(cfg):
         from .networks.concise import dump_network_concise
 

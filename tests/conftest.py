@@ -6,6 +6,7 @@ import time; the fixtures ``root``, ``shared`` and ``presets`` give the same pat
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import importlib.util
 import os
@@ -26,6 +27,17 @@ TRAINED_RUN = "smoke"
 # Local iteration on a busy machine: copy the runs folder of an earlier `ablate --smoke --out DIR/smoke`
 # instead of training again (CI leaves it unset and trains).
 REUSE_ENV = "HRNET_EXPLORER_TEST_TRAINED_RUNS"
+
+
+SVG_URI = "data:image/svg+xml;base64,"
+
+
+def diagrams(at) -> list[str]:
+    """What an AppTest page draws as diagrams: the SVG that the server's Graphviz laid out (an image's data URI,
+    ``app.common.show_diagram``), or the DOT of a chart the browser lays out (``st.graphviz_chart``)."""
+    svgs = [base64.b64decode(img.url[len(SVG_URI):]).decode("utf-8")
+            for el in at.get("image") for img in el.proto.imgs if img.url.startswith(SVG_URI)]
+    return svgs + [chart.proto.spec for chart in at.get("graphviz_chart")]
 
 
 def import_timm():

@@ -184,6 +184,14 @@ def _diagram_drawn(page) -> None:
     assert svg.locator("g.node").count() >= 5  # stem, branches, head
 
 
+def _build_diagram_drawn(page) -> None:
+    """The Build page's diagram: Graphviz's SVG from the server, decoded and drawn as an image."""
+    page.locator(".st-key-b_diagram img").first.wait_for(state="visible", timeout=TIMEOUT_MS)
+    page.wait_for_function("() => ((i) => i && i.complete && i.naturalWidth > 100 && "
+                           "i.src.startsWith('data:image/svg+xml'))(document.querySelector('.st-key-b_diagram img'))",
+                           timeout=TIMEOUT_MS)
+
+
 def _plotly_drawn(page, at_least: int = 1) -> None:
     page.locator(".js-plotly-plot .main-svg").first.wait_for(state="visible", timeout=TIMEOUT_MS)
     bars = page.locator(".js-plotly-plot g.trace.bars path")
@@ -193,7 +201,7 @@ def _plotly_drawn(page, at_least: int = 1) -> None:
 def test_build_page_and_invalid_yaml(server, page):
     _open(page, f"{server}/")
     page.get_by_text("pose_hrnet_w32_256x192").first.wait_for()
-    _diagram_drawn(page)
+    _build_diagram_drawn(page)
     page.get_by_text(W32_PARAMS).first.wait_for(timeout=TIMEOUT_MS)
     _no_error(page)
     _shot(page, "1_build")
@@ -207,7 +215,7 @@ def test_build_page_and_invalid_yaml(server, page):
     assert "invalid YAML at line" in error.inner_text()
     assert "last valid model" in page.inner_text("body")
     assert W32_PARAMS in page.inner_text("body")  # the W32 model is still on screen
-    _diagram_drawn(page)
+    _build_diagram_drawn(page)
     _shot(page, "1_build_invalid_yaml")
 
     # An official experiment YAML uploaded as a file replaces the model (and clears the error).
