@@ -11,7 +11,7 @@ from conftest import ROOT
 
 WANTED = {("server", "fileWatcherType"): '"none"', ("server", "address"): '"127.0.0.1"',
           ("server", "headless"): "true", ("browser", "gatherUsageStats"): "false",
-          ("client", "toolbarMode"): '"minimal"'}
+          ("client", "toolbarMode"): '"minimal"', ("runner", "magicEnabled"): "false"}
 
 
 def _effective_options() -> dict[tuple[str, str], str]:
