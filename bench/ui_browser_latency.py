@@ -18,7 +18,7 @@ drawn ("title") and until its script run has ended with nothing left running ("s
 Prints the median and p90 per kind and the load average (``os.getloadavg``) before and after. Targets
 (issue 21): first page warm <= 1.5 s, cold <= 4 s, edit median <= 150 ms on this 2-core machine.
 
-    python bench/ui_browser_latency.py [--repeats 8] [--url http://127.0.0.1:8501]
+    python bench/ui_browser_latency.py [--repeats 8] [--url http://127.0.0.1:8501] [--parts first,edits,switches]
 """
 
 from __future__ import annotations
@@ -114,7 +114,13 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=8)
     ap.add_argument("--url", default=None, help="an app already served (default: start one)")
+    ap.add_argument("--parts", default="first,edits,switches",
+                    help="what to measure, comma-separated: first (first page), edits, switches (page switches)")
     args = ap.parse_args(argv)
+    args.parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+    unknown = args.parts - {"first", "edits", "switches"}
+    if unknown or not args.parts:
+        ap.error(f"--parts: {', '.join(sorted(unknown)) or 'nothing'} is not one of first, edits, switches")
     sys.path.insert(0, str(ROOT))
     from playwright.sync_api import sync_playwright
 
@@ -151,27 +157,61 @@ def returning_visits(browser, url: str, n: int) -> list[float]:
 
 def _measure(args, browser, url: str, started: float | None, targets: tuple[str, str, str], load0) -> None:
     w32, w48, cls = targets
-    cold = first_page(browser, url, since=started)
-    warm = [first_page(browser, url) for _ in range(max(3, args.repeats // 2))]
-    returning = returning_visits(browser, url, max(3, args.repeats // 2))
+    if "first" in args.parts:
+        cold = first_page(browser, url, since=started)
+        warm = [first_page(browser, url) for _ in range(max(3, args.repeats // 2))]
+        returning = returning_visits(browser, url, max(3, args.repeats // 2))
     page = browser.new_context(viewport={"width": 1500, "height": 1000}).new_page()
     page.add_init_script(STAMP_INPUT)
     page.goto(url)
     wait_metric(page, w32)
-    page.wait_for_timeout(1500)
+    page.wait_for_function(IDLE, timeout=240_000)
     times: dict[str, list[float]] = {"width": [], "preset": [], "fusion": []}
     driver: dict[str, list[float]] = {k: [] for k in times}
+    if "edits" in args.parts:
+        _edits(page, args.repeats, targets, times, driver)
+    switches: dict[str, list[tuple[float, float]]] = {name: [] for name in PAGES}
+    if "switches" in args.parts:
+        for _ in range(max(2, args.repeats // 4)):
+            for name in PAGES:
+                switches[name].append(switch_page(page, name))
+    load1 = os.getloadavg()
+    if "first" in args.parts:
+        what = "from `streamlit run`" if started is not None else "first visit of the given server"
+        print(f"first page: cold {cold:.2f} s ({what}); warm server, new browser profile: median "
+              f"{statistics.median(warm):.2f} s, max {max(warm):.2f} s (n={len(warm)}); warm server, returning "
+              f"browser (new tab, cached scripts): median {statistics.median(returning):.2f} s, max "
+              f"{max(returning):.2f} s (n={len(returning)})")
+    if "edits" in args.parts:
+        print("edit -> new numbers, from the input event (page clock):")
+        for kind, xs in times.items():
+            print(f"edit {kind:7s} {stats(xs)}")
+        print("the same, from the Playwright call (driver, includes its actionability checks):")
+        for kind, xs in driver.items():
+            print(f"driver {kind:7s} {stats(xs)}")
+    if "switches" in args.parts:
+        print("page switch (sidebar link -> title drawn / run settled), median of the visits:")
+        for name, xs in switches.items():
+            print(f"  {name:13s} {statistics.median(x[0] for x in xs):5.2f} s / "
+                  f"{statistics.median(x[1] for x in xs):5.2f} s   (n={len(xs)})")
+    print("load average (1, 5, 15 min): before " + " ".join(f"{v:.2f}" for v in load0)
+          + ", after " + " ".join(f"{v:.2f}" for v in load1) + f" on {os.cpu_count()} CPUs")
+
+
+def _edits(page, repeats: int, targets: tuple[str, str, str], times: dict, driver: dict) -> None:
+    """Each edit kind ``repeats`` times: the page clock's wait into ``times``, the driver's into ``driver``."""
+    w32, w48, cls = targets
     width = page.get_by_role("spinbutton", name="Width (branch 1 channels)")
-    for i in range(args.repeats):
+    for i in range(repeats):
         value, target = ("48", w48) if i % 2 == 0 else ("32", w32)
         width.fill(value)
         t = time.perf_counter()
         width.press("Enter")
         times["width"].append(wait_metric(page, target))
         driver["width"].append(time.perf_counter() - t)
-        page.wait_for_timeout(400)
+        page.wait_for_function(IDLE, timeout=240_000)  # the edit's run has ended: the next starts from a settled page
     box = page.locator('[data-testid="stSelectbox"]').first
-    for i in range(args.repeats):
+    for i in range(repeats):
         name, target = ("cls_hrnet_w18_small_v1", cls) if i % 2 == 0 else ("pose_hrnet_w32_256x192", w32)
         box.click()
         page.keyboard.type(name)  # the picker filters as one types; Enter picks the match
@@ -180,36 +220,14 @@ def _measure(args, browser, url: str, started: float | None, targets: tuple[str,
         page.keyboard.press("Enter")
         times["preset"].append(wait_metric(page, target))
         driver["preset"].append(time.perf_counter() - t)
-        page.wait_for_timeout(400)
-    for i in range(args.repeats):
+        page.wait_for_function(IDLE, timeout=240_000)  # the edit's run has ended: the next starts from a settled page
+    for i in range(repeats):
         target = "7 of 8" if i % 2 == 0 else "8 of 8"
         t = time.perf_counter()
         page.get_by_text("module0", exact=True).first.click()
         times["fusion"].append(wait_metric(page, target))
         driver["fusion"].append(time.perf_counter() - t)
-        page.wait_for_timeout(400)
-    switches: dict[str, list[tuple[float, float]]] = {name: [] for name in PAGES}
-    for _ in range(max(2, args.repeats // 4)):
-        for name in PAGES:
-            switches[name].append(switch_page(page, name))
-    load1 = os.getloadavg()
-    what = "from `streamlit run`" if started is not None else "first visit of the given server"
-    print(f"first page: cold {cold:.2f} s ({what}); warm server, new browser profile: median "
-          f"{statistics.median(warm):.2f} s, max {max(warm):.2f} s (n={len(warm)}); warm server, returning browser "
-          f"(new tab, cached scripts): median {statistics.median(returning):.2f} s, max {max(returning):.2f} s "
-          f"(n={len(returning)})")
-    print("edit -> new numbers, from the input event (page clock):")
-    for kind, xs in times.items():
-        print(f"edit {kind:7s} {stats(xs)}")
-    print("the same, from the Playwright call (driver, includes its actionability checks):")
-    for kind, xs in driver.items():
-        print(f"driver {kind:7s} {stats(xs)}")
-    print("page switch (sidebar link -> title drawn / run settled), median of the visits:")
-    for name, xs in switches.items():
-        print(f"  {name:13s} {statistics.median(x[0] for x in xs):5.2f} s / {statistics.median(x[1] for x in xs):5.2f} s"
-              f"   (n={len(xs)})")
-    print("load average (1, 5, 15 min): before " + " ".join(f"{v:.2f}" for v in load0)
-          + ", after " + " ".join(f"{v:.2f}" for v in load1) + f" on {os.cpu_count()} CPUs")
+        page.wait_for_function(IDLE, timeout=240_000)  # the edit's run has ended: the next starts from a settled page
 
 
 if __name__ == "__main__":
