@@ -209,11 +209,10 @@ def _report_view(run_dir: Path, runs) -> None:
     summary = rp.load_summary(run_dir, metrics)
     paper, _ = rp.run_paper_table(run_dir)
     table = rp.display_table(summary, paper)
-    # every row in view (no inner scroll bar): an appendix table is read whole
-    # every column in view too: narrow numeric columns (a cut header shows whole on hover)
-    narrow = {c: st.column_config.Column(width=70) for c in table.columns if c != "variant"}  # px: 14 fit a page
-    st.dataframe(table, hide_index=True, width="stretch", height=35 * (len(table) + 1) + 3, key="abl_summary",
-                 column_config=narrow)
+    # a static table: every row, column and header whole (headers wrap), as an appendix prints it; the data
+    # grid cut 14 columns' headers to fit the page
+    # st.table reads its cells as Markdown: a lone "-" (no figure) would be drawn as a list bullet
+    st.container(key="abl_summary").table(table.map(lambda v: "\\-" if v == "-" else v), hide_index=True)
     effects = rp.run_effects(run_dir, metrics=metrics)
     if effects:
         st.markdown("**Effect of fusion** (paired over seeds)")

@@ -216,7 +216,7 @@ def test_ablation_page_starts_a_smoke_run_and_follows_it(runs):
     again.switch_page("app/ablation.py").run()
     assert not again.exception and not again.error, [e.value for e in again.error]
     assert any("finished" in m.value for m in again.markdown)
-    report = next(df.value for df in again.dataframe if "paper AP (%)" in df.value.columns)
+    report = next(t.value for t in again.table if "paper AP (%)" in t.value.columns)  # whole: a static table
     assert list(report["fusions"]) == [1, 3, 8]
     # the effect table and its verdicts on the page, not only inside report.md
     effects = next(df.value for df in again.dataframe if "comparison" in df.value.columns)

@@ -101,3 +101,16 @@ def test_the_ablation_report_compares_two_runs_and_offers_every_figure_as_svg_an
     assert {"abl_overlay_dl_svg", "abl_overlay_dl_pdf"} <= keys
     spec = next(json.loads(c.proto.spec) for c in at.get("plotly_chart") if "smoke_lower" in c.proto.spec)
     assert [d["name"] for d in spec["data"] if d.get("mode") == "lines+markers"][-1].startswith("smoke_lower: ")
+
+
+def test_ap_against_gflops_leaves_room_for_the_end_points_labels(two_runs):
+    """Each variant's label sits over its point; plotly's own range put the end points on the plot's edges, so
+    their labels were cut: the x range reaches past the cheapest and the dearest variant."""
+    a, _ = two_runs
+    metrics = load_metrics(a)
+    summary = rp.load_summary(a, metrics)
+    fig = rp.figures(metrics, summary)["ap_vs_gflops"]
+    xs = [t.x[0] for t in fig.data]
+    lo, hi = fig.layout.xaxis.range
+    span = max(xs) - min(xs)
+    assert len(xs) == 3 and lo < min(xs) - 0.1 * span and hi > max(xs) + 0.1 * span

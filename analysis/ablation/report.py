@@ -355,6 +355,10 @@ def figures(metrics: pd.DataFrame, summary: pd.DataFrame, joints: pd.DataFrame |
                                  name=label[r["variant"]]))
     fig.update_layout(title="AP against GFLOPs (paper convention)", xaxis_title="GFLOPs", yaxis_title="AP (%)",
                       height=420)
+    if not ok.empty:  # room for the end points' labels, which plotly's own range cut at the plot's edges
+        lo, hi = float(ok["gflops"].min()), float(ok["gflops"].max())
+        pad = 0.2 * (hi - lo) if hi > lo else 0.1 * max(abs(hi), 1e-9)
+        fig.update_xaxes(range=[lo - pad, hi + pad])
     figs["ap_vs_gflops"] = fig
 
     from plotly.subplots import make_subplots
