@@ -147,7 +147,11 @@ IDLE_JS = f"() => {IDLE}"
 
 
 def _runs(page) -> int:
-    """How many script runs the page has started so far (``COUNT_RUNS_JS``)."""
+    """How many script runs the page has started so far (``COUNT_RUNS_JS``), read once the page is settled: an
+    action that lands in a run under way restarts that run without the page's script state ever leaving
+    "running", so no new run would be counted after it (the fresh-clone failures of a stop and of a picked
+    option); from a settled page, the action's run, or a run that starts before it and takes it in, is counted."""
+    page.wait_for_function(IDLE_JS, timeout=TIMEOUT_MS)
     return page.evaluate("() => window.__stRuns")
 
 
@@ -346,8 +350,8 @@ def _choose(page, label: str, option: str) -> None:
     box = page.locator('[data-testid="stMain"] [data-testid="stSelectbox"]').filter(has=exact)
     if box.locator("input").first.input_value() == option:
         return  # already chosen: picking it again starts no run to wait for
-    box.click()
     before = _runs(page)
+    box.click()
     page.get_by_role("option", name=option, exact=True).click()
     _settle(page, after=before)
 
