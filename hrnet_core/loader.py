@@ -90,16 +90,18 @@ def _is_network_config(obj) -> bool:
 def dump_config(cfg: HRNetConfig) -> str:
     """``cfg`` in the project's concise YAML schema (``arch:`` and the backbone dict for other networks).
 
-    Remembered for the last 256 configs (frozen, so equal configs dump equally): an app edit asks for the text of
-    the same config about ten times (its hash, the YAML view, the diff, the URL)."""
+    Remembered for the last 256 configs: an app edit asks for the text of the same config about ten times (its
+    hash, the YAML view, the diff, the URL). Keyed by the config and its ``repr`` too: equal configs can still
+    dump differently (a knob given as ``0`` or ``0.0`` compares equal), and each keeps its own text."""
     try:
-        return _dump_remembered(cfg)
+        hash(cfg)
     except TypeError:  # a config holding an unhashable value: dumped each time
         return _dump(cfg)
+    return _dump_remembered(cfg, repr(cfg))
 
 
 @functools.lru_cache(maxsize=256)
-def _dump_remembered(cfg) -> str:
+def _dump_remembered(cfg, _spelling: str) -> str:
     return _dump(cfg)
 
 

@@ -294,3 +294,16 @@ def test_cli_diagram(representative, tmp_path, capsys):
     fused = {(p.stage, p.module) for p in graph.parts if p.kind == "fusion"}
     assert f"fusion in {len(fused)} of {len(graph.exchange_modules)} modules" in capsys.readouterr().out
     assert "digraph" in (tmp_path / "d.dot").read_text()
+
+
+def test_equal_configs_spelled_differently_keep_their_own_text():
+    """``dump_config`` remembers texts, yet a knob given as ``0`` and as ``0.0`` (equal configs) dumps as typed,
+    whichever was dumped first."""
+    text = next(p for p in NETWORK_PRESETS if p.stem == "hrformer_small_256x192").read_text()
+    assert "drop_path_rate: 0.1" in text
+    as_float = hc.load_config_text(text.replace("drop_path_rate: 0.1", "drop_path_rate: 0.0"), name="spelled")
+    as_int = hc.load_config_text(text.replace("drop_path_rate: 0.1", "drop_path_rate: 0"), name="spelled")
+    assert as_float == as_int
+    for _ in range(2):  # the second round is answered from the remembered texts
+        assert "drop_path_rate: 0.0\n" in hc.dump_config(as_float)
+        assert "drop_path_rate: 0\n" in hc.dump_config(as_int)
