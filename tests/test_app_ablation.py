@@ -150,7 +150,10 @@ def test_stop_then_resume_finishes_the_run(runs):
     recipe.write_text(json.dumps({**load_recipe("smoke").to_dict(), "name": "smoke10", "epochs": 10}))
     info = al.launch(al.AblationRequest(name="sr", base=BASE, recipe=str(recipe), device="cpu"))
     run_dir = Path(info.run_dir)
-    _wait(lambda: (p := read_progress(run_dir)).shape[0] and (p["state"] == "running").any(), 90, 0.2)
+    # Wait for the trainer's own "running" record: a job the runner is still setting up shows as running in
+    # phase "starting" while its status.json says queued, and a stop then leaves every job queued (CI, 2d2d182).
+    _wait(lambda: (p := read_progress(run_dir)).shape[0]
+          and ((p["state"] == "running") & (p["phase"] != "starting")).any(), 90, 0.2)
     assert al.stop(run_dir)
     status = _wait(lambda: (s := al.worker_status(run_dir))["state"] != "running" and s, 30)
     assert status["state"] == "stopped"
