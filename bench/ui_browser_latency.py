@@ -203,43 +203,45 @@ def _edits(page, repeats: int, targets: tuple[str, str, str], times: dict, drive
     w32, w48, cls = targets
     width = page.get_by_role("spinbutton", name="Width (branch 1 channels)")
     for i in range(repeats):
-        value, target = ("48", w48) if i % 2 == 0 else ("32", w32)
-        width.fill(value)
-        t = time.perf_counter()
-        width.press("Enter")
-        times["width"].append(wait_metric(page, target))
-        driver["width"].append(time.perf_counter() - t)
-        page.wait_for_function(IDLE, timeout=240_000)  # the edit's run has ended: the next starts from a settled page
+        _record(times, driver, "width", _width_edit(page, width, *(("48", w48) if i % 2 == 0 else ("32", w32))))
     if repeats % 2:  # an odd count left W48: back to W32 (untimed), which the fusion edits below count on
-        width.fill("32")
-        width.press("Enter")
-        wait_metric(page, w32)
-        page.wait_for_function(IDLE, timeout=240_000)
+        _width_edit(page, width, "32", w32)
     box = page.locator('[data-testid="stSelectbox"]').first
     for i in range(repeats):
         name, target = ("cls_hrnet_w18_small_v1", cls) if i % 2 == 0 else ("pose_hrnet_w32_256x192", w32)
-        box.click()
-        page.keyboard.type(name)  # the picker filters as one types; Enter picks the match
-        page.get_by_role("option", name=name, exact=True).wait_for()
-        t = time.perf_counter()
-        page.keyboard.press("Enter")
-        times["preset"].append(wait_metric(page, target))
-        driver["preset"].append(time.perf_counter() - t)
-        page.wait_for_function(IDLE, timeout=240_000)  # the edit's run has ended: the next starts from a settled page
+        _record(times, driver, "preset", _preset_edit(page, box, name, target))
     if repeats % 2:  # an odd count left the cls preset: back to W32 (untimed), whose modules the fusion edits click
-        box.click()
-        page.keyboard.type("pose_hrnet_w32_256x192")
-        page.get_by_role("option", name="pose_hrnet_w32_256x192", exact=True).wait_for()
-        page.keyboard.press("Enter")
-        wait_metric(page, w32)
-        page.wait_for_function(IDLE, timeout=240_000)
+        _preset_edit(page, box, "pose_hrnet_w32_256x192", w32)
     for i in range(repeats):
-        target = "7 of 8" if i % 2 == 0 else "8 of 8"
-        t = time.perf_counter()
-        page.get_by_text("module0", exact=True).first.click()
-        times["fusion"].append(wait_metric(page, target))
-        driver["fusion"].append(time.perf_counter() - t)
-        page.wait_for_function(IDLE, timeout=240_000)  # the edit's run has ended: the next starts from a settled page
+        _record(times, driver, "fusion", _timed_edit(
+            page, lambda: page.get_by_text("module0", exact=True).first.click(), "7 of 8" if i % 2 == 0 else "8 of 8"))
+
+
+def _record(times: dict, driver: dict, kind: str, waits: tuple[float, float]) -> None:
+    times[kind].append(waits[0])
+    driver[kind].append(waits[1])
+
+
+def _timed_edit(page, act, target: str) -> tuple[float, float]:
+    """``act()``, then wait for a metric showing ``target``: the page clock's ms from the input event and the
+    driver's seconds from the call; returns once the edit's run has ended, so the next starts from a settled page."""
+    t = time.perf_counter()
+    act()
+    waits = wait_metric(page, target), time.perf_counter() - t
+    page.wait_for_function(IDLE, timeout=240_000)
+    return waits
+
+
+def _width_edit(page, width, value: str, target: str) -> tuple[float, float]:
+    width.fill(value)
+    return _timed_edit(page, lambda: width.press("Enter"), target)
+
+
+def _preset_edit(page, box, name: str, target: str) -> tuple[float, float]:
+    box.click()
+    page.keyboard.type(name)  # the picker filters as one types; Enter picks the match
+    page.get_by_role("option", name=name, exact=True).wait_for()
+    return _timed_edit(page, lambda: page.keyboard.press("Enter"), target)
 
 
 if __name__ == "__main__":
